@@ -1,0 +1,111 @@
+"""``tfio-handlers``: serve a model, list the plugin table.
+
+``tfio-handlers serve --model-dir export/iris`` serves a SavedModel on the embedded backend with
+SageMaker's routes (``/ping``, ``/invocations``) and TF Serving's REST routes (``/v1/models/...``).
+Options fall back to SageMaker's environment: ``SAGEMAKER_BIND_TO_PORT``, ``SAGEMAKER_PROGRAM``,
+``SAGEMAKER_MODEL_SERVER_WORKERS``, ``SAGEMAKER_MODEL_SERVER_TIMEOUT``, ``SAGEMAKER_REQUIREMENTS``,
+``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``, ``SAGEMAKER_MAX_PAYLOAD_IN_MB``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tfio-handlers", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve a model over HTTP (SageMaker + TF Serving routes)")
+    serve.add_argument("--model-dir", help="a SavedModel, or a TF Serving base path of versions")
+    serve.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                       help="a named model (repeatable)")
+    serve.add_argument("--entry-point", help="the user's inference.py")
+    serve.add_argument("--backend", default=None,
+                       help="embedded (default), grpc://host:port or http://host:port")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=None,
+                       help="default: SAGEMAKER_BIND_TO_PORT, else 8080")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes (default: SAGEMAKER_MODEL_SERVER_WORKERS, else 1)")
+    serve.add_argument("--server", choices=("uvicorn", "gunicorn"), default="uvicorn")
+    serve.add_argument("--log-level", default="info")
+
+    commands.add_parser("plugins", help="print the codec resolution table")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import find_entry_point, install_requirements
+
+    env = os.environ
+    if args.model:
+        env["TFIO_HANDLERS_MODELS"] = ",".join(args.model)
+    if args.model_dir:
+        env["TFIO_HANDLERS_MODEL_DIR"] = os.path.abspath(args.model_dir)
+    if args.entry_point:
+        env["TFIO_HANDLERS_ENTRY_POINT"] = os.path.abspath(args.entry_point)
+    if args.backend:
+        env["TFIO_HANDLERS_BACKEND"] = args.backend
+    port = args.port or int(env.get("SAGEMAKER_BIND_TO_PORT") or 8080)
+    workers = args.workers or int(env.get("SAGEMAKER_MODEL_SERVER_WORKERS") or 1)
+    timeout = int(float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or 60))
+    models = env.get("TFIO_HANDLERS_MODELS") or env.get("TFIO_HANDLERS_MODEL_DIR")
+    install_requirements(env, find_entry_point(env, models))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if args.server == "gunicorn":
+        argv = [
+            sys.executable, "-m", "gunicorn", "tfio_handlers.adapters.wsgi:app_from_env()",
+            "--bind", f"{args.host}:{port}", "--workers", str(workers), "--timeout", str(timeout),
+            "--graceful-timeout", str(timeout), "--log-level", args.log_level,
+        ]
+        os.execv(sys.executable, argv)
+    import uvicorn
+
+    uvicorn.run(
+        "tfio_handlers.adapters.asgi:app_from_env",
+        factory=True,
+        host=args.host,
+        port=port,
+        workers=workers,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=timeout,
+    )
+    return 0
+
+
+def _plugins() -> int:
+    from .config import Settings
+    from .registry import Registry
+
+    settings = Settings.from_env()
+    registry = Registry()
+    if settings.load_plugins:
+        registry.load_entry_points(settings.allowed_plugins)
+    rows = registry.table()
+    header = ("media type", "direction", "plugin", "priority", "order", "alias of")
+    lines = [header] + [
+        (r.media_type, r.direction, r.plugin, r.kind, str(r.order), r.alias_of or "")
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _plugins()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

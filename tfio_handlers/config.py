@@ -1,0 +1,146 @@
+"""Settings, from arguments or from the environment.
+
+SageMaker's variables keep their names and meanings (``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``,
+``SAGEMAKER_MAX_PAYLOAD_IN_MB``, ...); the project's own are prefixed ``TFIO_HANDLERS_``. Every field
+is documented in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from .errors import BadRequest
+
+__all__ = ["JsonResponseStyle", "Limits", "Settings"]
+
+JsonResponseStyle = Literal["legacy", "tfs"]
+"""How a plain JSON body (a list, a dict of lists, a TensorProto) is answered.
+
+``legacy``: the proto3 JSON form of the TF Serving response, as SageMaker's legacy Python container and
+the seed document show (``{"result": {"classifications": ...}}``). ``tfs``: TF Serving's REST form, as
+SageMaker's newer TF Serving container answers (``{"predictions": ...}``).
+"""
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds every codec enforces before it allocates, so hostile input costs nothing.
+
+    The defaults allow a 100 MiB body holding up to 2**27 values (a 512 MiB float32 tensor), JSON nested
+    up to 64 levels (a rank-63 tensor) and strings of up to 64 MiB each.
+    """
+
+    max_body_bytes: int = 100 * MIB
+    max_elements: int = 2**27
+    max_depth: int = 64
+    max_string_bytes: int = 64 * MIB
+
+    def check_body(self, size: int) -> None:
+        from .errors import PayloadTooLarge
+
+        if size > self.max_body_bytes:
+            raise PayloadTooLarge(
+                f"Request body of {size} bytes is over the limit of {self.max_body_bytes} bytes"
+            )
+
+    def check_elements(self, count: int, what: str = "tensor") -> None:
+        from .errors import PayloadTooLarge
+
+        if count > self.max_elements:
+            raise PayloadTooLarge(
+                f"{what} holds {count} elements, over the limit of {self.max_elements}"
+            )
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"Environment variable {name}={value!r} is not an integer") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a pipeline needs to know that is not in the request."""
+
+    default_accept: str = "application/json"
+    """``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``: the response type for a missing or ``*/*`` Accept."""
+    limits: Limits = field(default_factory=Limits)
+    """``SAGEMAKER_MAX_PAYLOAD_IN_MB`` sets ``limits.max_body_bytes``; ``TFIO_HANDLERS_MAX_ELEMENTS``,
+    ``TFIO_HANDLERS_MAX_DEPTH`` and ``TFIO_HANDLERS_MAX_STRING_BYTES`` the others."""
+    json_response_style: JsonResponseStyle = "legacy"
+    """``TFIO_HANDLERS_JSON_RESPONSE``: ``legacy`` or ``tfs``, see :data:`JsonResponseStyle`."""
+    strict_json: bool = False
+    """``TFIO_HANDLERS_STRICT_JSON``: write only RFC 8259 JSON (non-finite floats become ``null``)."""
+    enable_pickle: bool = False
+    """``TFIO_HANDLERS_ENABLE_PICKLE``: accept ``application/python-pickle`` through a restricted
+    unpickler that loads only numpy arrays and plain builtin containers and scalars."""
+    unsafe_pickle: bool = False
+    """``TFIO_HANDLERS_UNSAFE_PICKLE``: full, unrestricted pickle. Runs arbitrary code; never for
+    endpoints that untrusted clients reach."""
+    load_plugins: bool = True
+    """``TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD=1`` turns off loading of entry-point plugins."""
+    allowed_plugins: frozenset[str] | None = None
+    """``TFIO_HANDLERS_PLUGINS``: a comma-separated allow-list of entry-point plugin names."""
+    program: str = "inference.py"
+    """``SAGEMAKER_PROGRAM``: the user's code file, relative to the code directory."""
+    default_model_name: str | None = None
+    """``SAGEMAKER_TFS_DEFAULT_MODEL_NAME``: the model ``/invocations`` serves without a ``tfs-model-name``."""
+    request_timeout: float = 60.0
+    """``SAGEMAKER_MODEL_SERVER_TIMEOUT``: seconds before a request is answered 504."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read the settings from ``env`` (``os.environ`` by default); keyword arguments win."""
+        env = os.environ if env is None else env
+        limits = Limits()
+        payload_mb = _int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", None)
+        limits = replace(
+            limits,
+            max_body_bytes=payload_mb * MIB if payload_mb is not None else limits.max_body_bytes,
+            max_elements=_int(env, "TFIO_HANDLERS_MAX_ELEMENTS", limits.max_elements)
+            or limits.max_elements,
+            max_depth=_int(env, "TFIO_HANDLERS_MAX_DEPTH", limits.max_depth) or limits.max_depth,
+            max_string_bytes=_int(env, "TFIO_HANDLERS_MAX_STRING_BYTES", limits.max_string_bytes)
+            or limits.max_string_bytes,
+        )
+        style = env.get("TFIO_HANDLERS_JSON_RESPONSE", "legacy").strip().lower() or "legacy"
+        if style not in ("legacy", "tfs"):
+            raise BadRequest(
+                f"TFIO_HANDLERS_JSON_RESPONSE={style!r}: expected 'legacy' or 'tfs'"
+            )
+        allowed = env.get("TFIO_HANDLERS_PLUGINS")
+        timeout = env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT")
+        settings = cls(
+            default_accept=(env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "application/json"),
+            limits=limits,
+            json_response_style=style,  # type: ignore[arg-type]
+            strict_json=_flag(env, "TFIO_HANDLERS_STRICT_JSON"),
+            enable_pickle=_flag(env, "TFIO_HANDLERS_ENABLE_PICKLE"),
+            unsafe_pickle=_flag(env, "TFIO_HANDLERS_UNSAFE_PICKLE"),
+            load_plugins=not _flag(env, "TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD"),
+            allowed_plugins=(
+                frozenset(p.strip() for p in allowed.split(",") if p.strip())
+                if allowed is not None
+                else None
+            ),
+            program=env.get("SAGEMAKER_PROGRAM") or "inference.py",
+            default_model_name=env.get("SAGEMAKER_TFS_DEFAULT_MODEL_NAME") or None,
+            request_timeout=float(timeout) if timeout else 60.0,
+        )
+        return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]

@@ -1,0 +1,121 @@
+"""JSON (``application/json``): TF Serving's REST bodies, and SageMaker's plain bodies.
+
+Request forms, told apart by the body:
+
+* a TF Serving REST body: an object with ``instances`` or ``inputs`` (predict) or ``examples``
+  (classify/regress), read exactly as TF Serving does (:mod:`tfio_handlers.protocol.rest_json`);
+  answered in TF Serving's form (``predictions`` for row, ``outputs`` for columnar, ``results``);
+* a ``TensorProto`` in proto3 JSON (``{"dtype": "DT_FLOAT", "tensorShape": ..., "floatVal": ...}``), as
+  SageMaker's legacy client sent it;
+* a plain list (``[6.4, 3.2, 4.5, 1.5]`` is one instance, a list of lists a batch), a scalar, or an
+  object of named inputs (legacy container).
+
+Plain bodies are answered in the style ``Settings.json_response_style`` names (``legacy``: the proto3
+JSON of the response, as the seed document shows; ``tfs``: TF Serving's REST form). An ``Accept``
+parameter overrides it per request: ``application/json; format=legacy|tfs|row|columnar``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from google.protobuf import json_format
+
+from ..context import Context
+from ..errors import BadRequest
+from ..hookspecs import Register, hookimpl
+from ..media import MediaType, text_of
+from ..protos import POOL, TensorProto
+from ..protocol.requests import choose_method
+from ..protocol.responses import response_to_json
+from ..protocol.rest_json import (
+    classify_request_from_json,
+    predict_request_from_json,
+    regress_request_from_json,
+)
+
+__all__ = ["decode_json", "encode_json"]
+
+JSON = "application/json"
+
+_TFS_KEYS = re.compile(rb'"(instances|inputs|examples)"\s*:')
+_TENSOR_KEYS = frozenset({"dtype", "tensorShape", "tensor_shape", "floatVal", "float_val",
+                          "doubleVal", "intVal", "int64Val", "stringVal", "boolVal", "tensorContent",
+                          "halfVal", "versionNumber", "uint32Val", "uint64Val"})
+_FORMS = {"legacy": "legacy", "tfs": "tfs", "row": "row", "columnar": "columnar"}
+
+
+def _utf8_body(body: bytes, media_type: MediaType) -> bytes:
+    """The body as UTF-8 bytes: other charsets are transcoded, unknown ones refused (415)."""
+    charset = media_type.charset
+    if charset in (None, "utf-8", "utf8", "us-ascii", "ascii"):
+        return body[3:] if body.startswith(b"\xef\xbb\xbf") else body
+    return text_of(body, media_type).encode("utf-8")
+
+
+def decode_json(body: bytes, media_type: MediaType, context: Context) -> Any:
+    """Decode a JSON body into a TF Serving request or a plain value (see the module docstring)."""
+    data = _utf8_body(body, media_type)
+    if _TFS_KEYS.search(data):
+        return _decode_tfs(data, context)
+    stripped = data.lstrip()
+    if not stripped:
+        raise BadRequest("JSON Parse error: The document is empty")
+    try:
+        document = json.loads(data)
+    except RecursionError:
+        raise BadRequest("JSON nesting is too deep") from None
+    except ValueError as exc:
+        raise BadRequest(f"JSON Parse error: {exc}") from None
+    context.response_form = context.response_form or context.settings.json_response_style
+    if isinstance(document, dict):
+        if document and set(document) <= _TENSOR_KEYS and "dtype" in document:
+            try:
+                return json_format.ParseDict(document, TensorProto(), descriptor_pool=POOL)
+            except json_format.ParseError as exc:
+                raise BadRequest(f"Invalid TensorProto JSON: {exc}") from None
+        return document
+    if isinstance(document, list):
+        if document and not isinstance(document[0], (list, dict)) and choose_method(
+            context
+        ) == "predict":
+            return [document]
+        return document
+    return [document]
+
+
+def _decode_tfs(data: bytes, context: Context) -> Any:
+    if re.search(rb'"examples"\s*:', data) and not re.search(rb'"(instances|inputs)"\s*:', data):
+        method = choose_method(context)
+        if method == "predict":
+            method = "classify"
+        context.method = method
+        context.response_form = "tfs"
+        convert = classify_request_from_json if method == "classify" else regress_request_from_json
+        return convert(data, context.signature_defs)
+    request, form = predict_request_from_json(data, context.signature_defs)
+    context.method = "predict"
+    context.response_form = "columnar" if form.name.lower() == "columnar" else "row"
+    if request.model_spec.signature_name:
+        context.signature_name = request.model_spec.signature_name
+    return request
+
+
+def encode_json(response: Any, media_type: MediaType, context: Context) -> bytes:
+    """Write the response as JSON in the form the request implied, or the one ``format=`` asks for."""
+    requested = media_type.params.get("format")
+    if requested is not None:
+        form = _FORMS.get(requested.lower())
+        if form is None:
+            raise BadRequest(
+                f"Unknown JSON response format {requested!r}; use legacy, tfs, row or columnar"
+            )
+        context.response_form = "row" if form == "tfs" else form  # type: ignore[assignment]
+    return response_to_json(response, context)
+
+
+@hookimpl
+def register_codecs(register: Register) -> None:
+    register(JSON, decode=decode_json, encode=encode_json, aliases=("text/json",))

@@ -1,0 +1,93 @@
+"""Protobuf (``application/x-protobuf``; ``application/octet-stream`` as SageMaker's legacy client sends).
+
+Request message types in: ``PredictRequest``, ``ClassificationRequest``, ``RegressionRequest`` and
+``TensorProto``. The type is chosen by the media-type parameter ``proto`` (or ``messageType``), e.g.
+``application/x-protobuf; proto=tensorflow.serving.ClassificationRequest``; without one, by the method
+(``tfs-method`` custom attribute, else the signature's method, as SageMaker's legacy container did).
+Responses go out as the matching response message, tensors as ``tensor_content`` when the backend
+wrote them so; ``Accept: application/x-protobuf; proto=tensorflow.TensorProto`` answers a predict with
+its single output tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.message import DecodeError, Message
+
+from ..context import Context
+from ..errors import BadRequest, NotAcceptable
+from ..hookspecs import Register, hookimpl
+from ..media import MediaType
+from ..protos import ClassificationRequest, PredictRequest, RegressionRequest, TensorProto
+from ..protocol.requests import choose_method
+
+__all__ = ["decode_protobuf", "encode_protobuf"]
+
+PROTOBUF = "application/x-protobuf"
+
+_BY_NAME: dict[str, type[Message]] = {
+    "tensorflow.serving.PredictRequest": PredictRequest,
+    "tensorflow.serving.ClassificationRequest": ClassificationRequest,
+    "tensorflow.serving.RegressionRequest": RegressionRequest,
+    "tensorflow.TensorProto": TensorProto,
+}
+_BY_METHOD: dict[str, type[Message]] = {
+    "predict": PredictRequest,
+    "classify": ClassificationRequest,
+    "regress": RegressionRequest,
+}
+
+
+def _requested_type(media_type: MediaType) -> str | None:
+    return media_type.params.get("proto") or media_type.params.get("messagetype")
+
+
+def decode_protobuf(body: bytes, media_type: MediaType, context: Context) -> Message:
+    """Parse the body as the request message its media type (or the method) names."""
+    name = _requested_type(media_type)
+    if name is not None:
+        cls = _BY_NAME.get(name)
+        if cls is None:
+            raise BadRequest(
+                f"Unsupported protobuf message type {name!r}; expected one of "
+                + ", ".join(sorted(_BY_NAME))
+            )
+    else:
+        cls = _BY_METHOD[choose_method(context)]
+    if len(body) > context.limits.max_body_bytes:
+        context.limits.check_body(len(body))
+    try:
+        message = cls.FromString(body)
+    except DecodeError as exc:
+        raise BadRequest(f"Invalid {cls.DESCRIPTOR.full_name} protobuf: {exc}") from None
+    return message
+
+
+def encode_protobuf(response: Any, media_type: MediaType, context: Context) -> bytes:
+    """Serialise the response message (or, with ``proto=tensorflow.TensorProto``, its one output)."""
+    name = _requested_type(media_type)
+    if name in (None, response.DESCRIPTOR.full_name):
+        return bytes(response.SerializeToString())
+    if name == "tensorflow.TensorProto" and hasattr(response, "outputs"):
+        if len(response.outputs) != 1:
+            raise NotAcceptable(
+                "A TensorProto answer needs exactly one output; this response has "
+                f"{len(response.outputs)}: {', '.join(sorted(response.outputs))}"
+            )
+        return bytes(next(iter(response.outputs.values())).SerializeToString())
+    raise NotAcceptable(
+        f"Cannot answer a {response.DESCRIPTOR.full_name} as {name}"
+    )
+
+
+@hookimpl
+def register_codecs(register: Register) -> None:
+    register(
+        PROTOBUF,
+        decode=decode_protobuf,
+        encode=encode_protobuf,
+        aliases=("application/octet-stream", "application/protobuf", "application/x-google-protobuf",
+                 "application/vnd.google.protobuf"),
+        text=False,
+    )

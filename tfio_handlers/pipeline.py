@@ -1,0 +1,273 @@
+"""The pipeline: decode → request → backend → encode, from ``(body, headers)`` to ``(status, headers, body)``.
+
+No web framework is involved: the adapters (ASGI, WSGI) only move bytes and headers in and out, and a
+serving container can call :meth:`Pipeline.invoke` itself. Every failure becomes a JSON error body with
+the status its :class:`~tfio_handlers.errors.HTTPError` carries; anything else is logged with its
+traceback and answered 500 without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import Message
+
+from .config import Settings
+from .context import Context, Method, parse_custom_attributes
+from .errors import (
+    BackendTimeout,
+    BadRequest,
+    HTTPError,
+    InternalError,
+    UserCodeError,
+    error_body,
+)
+from .media import JSON, MediaType, parse_media_type
+from .registry import Kind, Registry
+from .usercode import UserCode, call_user
+
+__all__ = ["Pipeline", "Response"]
+
+log = logging.getLogger(__name__)
+
+_METHODS: frozenset[str] = frozenset({"predict", "classify", "regress"})
+
+
+@dataclass(slots=True)
+class Response:
+    """An HTTP answer, framework-neutral."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    codec: str = "-"
+    """The media type that encoded (or, for an error, was being handled): for the access log."""
+
+    @classmethod
+    def error(cls, exc: HTTPError, codec: str = "-") -> Response:
+        return cls(exc.status_code, exc.to_json(), [("content-type", JSON)], codec)
+
+
+def _lower_headers(headers: Mapping[str, str] | Any) -> dict[str, str]:
+    items = headers.items() if hasattr(headers, "items") else headers
+    return {str(k).lower(): str(v) for k, v in items}
+
+
+class Pipeline:
+    """Decode, predict, encode. Build one per process and call it from any number of threads/tasks."""
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        settings: Settings | None = None,
+        registry: Registry | None = None,
+        user_code: UserCode | None = None,
+        default_model: str | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.registry = registry or Registry()
+        if registry is None and self.settings.load_plugins:
+            self.registry.load_entry_points(self.settings.allowed_plugins)
+        self.user_code = user_code
+        if user_code is not None:
+            self.registry.register(user_code, name="user-code", kind=Kind.USER)
+        self.registry.check()
+        self.backend = backend
+        self.default_model = (
+            default_model or self.settings.default_model_name
+            or getattr(backend, "default_model", None)
+        )
+
+    # -- context -----------------------------------------------------------------------------------
+
+    def context_for(self, body: bytes, headers: Mapping[str, str] | Any) -> tuple[Context, MediaType]:
+        """The request's :class:`Context` and parsed media type, from headers and custom attributes."""
+        lowered = _lower_headers(headers)
+        self.settings.limits.check_body(len(body))
+        content_type = lowered.get("content-type") or lowered.get("contenttype") or JSON
+        media_type = parse_media_type(content_type)
+        raw_attributes = lowered.get("x-amzn-sagemaker-custom-attributes", "")
+        attributes = parse_custom_attributes(raw_attributes)
+        context = Context(
+            settings=self.settings,
+            request_content_type=content_type,
+            accept_header=lowered.get("accept") or self.settings.default_accept,
+            content_length=len(body),
+            custom_attributes=raw_attributes,
+            attributes=attributes,
+            headers=lowered,
+        )
+        context.model_name = attributes.get("tfs-model-name") or self.default_model
+        version = attributes.get("tfs-model-version")
+        if version:
+            try:
+                context.model_version = int(version)
+            except ValueError:
+                raise BadRequest(f"tfs-model-version must be a number, got {version!r}") from None
+        method = attributes.get("tfs-method")
+        if method:
+            if method not in _METHODS:
+                raise BadRequest(
+                    f"tfs-method must be predict, classify or regress, got {method!r}"
+                )
+            context.method = method  # type: ignore[assignment]
+        context.signature_name = attributes.get("tfs-signature") or None
+        context.extras["backend"] = self.backend
+        return context, media_type
+
+    def _load_signatures(self, context: Context) -> None:
+        resolved = self.backend.signatures(context.model_name, context.model_version,
+                                           context.version_label)
+        context.signature_defs = resolved.signature_defs
+        if context.model_name is None:
+            context.model_name = resolved.name
+
+    # -- /invocations --------------------------------------------------------------------------------
+
+    def invoke(self, body: bytes, headers: Mapping[str, str] | Any) -> Response:
+        """Answer a SageMaker ``/invocations`` request (sync: for WSGI servers and plain code)."""
+        codec = "-"
+        try:
+            context, media_type = self.context_for(body, headers)
+            codec = media_type.essence
+            if self.user_code is not None and self.user_code.replaces_pipeline:
+                return self._run_user_pipeline(body, media_type, context)
+            accept = self.registry.negotiate(context.accept_header, self.settings.default_accept)
+            self._load_signatures(context)
+            request = self._decode(body, media_type, context)
+            response = self._call(request, context)
+            return self._encode(response, accept, context)
+        except HTTPError as exc:
+            return Response.error(exc, codec)
+        except Exception as exc:  # a bug: log it, never show it
+            log.exception("Unexpected error while handling a request")
+            return Response.error(InternalError(f"Internal error: {type(exc).__name__}"), codec)
+
+    async def ainvoke(self, body: bytes, headers: Mapping[str, str] | Any) -> Response:
+        """Answer ``/invocations`` without blocking the event loop on the model or big payloads."""
+        codec = "-"
+        try:
+            context, media_type = self.context_for(body, headers)
+            codec = media_type.essence
+            if self.user_code is not None and self.user_code.replaces_pipeline:
+                return await asyncio.to_thread(self._run_user_pipeline, body, media_type, context)
+            accept = self.registry.negotiate(context.accept_header, self.settings.default_accept)
+            if _cached(self.backend, context):
+                self._load_signatures(context)
+            else:
+                await asyncio.to_thread(self._load_signatures, context)
+            big = len(body) > 256 * 1024
+            if big:
+                request = await asyncio.to_thread(self._decode, body, media_type, context)
+            else:
+                request = self._decode(body, media_type, context)
+            response = await self._acall(request, context)
+            if big or _response_is_big(response):
+                return await asyncio.to_thread(self._encode, response, accept, context)
+            return self._encode(response, accept, context)
+        except HTTPError as exc:
+            return Response.error(exc, codec)
+        except Exception as exc:
+            log.exception("Unexpected error while handling a request")
+            return Response.error(InternalError(f"Internal error: {type(exc).__name__}"), codec)
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def _decode(self, body: bytes, media_type: MediaType, context: Context) -> Message:
+        from .protocol.requests import build_request
+
+        value = self.registry.decode(body, media_type, context)
+        if isinstance(value, (bytes, str)):
+            # An input_handler answers with a TF Serving REST body, as in SageMaker's container.
+            from .formats.json import decode_json
+
+            raw = value.encode("utf-8") if isinstance(value, str) else value
+            value = decode_json(raw, MediaType(JSON), context)
+        return build_request(value, context)
+
+    def _call(self, request: Message, context: Context) -> Message:
+        method: Method = context.method or "predict"
+        call = getattr(self.backend, method)
+        return call(request)  # type: ignore[no-any-return]
+
+    async def _acall(self, request: Message, context: Context) -> Message:
+        method: Method = context.method or "predict"
+        call = getattr(self.backend, "a" + method)
+        try:
+            return await asyncio.wait_for(call(request), self.settings.request_timeout)  # type: ignore[no-any-return]
+        except asyncio.TimeoutError:
+            raise BackendTimeout(
+                f"Model call took longer than {self.settings.request_timeout:g} s"
+            ) from None
+
+    def _encode(self, response: Message, accept: MediaType, context: Context) -> Response:
+        body, content_type = self.registry.encode(response, accept, context)
+        return Response(200, body, [("content-type", content_type), ("vary", "Accept")],
+                        accept.essence)
+
+    def _run_user_pipeline(self, body: bytes, media_type: MediaType, context: Context) -> Response:
+        """``transform_fn`` or ``handler``: the user's function answers the whole request."""
+        user = self.user_code
+        assert user is not None
+        if user.transform_fn is not None:
+            hook = user.transform_fn
+            args: tuple[Any, ...] = (user.data_for(body, media_type), media_type.essence,
+                                     context.accept_header)
+            if hook.takes_context:
+                args += (context,)
+            result = call_user("transform_fn", hook.function, *args)
+            default_type = context.accept_header
+        else:
+            assert user.handler is not None
+            result = call_user("handler", user.handler.function, io.BytesIO(body), context)
+            default_type = JSON
+        content_type = default_type
+        if isinstance(result, tuple) and len(result) == 2:
+            result, content_type = result
+        if isinstance(result, str):
+            result = result.encode("utf-8")
+        if not isinstance(result, (bytes, bytearray)):
+            raise UserCodeError(
+                f"{'transform_fn' if user.transform_fn else 'handler'} returned "
+                f"{type(result).__name__}; expected bytes, str or (body, content_type)"
+            )
+        return Response(200, bytes(result), [("content-type", str(content_type))],
+                        media_type.essence)
+
+    # -- predict from code -----------------------------------------------------------------------------
+
+    def predict_value(self, value: Any, context: Context) -> Message:
+        """Run a decoded value through the backend: for ``transform_fn``/``handler`` authors."""
+        from .protocol.requests import build_request
+
+        if not context.signature_defs:
+            self._load_signatures(context)
+        return self._call(build_request(value, context), context)
+
+    # -- health ------------------------------------------------------------------------------------------
+
+    def ping(self) -> Response:
+        """200 when the default model answers its status as AVAILABLE, else 503."""
+        try:
+            self.backend.signatures(self.default_model, None, None)
+        except HTTPError as exc:
+            return Response(503, error_body(f"Model not ready: {exc.message}"),
+                            [("content-type", JSON)])
+        return Response(200, b"", [("content-type", JSON)])
+
+
+def _cached(backend: Any, context: Context) -> bool:
+    is_cached = getattr(backend, "signatures_cached", None)
+    return bool(is_cached(context.model_name, context.model_version, context.version_label)) \
+        if callable(is_cached) else False
+
+
+def _response_is_big(response: Message) -> bool:
+    return bool(response.ByteSize() > 256 * 1024)
+

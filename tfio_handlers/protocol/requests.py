@@ -1,0 +1,222 @@
+"""Plain values to TF Serving requests, per signature: the SageMaker conveniences on top of TF Serving.
+
+Decoders of plain bodies (a JSON list, CSV rows, an npy array, a user ``input_fn``'s return value) hand
+back values, not requests. This module turns them into a ``PredictRequest``, ``ClassificationRequest``
+or ``RegressionRequest``, typing every tensor by the signature's dtypes (not by the first Python value,
+the legacy container's defect with multi-input models), and refusing casts that would change a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
+import numpy as np
+from google.protobuf.message import Message
+
+from ..context import Context, Method
+from ..errors import BadRequest
+from ..protos import (
+    ClassificationRequest,
+    Example,
+    ModelSpec,
+    PredictRequest,
+    RegressionRequest,
+    SignatureDef,
+    TensorProto,
+    coerce,
+)
+from ..tensors import numpy_dtype, to_tensor_proto
+from .examples import example_from_values
+from .signatures import signature_method
+
+__all__ = ["TFSRequest", "build_request", "choose_method", "fill_model_spec", "to_examples"]
+
+TFSRequest: TypeAlias = PredictRequest | ClassificationRequest | RegressionRequest
+
+_REQUEST_METHODS: dict[str, tuple[type[Message], Method]] = {
+    "tensorflow.serving.PredictRequest": (PredictRequest, "predict"),
+    "tensorflow.serving.ClassificationRequest": (ClassificationRequest, "classify"),
+    "tensorflow.serving.RegressionRequest": (RegressionRequest, "regress"),
+}
+
+_DT_STRING = 7
+_DT_BOOL = 10
+
+
+def choose_method(context: Context) -> Method:
+    """The method for a request that did not name one: ``context.method``, else the signature's."""
+    if context.method is not None:
+        return context.method
+    signature = context.signature
+    return signature_method(signature) if signature is not None else "predict"
+
+
+def fill_model_spec(spec: ModelSpec, context: Context) -> None:
+    """Fill the parts of ``spec`` the request left empty from ``context`` (URL, custom attributes)."""
+    if not spec.name and context.model_name:
+        spec.name = context.model_name
+    if not spec.HasField("version") and not spec.version_label:
+        if context.model_version is not None:
+            spec.version.value = context.model_version
+        elif context.version_label:
+            spec.version_label = context.version_label
+    if not spec.signature_name and context.signature_name:
+        spec.signature_name = context.signature_name
+
+
+def build_request(value: Any, context: Context) -> TFSRequest:
+    """Turn a decoded value into a TF Serving request for ``context``'s model and signature.
+
+    * a request message (ours or TF Serving's class) passes through, and sets the method;
+    * a ``TensorProto`` is the single input of a predict request;
+    * for a classify or regress signature: a dict is one example, a list of dicts several, a flat list
+      of numbers one example with the feature ``inputs``, a list of lists one example per row;
+    * for predict: a dict maps input names to values; anything else is the single input's value,
+      already batched (the JSON codec adds the batch dimension to a flat list).
+    """
+    if isinstance(value, Message):
+        return _from_message(value, context)
+    method = choose_method(context)
+    context.method = method
+    if method == "predict":
+        request = PredictRequest()
+        _fill_inputs(request, value, context.signature)
+    else:
+        cls = ClassificationRequest if method == "classify" else RegressionRequest
+        request = cls()  # type: ignore[assignment]
+        examples = to_examples(value)
+        request.input.example_list.examples.extend(examples)  # type: ignore[union-attr]
+    fill_model_spec(request.model_spec, context)
+    return request
+
+
+def _from_message(value: Message, context: Context) -> TFSRequest:
+    full_name = value.DESCRIPTOR.full_name
+    if full_name == "tensorflow.TensorProto":
+        request = PredictRequest()
+        name = _single_input_name(context.signature)
+        request.inputs[name].CopyFrom(coerce(value, TensorProto))
+        context.method = "predict"
+        fill_model_spec(request.model_spec, context)
+        return request
+    known = _REQUEST_METHODS.get(full_name)
+    if known is None:
+        raise BadRequest(
+            f"Cannot make a TF Serving request from a {full_name} message; expected a "
+            "PredictRequest, ClassificationRequest, RegressionRequest or TensorProto"
+        )
+    cls, method = known
+    request_message = coerce(value, cls)
+    context.method = method
+    spec = request_message.model_spec  # type: ignore[attr-defined]
+    if spec.signature_name:
+        context.signature_name = spec.signature_name
+    fill_model_spec(spec, context)
+    return request_message  # type: ignore[return-value]
+
+
+def _single_input_name(signature: SignatureDef | None) -> str:
+    if signature is None or not signature.inputs:
+        return "inputs"
+    if len(signature.inputs) == 1:
+        return next(iter(signature.inputs))
+    raise BadRequest(
+        "Got a single value but the signature has several inputs: "
+        + ", ".join(sorted(signature.inputs))
+        + "; send a JSON object (or a dict) naming each input"
+    )
+
+
+def _fill_inputs(request: PredictRequest, value: Any, signature: SignatureDef | None) -> None:
+    if isinstance(value, Mapping):
+        if not value:
+            raise BadRequest("No inputs: the request holds an empty object")
+        for name, item in value.items():
+            dtype = (
+                signature.inputs[name].dtype
+                if signature is not None and name in signature.inputs
+                else None
+            )
+            request.inputs[str(name)].CopyFrom(to_typed_tensor(item, dtype, str(name)))
+        return
+    name = _single_input_name(signature)
+    dtype = signature.inputs[name].dtype if signature is not None and signature.inputs else None
+    request.inputs[name].CopyFrom(to_typed_tensor(value, dtype, name))
+
+
+def to_typed_tensor(value: Any, dtype: int | None, name: str = "inputs") -> TensorProto:
+    """A ``TensorProto`` of ``value`` typed by the signature's ``dtype``; a lossy cast is an error.
+
+    Integers become floats as TF Serving allows (precision may round, as documented by TF Serving);
+    a float with a fraction never becomes an integer, a number never becomes a bool or a string.
+    """
+    if isinstance(value, Message):
+        return coerce(value, TensorProto)
+    if dtype is None or dtype == 0:
+        try:
+            return to_tensor_proto(value)
+        except (ValueError, TypeError) as exc:
+            raise BadRequest(f"Input {name}: {exc}") from None
+    if dtype == _DT_STRING:
+        array = np.asarray(value, dtype=object) if not isinstance(value, np.ndarray) else value
+        if array.dtype.kind not in "OUS":
+            raise BadRequest(f"Input {name} expects strings, got {array.dtype} values")
+        return to_tensor_proto(array, dtype=dtype)
+    try:
+        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"Input {name}: values are not a rectangular array ({exc})") from None
+    target = numpy_dtype(dtype)
+    _check_cast(array, target, name)
+    return to_tensor_proto(array.astype(target, copy=False), dtype=dtype)
+
+
+def _check_cast(array: np.ndarray, target: np.dtype[Any], name: str) -> None:
+    kind = array.dtype.kind
+    if kind in "OUS":
+        raise BadRequest(f"Input {name} expects {target.name} values, got strings or objects")
+    if target.kind == "b":
+        if kind != "b":
+            raise BadRequest(f"Input {name} expects bool values (true/false), got {array.dtype}")
+        return
+    if target.kind in "iu":
+        if kind == "b":
+            raise BadRequest(f"Input {name} expects {target.name} values, got bool")
+        if kind in "fc":
+            if array.size and not np.all(np.isfinite(array)) or (
+                array.size and not np.array_equal(array, np.round(array.real))
+            ):
+                raise BadRequest(
+                    f"Input {name} expects {target.name} values; a value has a fraction or is "
+                    "not finite"
+                )
+        if array.size and kind in "iuf":
+            info = np.iinfo(target)
+            low, high = array.min(), array.max()
+            if low < info.min or high > info.max:
+                raise BadRequest(
+                    f"Input {name}: a value is out of range for {target.name} "
+                    f"[{info.min}, {info.max}]"
+                )
+    elif target.kind == "f" and kind == "c":
+        raise BadRequest(f"Input {name} expects real {target.name} values, got complex")
+
+
+def to_examples(value: Any) -> list[Example]:
+    """Examples for a classify or regress request from a plain value (see :func:`build_request`)."""
+    if isinstance(value, Mapping):
+        return [example_from_values(value)]
+    if isinstance(value, np.ndarray):
+        value = value.tolist() if value.dtype.kind not in "OSU" else list(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        return [example_from_values({"inputs": [value]})]
+    if not value:
+        raise BadRequest("No examples: the request holds an empty list")
+    if all(isinstance(item, Mapping) for item in value):
+        return [example_from_values(item) for item in value]
+    if any(isinstance(item, Mapping) for item in value):
+        raise BadRequest("A list of examples must hold only objects, or only values")
+    if all(isinstance(item, (list, tuple, np.ndarray)) for item in value):
+        return [example_from_values({"inputs": list(item)}) for item in value]
+    return [example_from_values({"inputs": list(value)})]

@@ -1,0 +1,188 @@
+"""TF Serving responses to JSON, in both forms clients already parse.
+
+* TF Serving's REST form (``predictions``/``outputs``/``results``), via :mod:`.rest_json`.
+* The proto3 JSON form of the response message, which SageMaker's legacy Python container answered
+  (``{"result": {"classifications": [...]}}``, ``{"outputs": {"x": {"dtype": "DT_FLOAT", ...}}}``).
+  ``json_format.MessageToJson`` takes 1.7 s for a [1000, 784] output; :func:`response_to_legacy_json`
+  writes the same document from numpy in one pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from typing import Any
+
+import numpy as np
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from ..context import Context
+from ..errors import BadRequest, Unimplemented
+from ..protos import (
+    POOL,
+    ClassificationResponse,
+    PredictResponse,
+    RegressionResponse,
+    TensorProto,
+    coerce,
+)
+from ..tensors import to_ndarray
+from .rest_json import (
+    JsonFormat,
+    classification_result_to_json,
+    predict_response_to_json,
+    regression_result_to_json,
+)
+
+__all__ = ["response_to_json", "response_to_legacy_json", "response_to_tfs_json"]
+
+_TYPED_FIELD = {
+    1: "floatVal", 2: "doubleVal", 3: "intVal", 4: "intVal", 5: "intVal", 6: "intVal",
+    7: "stringVal", 9: "int64Val", 10: "boolVal", 17: "intVal", 19: "halfVal", 14: "halfVal",
+    22: "uint32Val", 23: "uint64Val", 8: "scomplexVal", 18: "dcomplexVal",
+}
+_INT64_AS_STRING = {"int64Val", "uint64Val"}
+
+
+def _message_kind(response: Message) -> str:
+    return response.DESCRIPTOR.full_name
+
+
+def response_to_tfs_json(response: Message, context: Context) -> bytes:
+    """TF Serving's REST JSON of ``response``: row (``predictions``) unless the request was columnar."""
+    kind = _message_kind(response)
+    strict = context.settings.strict_json
+    if kind == "tensorflow.serving.PredictResponse":
+        form = JsonFormat.COLUMNAR if context.response_form == "columnar" else JsonFormat.ROW
+        return predict_response_to_json(coerce(response, PredictResponse), form, strict=strict)
+    if kind == "tensorflow.serving.ClassificationResponse":
+        result = coerce(response, ClassificationResponse).result
+        return classification_result_to_json(result, strict=strict)
+    if kind == "tensorflow.serving.RegressionResponse":
+        result = coerce(response, RegressionResponse).result
+        return regression_result_to_json(result, strict=strict)
+    raise BadRequest(f"Cannot write a {kind} as TF Serving JSON")
+
+
+def response_to_json(response: Message, context: Context) -> bytes:
+    """JSON in the form ``context.response_form`` asks for (see :data:`~tfio_handlers.context.ResponseForm`)."""
+    form = context.response_form or context.settings.json_response_style
+    if form == "legacy":
+        return response_to_legacy_json(response, strict=context.settings.strict_json)
+    return response_to_tfs_json(response, context)
+
+
+def _float_list(values: np.ndarray, strict: bool) -> list[Any]:
+    """Float values as proto3 JSON writes them: non-finite values as the strings "NaN"/"Infinity"."""
+    items: list[Any] = values.tolist()
+    if values.size and not np.all(np.isfinite(values)):
+        for i, v in enumerate(items):
+            if not math.isfinite(v):
+                items[i] = None if strict else ("NaN" if v != v else ("Infinity" if v > 0 else "-Infinity"))
+    return items
+
+
+def _tensor_document(tensor: TensorProto, strict: bool) -> dict[str, Any]:
+    """The proto3 JSON object of ``tensor`` with its values in the typed field TF Serving fills."""
+    doc: dict[str, Any] = {"dtype": _dtype_enum_name(tensor.dtype)}
+    dims = [{"size": str(d.size)} for d in tensor.tensor_shape.dim]
+    doc["tensorShape"] = {"dim": dims} if dims else {}
+    if tensor.tensor_shape.unknown_rank:
+        doc["tensorShape"]["unknownRank"] = True
+    field = _TYPED_FIELD.get(tensor.dtype)
+    if field is None:
+        raise Unimplemented(f"Cannot write a tensor of dtype {doc['dtype']} as JSON")
+    array = to_ndarray(tensor)
+    flat = array.reshape(-1)
+    if field == "stringVal":
+        doc[field] = [base64.b64encode(bytes(v)).decode("ascii") for v in flat]
+    elif field in ("floatVal", "doubleVal"):
+        doc[field] = _FloatArray(flat, strict)
+    elif field == "halfVal":
+        doc[field] = flat.view(np.uint16).astype(np.int64).tolist()
+    elif field in ("scomplexVal", "dcomplexVal"):
+        pairs = np.empty(flat.size * 2, dtype=flat.real.dtype)
+        pairs[0::2], pairs[1::2] = flat.real, flat.imag
+        doc[field] = _FloatArray(pairs, strict)
+    elif field == "boolVal":
+        doc[field] = flat.tolist()
+    elif field in _INT64_AS_STRING:
+        doc[field] = [str(v) for v in flat.tolist()]
+    else:
+        doc[field] = flat.astype(np.int64).tolist()
+    if not flat.size:
+        doc.pop(field)
+    return doc
+
+
+class _FloatArray:
+    """A float array waiting to be written: orjson writes float32 in its shortest form directly."""
+
+    __slots__ = ("array", "strict")
+
+    def __init__(self, array: np.ndarray, strict: bool) -> None:
+        self.array = array
+        self.strict = strict
+
+    def plain(self) -> Any:
+        if self.array.size and np.all(np.isfinite(self.array)):
+            return self.array
+        return _float_list(self.array, self.strict)
+
+
+def _dtype_enum_name(dtype: int) -> str:
+    enum = POOL.FindEnumTypeByName("tensorflow.DataType")
+    value = enum.values_by_number.get(dtype)
+    return value.name if value is not None else str(dtype)
+
+
+def _model_spec_document(response: Message) -> dict[str, Any] | None:
+    spec = getattr(response, "model_spec", None)
+    if spec is None or not spec.ByteSize():
+        return None
+    return json_format.MessageToDict(spec, descriptor_pool=POOL)
+
+
+def response_to_legacy_json(response: Message, *, strict: bool = False) -> bytes:
+    """The proto3 JSON of ``response`` (camelCase names, int64 as strings), as ``MessageToJson`` writes it.
+
+    Tensors are written with their values in the typed field (``floatVal``, ...) whatever layout the
+    backend used, so clients see what TF Serving's gRPC answer would show.
+    """
+    kind = _message_kind(response)
+    if kind != "tensorflow.serving.PredictResponse":
+        doc = json_format.MessageToDict(response, descriptor_pool=POOL)
+        return _dumps(doc, strict)
+    predict = coerce(response, PredictResponse)
+    outputs = {name: _tensor_document(predict.outputs[name], strict)
+               for name in sorted(predict.outputs)}
+    doc = {"outputs": outputs}
+    spec = _model_spec_document(predict)
+    if spec is not None:
+        doc["modelSpec"] = spec
+    return _dumps(doc, strict)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, _FloatArray):
+        plain = value.plain()
+        return plain.tolist() if isinstance(plain, np.ndarray) else plain
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _dumps(doc: Any, strict: bool) -> bytes:
+    try:
+        import orjson
+    except ImportError:
+        return json.dumps(doc, default=_default, allow_nan=not strict).encode("utf-8")
+
+    def default(value: Any) -> Any:
+        if isinstance(value, _FloatArray):
+            return value.plain()
+        raise TypeError
+
+    return orjson.dumps(doc, default=default, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -1,0 +1,157 @@
+"""TF Serving's REST API (``/v1/models/...``) over any backend, with ``tensorflow_model_server``'s semantics.
+
+URL rules, error texts and JSON forms follow TF Serving's HTTP handler: the same regular expressions
+(case-insensitive match, exact lower-case verb), percent-decoded model names and labels, "Malformed
+request: <METHOD> <path>" for anything that does not dispatch, ``{"error": ...}`` bodies, and status and
+metadata answered as protobuf JSON with proto field names. User code does not take part here: these
+routes are TF Serving's contract, unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from .errors import BadRequest, HTTPError, InternalError
+from .media import JSON
+from .pipeline import Pipeline, Response
+from .protocol.rest_json import (
+    classification_result_to_json,
+    classify_request_from_json,
+    predict_request_from_json,
+    predict_response_to_json,
+    regress_request_from_json,
+    regression_result_to_json,
+)
+from .protos import POOL, GetModelMetadataRequest, GetModelStatusRequest, ModelSpec
+
+__all__ = ["TFSRoute", "handle_tfs_rest", "is_tfs_path", "match_tfs_route"]
+
+_ANY_V1 = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
+_POST = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+    re.IGNORECASE,
+)
+_GET = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+    re.IGNORECASE,
+)
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class TFSRoute:
+    """A dispatched TF Serving REST request."""
+
+    action: str  # predict | classify | regress | status | metadata
+    model: str
+    version: int | None
+    label: str | None
+
+
+def is_tfs_path(path: str) -> bool:
+    """Whether TF Serving's dispatcher would take ``path`` (any ``/v1/...``)."""
+    return _ANY_V1.fullmatch(path) is not None
+
+
+def _decode_component(text: str) -> str:
+    # curl_easy_unescape: %XX decoded, '+' kept as is.
+    return unquote_to_bytes(text).decode("utf-8", "replace")
+
+
+def match_tfs_route(method: str, path: str) -> TFSRoute:
+    """Dispatch ``method path`` as TF Serving does; raises BadRequest with its messages."""
+    malformed = BadRequest(f"Malformed request: {method} {path}")
+    if method == "POST":
+        match = _POST.fullmatch(path)
+        if match is None or match.group(4) not in ("predict", "classify", "regress"):
+            raise malformed
+        action = match.group(4)
+    elif method == "GET":
+        match = _GET.fullmatch(path)
+        if match is None:
+            raise malformed
+        if not match.group(1):
+            raise BadRequest("Missing model name in request.")
+        action = "metadata" if match.group(4) else "status"
+        if match.group(4) and match.group(4) != "metadata":
+            raise malformed
+    else:
+        raise malformed
+    version: int | None = None
+    if match.group(2) is not None:
+        digits = match.group(2)
+        if int(digits) > _INT64_MAX:
+            raise BadRequest(f"Failed to convert version: {digits} to numeric.")
+        version = int(digits)
+    label = _decode_component(match.group(3)) if match.group(3) is not None else None
+    return TFSRoute(action, _decode_component(match.group(1)), version, label)
+
+
+def _spec(route: TFSRoute) -> ModelSpec:
+    spec = ModelSpec(name=route.model)
+    if route.version is not None:
+        spec.version.value = route.version
+    elif route.label is not None:
+        spec.version_label = route.label
+    return spec
+
+
+def _proto_json(message: Message) -> bytes:
+    text = json_format.MessageToJson(
+        message,
+        descriptor_pool=POOL,
+        preserve_proto_field_names=True,
+        always_print_fields_with_no_presence=True,
+        indent=2,
+    )
+    return text.encode("utf-8")
+
+
+def _answer(route: TFSRoute, body: bytes, pipeline: Pipeline) -> bytes:
+    backend: Any = pipeline.backend
+    spec = _spec(route)
+    if route.action == "status":
+        response = backend.get_model_status(GetModelStatusRequest(model_spec=spec))
+        return _proto_json(response)
+    if route.action == "metadata":
+        request = GetModelMetadataRequest(model_spec=spec, metadata_field=["signature_def"])
+        return _proto_json(backend.get_model_metadata(request))
+    resolved = backend.signatures(route.model, route.version, route.label)
+    signatures = resolved.signature_defs
+    strict = pipeline.settings.strict_json
+    if route.action == "predict":
+        request, form = predict_request_from_json(body, signatures, model_spec=spec)
+        return predict_response_to_json(backend.predict(request), form, strict=strict)
+    if route.action == "classify":
+        classify = classify_request_from_json(body, signatures, model_spec=spec)
+        return classification_result_to_json(backend.classify(classify).result, strict=strict)
+    regress = regress_request_from_json(body, signatures, model_spec=spec)
+    return regression_result_to_json(backend.regress(regress).result, strict=strict)
+
+
+def handle_tfs_rest(pipeline: Pipeline, method: str, path: str, body: bytes) -> Response:
+    """Answer one TF Serving REST request; every response is ``application/json``."""
+    try:
+        pipeline.settings.limits.check_body(len(body))
+        route = match_tfs_route(method, path)
+        payload = _answer(route, body, pipeline)
+        return Response(200, payload, [("content-type", JSON)], f"tfs:{route.action}")
+    except HTTPError as exc:
+        return Response.error(exc, "tfs")
+    except Exception as exc:
+        import logging
+
+        logging.getLogger(__name__).exception("Unexpected error in the TF Serving REST API")
+        return Response.error(InternalError(f"Internal error: {type(exc).__name__}"), "tfs")
+
+
+async def ahandle_tfs_rest(pipeline: Pipeline, method: str, path: str, body: bytes) -> Response:
+    """:func:`handle_tfs_rest` in a worker thread, so the event loop never waits on the model."""
+    return await asyncio.to_thread(handle_tfs_rest, pipeline, method, path, body)
