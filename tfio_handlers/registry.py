@@ -199,7 +199,7 @@ class Registry:
         conflicts: list[str] = []
         canonical: dict[str, str] = {}
         text: dict[str, bool] = {}
-        claims: dict[tuple[str, str, Kind], str] = {}
+        claims: dict[tuple[str, str, Kind, int], str] = {}
         decode_links: dict[str, list[tuple[Kind, int, Callable[..., Any], str]]] = {}
         encode_links: dict[str, list[tuple[Kind, int, Callable[..., Any], str]]] = {}
         for codec in codecs:
@@ -212,7 +212,7 @@ class Registry:
                 if function is None:
                     continue
                 for name, is_alias in names:
-                    key = (name, direction, codec.kind)
+                    key = (name, direction, codec.kind, is_alias)
                     owner = claims.get(key)
                     if owner is not None and owner != codec.plugin:
                         conflicts.append(
