@@ -124,6 +124,10 @@ class Pipeline:
     def _load_signatures(self, context: Context) -> None:
         resolved = self.backend.signatures(context.model_name, context.model_version,
                                            context.version_label)
+        self._use_signatures(context, resolved)
+
+    @staticmethod
+    def _use_signatures(context: Context, resolved: Any) -> None:
         context.signature_defs = resolved.signature_defs
         if context.model_name is None:
             context.model_name = resolved.name
@@ -158,10 +162,9 @@ class Pipeline:
             if self.user_code is not None and self.user_code.replaces_pipeline:
                 return await asyncio.to_thread(self._run_user_pipeline, body, media_type, context)
             accept = self.registry.negotiate(context.accept_header, self.settings.default_accept)
-            if _cached(self.backend, context):
-                self._load_signatures(context)
-            else:
-                await asyncio.to_thread(self._load_signatures, context)
+            resolved = await self.backend.asignatures(
+                context.model_name, context.model_version, context.version_label)
+            self._use_signatures(context, resolved)
             big = len(body) > 256 * 1024
             if big:
                 request = await asyncio.to_thread(self._decode, body, media_type, context)
@@ -260,12 +263,6 @@ class Pipeline:
             return Response(503, error_body(f"Model not ready: {exc.message}"),
                             [("content-type", JSON)])
         return Response(200, b"", [("content-type", JSON)])
-
-
-def _cached(backend: Any, context: Context) -> bool:
-    is_cached = getattr(backend, "signatures_cached", None)
-    return bool(is_cached(context.model_name, context.model_version, context.version_label)) \
-        if callable(is_cached) else False
 
 
 def _response_is_big(response: Message) -> bool:

@@ -1,0 +1,88 @@
+"""Settings from the environment, and the error family."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tfio_handlers.config import Limits, Settings
+from tfio_handlers.context import parse_custom_attributes
+from tfio_handlers.errors import (
+    BackendTimeout,
+    BackendUnavailable,
+    BadRequest,
+    HTTPError,
+    NotAcceptable,
+    NotFound,
+    PayloadTooLarge,
+    Unimplemented,
+    UnsupportedMediaType,
+    UserCodeError,
+)
+
+
+def test_defaults_without_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.default_accept == "application/json"
+    assert settings.json_response_style == "legacy"
+    assert not settings.enable_pickle and not settings.unsafe_pickle
+    assert settings.load_plugins and settings.allowed_plugins is None
+    assert settings.program == "inference.py"
+
+
+def test_sagemaker_and_own_variables() -> None:
+    settings = Settings.from_env({
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "6",
+        "SAGEMAKER_PROGRAM": "entry.py",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "7",
+        "TFIO_HANDLERS_JSON_RESPONSE": "tfs",
+        "TFIO_HANDLERS_ENABLE_PICKLE": "true",
+        "TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "TFIO_HANDLERS_PLUGINS": "a, b",
+        "TFIO_HANDLERS_MAX_ELEMENTS": "10",
+    })
+    assert settings.default_accept == "text/csv"
+    assert settings.limits.max_body_bytes == 6 * 1024 * 1024
+    assert settings.limits.max_elements == 10
+    assert settings.program == "entry.py" and settings.request_timeout == 7.0
+    assert settings.json_response_style == "tfs" and settings.enable_pickle
+    assert not settings.load_plugins and settings.allowed_plugins == frozenset({"a", "b"})
+
+
+def test_bad_values_are_refused_with_the_name() -> None:
+    with pytest.raises(BadRequest, match="SAGEMAKER_MAX_PAYLOAD_IN_MB"):
+        Settings.from_env({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "lots"})
+    with pytest.raises(BadRequest, match="TFIO_HANDLERS_JSON_RESPONSE"):
+        Settings.from_env({"TFIO_HANDLERS_JSON_RESPONSE": "xml"})
+
+
+def test_limits() -> None:
+    limits = Limits(max_body_bytes=10, max_elements=5)
+    limits.check_body(10)
+    with pytest.raises(PayloadTooLarge):
+        limits.check_body(11)
+    with pytest.raises(PayloadTooLarge):
+        limits.check_elements(6)
+
+
+@pytest.mark.parametrize(("cls", "status"), [
+    (BadRequest, 400), (NotFound, 404), (NotAcceptable, 406), (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415), (UserCodeError, 500), (Unimplemented, 501),
+    (BackendUnavailable, 503), (BackendTimeout, 504),
+])
+def test_each_error_carries_its_status_and_json_body(cls: type[HTTPError], status: int) -> None:
+    error = cls("what went wrong: ünïcode")
+    assert error.status_code == status
+    assert json.loads(error.to_json()) == {"error": "what went wrong: ünïcode"}
+
+
+def test_http_error_with_own_status() -> None:
+    assert HTTPError("teapot", status=418).status_code == 418
+
+
+def test_custom_attributes() -> None:
+    assert parse_custom_attributes("tfs-model-name=iris, tfs-method=classify,flag") == {
+        "tfs-model-name": "iris", "tfs-method": "classify", "flag": ""}
+    assert parse_custom_attributes(None) == {}
