@@ -32,17 +32,19 @@ def test_defaults_without_environment() -> None:
 
 
 def test_sagemaker_and_own_variables() -> None:
-    settings = Settings.from_env({
-        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
-        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "6",
-        "SAGEMAKER_PROGRAM": "entry.py",
-        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "7",
-        "TFIO_HANDLERS_JSON_RESPONSE": "tfs",
-        "TFIO_HANDLERS_ENABLE_PICKLE": "true",
-        "TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD": "1",
-        "TFIO_HANDLERS_PLUGINS": "a, b",
-        "TFIO_HANDLERS_MAX_ELEMENTS": "10",
-    })
+    settings = Settings.from_env(
+        {
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": "6",
+            "SAGEMAKER_PROGRAM": "entry.py",
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "7",
+            "TFIO_HANDLERS_JSON_RESPONSE": "tfs",
+            "TFIO_HANDLERS_ENABLE_PICKLE": "true",
+            "TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "TFIO_HANDLERS_PLUGINS": "a, b",
+            "TFIO_HANDLERS_MAX_ELEMENTS": "10",
+        }
+    )
     assert settings.default_accept == "text/csv"
     assert settings.limits.max_body_bytes == 6 * 1024 * 1024
     assert settings.limits.max_elements == 10
@@ -67,11 +69,20 @@ def test_limits() -> None:
         limits.check_elements(6)
 
 
-@pytest.mark.parametrize(("cls", "status"), [
-    (BadRequest, 400), (NotFound, 404), (NotAcceptable, 406), (PayloadTooLarge, 413),
-    (UnsupportedMediaType, 415), (UserCodeError, 500), (Unimplemented, 501),
-    (BackendUnavailable, 503), (BackendTimeout, 504),
-])
+@pytest.mark.parametrize(
+    ("cls", "status"),
+    [
+        (BadRequest, 400),
+        (NotFound, 404),
+        (NotAcceptable, 406),
+        (PayloadTooLarge, 413),
+        (UnsupportedMediaType, 415),
+        (UserCodeError, 500),
+        (Unimplemented, 501),
+        (BackendUnavailable, 503),
+        (BackendTimeout, 504),
+    ],
+)
 def test_each_error_carries_its_status_and_json_body(cls: type[HTTPError], status: int) -> None:
     error = cls("what went wrong: ünïcode")
     assert error.status_code == status
@@ -84,5 +95,8 @@ def test_http_error_with_own_status() -> None:
 
 def test_custom_attributes() -> None:
     assert parse_custom_attributes("tfs-model-name=iris, tfs-method=classify,flag") == {
-        "tfs-model-name": "iris", "tfs-method": "classify", "flag": ""}
+        "tfs-model-name": "iris",
+        "tfs-method": "classify",
+        "flag": "",
+    }
     assert parse_custom_attributes(None) == {}

@@ -80,8 +80,10 @@ def test_text_of_charsets() -> None:
         text_of(b"\xff", parse_media_type("text/csv; charset=utf-8"))
 
 
-@given(st.lists(st.sampled_from(AVAILABLE + ["*/*", "text/*", "image/png"]), min_size=1),
-       st.lists(st.floats(0, 1), min_size=1))
+@given(
+    st.lists(st.sampled_from([*AVAILABLE, "*/*", "text/*", "image/png"]), min_size=1),
+    st.lists(st.floats(0, 1), min_size=1),
+)
 def test_negotiate_never_picks_a_refused_or_unknown_type(types: list[str], qs: list[float]) -> None:
     accept = ", ".join(f"{t};q={qs[i % len(qs)]:.3f}" for i, t in enumerate(types))
     try:

@@ -16,8 +16,9 @@ from tfio_handlers.media import MediaType
 from tfio_handlers.registry import Kind, PluginConflict, Registry
 
 
-def codec_plugin(media_type: str, tag: str, *, aliases: tuple[str, ...] = (),
-                 passes: bool = False) -> Any:
+def codec_plugin(
+    media_type: str, tag: str, *, aliases: tuple[str, ...] = (), passes: bool = False
+) -> Any:
     """A plugin object that decodes to ``(tag, body)`` and encodes to ``tag`` bytes."""
 
     class Plugin:
@@ -76,8 +77,9 @@ def test_none_falls_through_to_the_next() -> None:
     registry = Registry(builtins=False)
     registry.register(codec_plugin("text/csv", "builtin"), name="b", kind=Kind.BUILTIN)
     registry.register(codec_plugin("text/csv", "third", passes=True), name="t")
-    registry.register(AnyDecoder("user", only="application/python-pickle"), name="u",
-                      kind=Kind.USER)
+    registry.register(
+        AnyDecoder("user", only="application/python-pickle"), name="u", kind=Kind.USER
+    )
     assert decode(registry, b"x", "text/csv")[0] == "builtin"
 
 
@@ -92,9 +94,11 @@ def test_unknown_media_type_is_415_listing_supported() -> None:
 
 def test_aliases_resolve_to_the_canonical_codec() -> None:
     registry = Registry(builtins=False)
-    registry.register(codec_plugin("application/x-protobuf", "pb",
-                                   aliases=("application/octet-stream",)),
-                      name="pb", kind=Kind.BUILTIN)
+    registry.register(
+        codec_plugin("application/x-protobuf", "pb", aliases=("application/octet-stream",)),
+        name="pb",
+        kind=Kind.BUILTIN,
+    )
     tag, _, essence = decode(registry, b"x", "application/octet-stream")
     assert (tag, essence) == ("pb", "application/x-protobuf")
     assert registry.canonical("application/octet-stream") == "application/x-protobuf"
@@ -102,8 +106,10 @@ def test_aliases_resolve_to_the_canonical_codec() -> None:
 
 def test_a_specific_claim_beats_an_alias_of_the_same_kind() -> None:
     registry = Registry(builtins=False)
-    registry.register(codec_plugin("application/x-protobuf", "pb",
-                                   aliases=("application/octet-stream",)), name="pb")
+    registry.register(
+        codec_plugin("application/x-protobuf", "pb", aliases=("application/octet-stream",)),
+        name="pb",
+    )
     registry.register(codec_plugin("application/octet-stream", "raw"), name="raw")
     assert decode(registry, b"x", "application/octet-stream")[0] == "raw"
 
@@ -138,14 +144,17 @@ def test_encode_tuple_sets_content_type() -> None:
     registry = Registry(builtins=False)
     registry.register(AnyDecoder("user"), name="u", kind=Kind.USER)
     assert registry.encode("r", MediaType("text/csv"), Context()) == (
-        b"user:r", "application/x-custom")
+        b"user:r",
+        "application/x-custom",
+    )
 
 
 def test_wildcard_encoder_gets_the_clients_concrete_type() -> None:
     registry = Registry(builtins=False)
     registry.register(codec_plugin("application/json", "json"), name="b", kind=Kind.BUILTIN)
-    registry.register(AnyDecoder("user", only="application/python-pickle"), name="u",
-                      kind=Kind.USER)
+    registry.register(
+        AnyDecoder("user", only="application/python-pickle"), name="u", kind=Kind.USER
+    )
     media = registry.negotiate("application/python-pickle", "application/json")
     assert media.essence == "application/python-pickle"
     assert registry.encode("r", media, Context())[0] == b"user:r"
@@ -157,8 +166,9 @@ def test_errors_from_codecs_propagate_with_their_status() -> None:
     def broken(body: bytes, mt: MediaType, ctx: Context) -> None:
         raise BadRequest("line 3: bad")
 
-    plugin = SimpleNamespace(register_codecs=hookimpl(
-        lambda register: register("text/csv", decode=broken)))
+    plugin = SimpleNamespace(
+        register_codecs=hookimpl(lambda register: register("text/csv", decode=broken))
+    )
     registry = Registry(builtins=False)
     registry.register(plugin, name="p")
     with pytest.raises(BadRequest, match="line 3"):
@@ -184,12 +194,19 @@ def test_entry_point_plugin_loads_and_allow_list_filters() -> None:
 
 
 def test_plugins_command_prints_the_table() -> None:
-    out = subprocess.run([sys.executable, "-m", "tfio_handlers", "plugins"], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "tfio_handlers", "plugins"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "application/x-image" in out and "raw-image" in out
     assert "builtin" in out
     disabled = subprocess.run(
-        [sys.executable, "-m", "tfio_handlers", "plugins"], check=True, capture_output=True,
-        text=True, env={**__import__("os").environ, "TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        [sys.executable, "-m", "tfio_handlers", "plugins"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD": "1"},
     ).stdout
     assert "raw-image" not in disabled

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import pickle
 import textwrap
 from pathlib import Path
@@ -77,8 +76,9 @@ def test_seed_input_and_output_fn_work_as_written(tmp_path: Path) -> None:
     user = load_user_code(write(tmp_path, SEED_INPUT_FN + SEED_OUTPUT_FN))
     registry = registry_with(user)
     array = np.arange(4.0)
-    decoded = registry.decode(pickle.dumps(array), MediaType("application/python-pickle"),
-                              Context())
+    decoded = registry.decode(
+        pickle.dumps(array), MediaType("application/python-pickle"), Context()
+    )
     np.testing.assert_array_equal(decoded, array)
     # Other types fall through to the built-ins (input_fn returns None).
     assert registry.decode(b"1,2", MediaType("text/csv"), Context()) == ("builtin", b"1,2")
@@ -86,42 +86,54 @@ def test_seed_input_and_output_fn_work_as_written(tmp_path: Path) -> None:
     body, content_type = registry.encode({"a": 1}, media, Context())
     assert pickle.loads(body) == {"a": 1} and content_type == "application/python-pickle"
     assert registry.encode({"a": 1}, MediaType("application/json"), Context())[0] == (
-        b"builtin-json")
+        b"builtin-json"
+    )
 
 
 def test_text_types_arrive_as_str_binary_as_bytes(tmp_path: Path) -> None:
     seen: list[Any] = []
-    user = load_user_code(write(tmp_path, "def input_fn(data, content_type):\n    SEEN.append(data)\n"))
+    user = load_user_code(
+        write(tmp_path, "def input_fn(data, content_type):\n    SEEN.append(data)\n")
+    )
     user.module.SEEN = seen
     registry = registry_with(user)
-    registry.decode("é".encode("latin-1"), MediaType("text/csv", {"charset": "latin-1"}),
-                    Context())
+    registry.decode("é".encode("latin-1"), MediaType("text/csv", {"charset": "latin-1"}), Context())
     with pytest.raises(HTTPError):
         registry.decode(b"\x00\x01", MediaType("application/x-npy"), Context())
     assert seen == ["é", b"\x00\x01"]
 
 
 def test_context_argument_detected_by_arity(tmp_path: Path) -> None:
-    user = load_user_code(write(tmp_path, """
+    user = load_user_code(
+        write(
+            tmp_path,
+            """
         def input_fn(data, content_type, context):
             return ("ctx", context.model_name)
         def output_fn(prediction, accept, context):
             return "out"
-    """))
+    """,
+        )
+    )
     assert user.input_fn is not None and user.input_fn.takes_context
     registry = registry_with(user)
     assert registry.decode(b"1", MediaType("text/csv"), Context(model_name="m")) == ("ctx", "m")
 
 
 def test_tfs_container_handlers(tmp_path: Path) -> None:
-    user = load_user_code(write(tmp_path, """
+    user = load_user_code(
+        write(
+            tmp_path,
+            """
         import json
         def input_handler(data, context):
             assert context.request_content_type == "text/csv"
             return json.dumps({"instances": [float(x) for x in data.read().split(b",")]})
         def output_handler(response, context):
             return response.content, "application/json"
-    """))
+    """,
+        )
+    )
     registry = registry_with(user)
     context = Context(request_content_type="text/csv")
     assert registry.decode(b"1,2", MediaType("text/csv"), context) == '{"instances": [1.0, 2.0]}'
@@ -133,24 +145,30 @@ def test_response_view_reads_like_requests() -> None:
     assert view.text.startswith("{")
 
 
-@pytest.mark.parametrize("source", [
-    "def transform_fn(d, c, a): pass\ndef input_fn(d, c): pass\n",
-    "def handler(d, c): pass\ndef output_handler(r, c): pass\n",
-    "def input_fn(d, c): pass\ndef output_handler(r, c): pass\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def transform_fn(d, c, a): pass\ndef input_fn(d, c): pass\n",
+        "def handler(d, c): pass\ndef output_handler(r, c): pass\n",
+        "def input_fn(d, c): pass\ndef output_handler(r, c): pass\n",
+    ],
+)
 def test_ambiguous_combinations_refused_at_load(tmp_path: Path, source: str) -> None:
     with pytest.raises(InternalError):
         load_user_code(write(tmp_path, source))
 
 
 def test_wrong_arity_refused(tmp_path: Path) -> None:
-    with pytest.raises(InternalError, match="input_fn must take 2"):
+    with pytest.raises(InternalError, match=r"input_fn must take 2"):
         load_user_code(write(tmp_path, "def input_fn(data): pass\n"))
 
 
-def test_user_exceptions_become_500_with_message_only(tmp_path: Path,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
-    user = load_user_code(write(tmp_path, "def input_fn(data, ct):\n    raise ValueError('nope')\n"))
+def test_user_exceptions_become_500_with_message_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = load_user_code(
+        write(tmp_path, "def input_fn(data, ct):\n    raise ValueError('nope')\n")
+    )
     registry = registry_with(user)
     with pytest.raises(UserCodeError) as info:
         registry.decode(b"1", MediaType("text/csv"), Context())
@@ -160,11 +178,16 @@ def test_user_exceptions_become_500_with_message_only(tmp_path: Path,
 
 
 def test_user_may_raise_http_error_with_own_status(tmp_path: Path) -> None:
-    user = load_user_code(write(tmp_path, """
+    user = load_user_code(
+        write(
+            tmp_path,
+            """
         from tfio_handlers.errors import HTTPError
         def input_fn(data, ct):
             raise HTTPError("teapot", status=418)
-    """))
+    """,
+        )
+    )
     with pytest.raises(HTTPError) as info:
         registry_with(user).decode(b"1", MediaType("text/csv"), Context())
     assert info.value.status_code == 418
@@ -173,14 +196,13 @@ def test_user_may_raise_http_error_with_own_status(tmp_path: Path) -> None:
 def test_missing_file_and_import_errors_name_the_path(tmp_path: Path) -> None:
     with pytest.raises(InternalError, match="not found"):
         load_user_code(tmp_path / "nope.py")
-    with pytest.raises(InternalError, match="broken.py"):
+    with pytest.raises(InternalError, match=r"broken\.py"):
         load_user_code(write(tmp_path, "import not_a_module_anywhere\n", "broken.py"))
 
 
 def test_neighbour_modules_import(tmp_path: Path) -> None:
     write(tmp_path, "VALUE = 42\n", "helper_mod_xyz.py")
-    user = load_user_code(write(tmp_path, "from helper_mod_xyz import VALUE\n"
-                                          "def input_fn(d, c):\n    return VALUE\n"))
+    user = load_user_code(
+        write(tmp_path, "from helper_mod_xyz import VALUE\ndef input_fn(d, c):\n    return VALUE\n")
+    )
     assert registry_with(user).decode(b"", MediaType("text/csv"), Context()) == 42
-
-

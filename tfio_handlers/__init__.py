@@ -31,7 +31,21 @@ _LAZY = {
     "Predictor": "tfio_handlers.client",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "Context",
+    "HTTPError",
+    "Kind",
+    "Limits",
+    "MediaType",
+    "Pipeline",
+    "Predictor",
+    "Registry",
+    "Settings",
+    "__version__",
+    "hookimpl",
+    "to_ndarray",
+    "to_tensor_proto",
+]
 
 if TYPE_CHECKING:
     from .client import Predictor

@@ -22,18 +22,31 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfio-handlers", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve a model over HTTP (SageMaker + TF Serving routes)")
+    serve = commands.add_parser(
+        "serve", help="serve a model over HTTP (SageMaker + TF Serving routes)"
+    )
     serve.add_argument("--model-dir", help="a SavedModel, or a TF Serving base path of versions")
-    serve.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                       help="a named model (repeatable)")
+    serve.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a named model (repeatable)",
+    )
     serve.add_argument("--entry-point", help="the user's inference.py")
-    serve.add_argument("--backend", default=None,
-                       help="embedded (default), grpc://host:port or http://host:port")
+    serve.add_argument(
+        "--backend", default=None, help="embedded (default), grpc://host:port or http://host:port"
+    )
     serve.add_argument("--host", default="0.0.0.0")
-    serve.add_argument("--port", type=int, default=None,
-                       help="default: SAGEMAKER_BIND_TO_PORT, else 8080")
-    serve.add_argument("--workers", type=int, default=None,
-                       help="worker processes (default: SAGEMAKER_MODEL_SERVER_WORKERS, else 1)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="default: SAGEMAKER_BIND_TO_PORT, else 8080"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: SAGEMAKER_MODEL_SERVER_WORKERS, else 1)",
+    )
     serve.add_argument("--server", choices=("uvicorn", "gunicorn"), default="uvicorn")
     serve.add_argument("--log-level", default="info")
 
@@ -61,9 +74,20 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if args.server == "gunicorn":
         argv = [
-            sys.executable, "-m", "gunicorn", "tfio_handlers.adapters.wsgi:app_from_env()",
-            "--bind", f"{args.host}:{port}", "--workers", str(workers), "--timeout", str(timeout),
-            "--graceful-timeout", str(timeout), "--log-level", args.log_level,
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "tfio_handlers.adapters.wsgi:app_from_env()",
+            "--bind",
+            f"{args.host}:{port}",
+            "--workers",
+            str(workers),
+            "--timeout",
+            str(timeout),
+            "--graceful-timeout",
+            str(timeout),
+            "--log-level",
+            args.log_level,
         ]
         os.execv(sys.executable, argv)
     import uvicorn
@@ -91,12 +115,13 @@ def _plugins() -> int:
     rows = registry.table()
     header = ("media type", "direction", "plugin", "priority", "order", "alias of")
     lines = [header] + [
-        (r.media_type, r.direction, r.plugin, r.kind, str(r.order), r.alias_of or "")
-        for r in rows
+        (r.media_type, r.direction, r.plugin, r.kind, str(r.order), r.alias_of or "") for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
     return 0
 
 

@@ -60,8 +60,11 @@ class Predictor:
         signature: str | None = None,
         timeout: float = 60.0,
     ) -> None:
-        self.url = endpoint if endpoint.rstrip("/").endswith("/invocations") else (
-            endpoint.rstrip("/") + "/invocations")
+        self.url = (
+            endpoint
+            if endpoint.rstrip("/").endswith("/invocations")
+            else (endpoint.rstrip("/") + "/invocations")
+        )
         self.content_type = content_type
         self.accept = accept
         self.model_name = model_name
@@ -116,8 +119,9 @@ class Predictor:
             return bytes(data)
         if isinstance(data, Message):
             if kind in ("application/json",):
-                from .protos import POOL
                 from google.protobuf import json_format
+
+                from .protos import POOL
 
                 return json_format.MessageToJson(data, descriptor_pool=POOL).encode()
             return bytes(data.SerializeToString())
@@ -131,7 +135,8 @@ class Predictor:
             rows = array.reshape(1, -1) if array.ndim <= 1 else array.reshape(array.shape[0], -1)
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerows(
-                [[_jsonable(v) for v in row] for row in rows])
+                [[_jsonable(v) for v in row] for row in rows]
+            )
             return out.getvalue().encode()
         if kind == "application/x-npy":
             buffer = io.BytesIO()

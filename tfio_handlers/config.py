@@ -100,7 +100,8 @@ class Settings:
     program: str = "inference.py"
     """``SAGEMAKER_PROGRAM``: the user's code file, relative to the code directory."""
     default_model_name: str | None = None
-    """``SAGEMAKER_TFS_DEFAULT_MODEL_NAME``: the model ``/invocations`` serves without a ``tfs-model-name``."""
+    """``SAGEMAKER_TFS_DEFAULT_MODEL_NAME``: the model ``/invocations`` serves when the request names
+    none (no ``tfs-model-name``)."""
     request_timeout: float = 60.0
     """``SAGEMAKER_MODEL_SERVER_TIMEOUT``: seconds before a request is answered 504."""
 
@@ -121,9 +122,7 @@ class Settings:
         )
         style = env.get("TFIO_HANDLERS_JSON_RESPONSE", "legacy").strip().lower() or "legacy"
         if style not in ("legacy", "tfs"):
-            raise BadRequest(
-                f"TFIO_HANDLERS_JSON_RESPONSE={style!r}: expected 'legacy' or 'tfs'"
-            )
+            raise BadRequest(f"TFIO_HANDLERS_JSON_RESPONSE={style!r}: expected 'legacy' or 'tfs'")
         allowed = env.get("TFIO_HANDLERS_PLUGINS")
         timeout = env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT")
         settings = cls(

@@ -267,9 +267,7 @@ def negotiate(accept: str | None, available: Iterable[str], default: str) -> Med
 
 
 def _not_acceptable_message(accept: str, candidates: list[str]) -> str:
-    return (
-        f"No encoder for Accept: {accept}. Supported types: {', '.join(sorted(set(candidates)))}"
-    )
+    return f"No encoder for Accept: {accept}. Supported types: {', '.join(sorted(set(candidates)))}"
 
 
 def text_of(body: bytes, media_type: MediaType) -> str:
@@ -289,6 +287,4 @@ def text_of(body: bytes, media_type: MediaType) -> str:
     try:
         return body.decode(name)
     except UnicodeDecodeError as exc:
-        raise BadRequest(
-            f"Body is not valid {charset}: byte {exc.start}: {exc.reason}"
-        ) from None
+        raise BadRequest(f"Body is not valid {charset}: byte {exc.start}: {exc.reason}") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +53,9 @@ class Response:
         return cls(exc.status_code, exc.to_json(), [("content-type", JSON)], codec)
 
 
-def _lower_headers(headers: Mapping[str, str] | Any) -> dict[str, str]:
-    items = headers.items() if hasattr(headers, "items") else headers
+def _lower_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Header names lower-cased; from a mapping or from ``(name, value)`` pairs (ASGI)."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
     return {str(k).lower(): str(v) for k, v in items}
 
 
@@ -80,13 +81,16 @@ class Pipeline:
         self.registry.check()
         self.backend = backend
         self.default_model = (
-            default_model or self.settings.default_model_name
+            default_model
+            or self.settings.default_model_name
             or getattr(backend, "default_model", None)
         )
 
     # -- context -----------------------------------------------------------------------------------
 
-    def context_for(self, body: bytes, headers: Mapping[str, str] | Any) -> tuple[Context, MediaType]:
+    def context_for(
+        self, body: bytes, headers: Mapping[str, str] | Any
+    ) -> tuple[Context, MediaType]:
         """The request's :class:`Context` and parsed media type, from headers and custom attributes."""
         lowered = _lower_headers(headers)
         self.settings.limits.check_body(len(body))
@@ -113,17 +117,16 @@ class Pipeline:
         method = attributes.get("tfs-method")
         if method:
             if method not in _METHODS:
-                raise BadRequest(
-                    f"tfs-method must be predict, classify or regress, got {method!r}"
-                )
+                raise BadRequest(f"tfs-method must be predict, classify or regress, got {method!r}")
             context.method = method  # type: ignore[assignment]
         context.signature_name = attributes.get("tfs-signature") or None
         context.extras["backend"] = self.backend
         return context, media_type
 
     def _load_signatures(self, context: Context) -> None:
-        resolved = self.backend.signatures(context.model_name, context.model_version,
-                                           context.version_label)
+        resolved = self.backend.signatures(
+            context.model_name, context.model_version, context.version_label
+        )
         self._use_signatures(context, resolved)
 
     @staticmethod
@@ -163,7 +166,8 @@ class Pipeline:
                 return await asyncio.to_thread(self._run_user_pipeline, body, media_type, context)
             accept = self.registry.negotiate(context.accept_header, self.settings.default_accept)
             resolved = await self.backend.asignatures(
-                context.model_name, context.model_version, context.version_label)
+                context.model_name, context.model_version, context.version_label
+            )
             self._use_signatures(context, resolved)
             big = len(body) > 256 * 1024
             if big:
@@ -197,13 +201,15 @@ class Pipeline:
     def _call(self, request: Message, context: Context) -> Message:
         method: Method = context.method or "predict"
         call = getattr(self.backend, method)
-        return call(request)  # type: ignore[no-any-return]
+        response: Message = call(request)
+        return response
 
     async def _acall(self, request: Message, context: Context) -> Message:
         method: Method = context.method or "predict"
         call = getattr(self.backend, "a" + method)
         try:
-            return await asyncio.wait_for(call(request), self.settings.request_timeout)  # type: ignore[no-any-return]
+            response: Message = await asyncio.wait_for(call(request), self.settings.request_timeout)
+            return response
         except asyncio.TimeoutError:
             raise BackendTimeout(
                 f"Model call took longer than {self.settings.request_timeout:g} s"
@@ -211,8 +217,9 @@ class Pipeline:
 
     def _encode(self, response: Message, accept: MediaType, context: Context) -> Response:
         body, content_type = self.registry.encode(response, accept, context)
-        return Response(200, body, [("content-type", content_type), ("vary", "Accept")],
-                        accept.essence)
+        return Response(
+            200, body, [("content-type", content_type), ("vary", "Accept")], accept.essence
+        )
 
     def _run_user_pipeline(self, body: bytes, media_type: MediaType, context: Context) -> Response:
         """``transform_fn`` or ``handler``: the user's function answers the whole request."""
@@ -220,8 +227,11 @@ class Pipeline:
         assert user is not None
         if user.transform_fn is not None:
             hook = user.transform_fn
-            args: tuple[Any, ...] = (user.data_for(body, media_type), media_type.essence,
-                                     context.accept_header)
+            args: tuple[Any, ...] = (
+                user.data_for(body, media_type),
+                media_type.essence,
+                context.accept_header,
+            )
             if hook.takes_context:
                 args += (context,)
             result = call_user("transform_fn", hook.function, *args)
@@ -240,8 +250,9 @@ class Pipeline:
                 f"{'transform_fn' if user.transform_fn else 'handler'} returned "
                 f"{type(result).__name__}; expected bytes, str or (body, content_type)"
             )
-        return Response(200, bytes(result), [("content-type", str(content_type))],
-                        media_type.essence)
+        return Response(
+            200, bytes(result), [("content-type", str(content_type))], media_type.essence
+        )
 
     # -- predict from code -----------------------------------------------------------------------------
 
@@ -260,11 +271,11 @@ class Pipeline:
         try:
             self.backend.signatures(self.default_model, None, None)
         except HTTPError as exc:
-            return Response(503, error_body(f"Model not ready: {exc.message}"),
-                            [("content-type", JSON)])
+            return Response(
+                503, error_body(f"Model not ready: {exc.message}"), [("content-type", JSON)]
+            )
         return Response(200, b"", [("content-type", JSON)])
 
 
 def _response_is_big(response: Message) -> bool:
     return bool(response.ByteSize() > 256 * 1024)
-

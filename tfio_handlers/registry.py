@@ -157,8 +157,7 @@ class Registry:
 
     def plugins(self) -> Iterator[tuple[str, Kind]]:
         """The registered plugins and their kinds, in registration order."""
-        for name, kind in self._kinds.items():
-            yield name, kind
+        yield from self._kinds.items()
 
     # -- the table -------------------------------------------------------------------------------
 
@@ -186,12 +185,20 @@ class Registry:
                 is_text = (
                     text
                     if text is not None
-                    else essence.startswith("text/") or essence in _TEXT_TYPES
+                    else essence.startswith("text/")
+                    or essence in _TEXT_TYPES
                     or essence.endswith("+json")
                 )
                 codecs.append(
-                    Codec(essence, _plugin, _kind, decode, encode,
-                          tuple(_essence(a) for a in aliases), is_text)
+                    Codec(
+                        essence,
+                        _plugin,
+                        _kind,
+                        decode,
+                        encode,
+                        tuple(_essence(a) for a in aliases),
+                        is_text,
+                    )
                 )
 
             impl.function(register=register)
@@ -245,9 +252,7 @@ class Registry:
         self._encode_links = encode_links
         self._decode_chains = {}
         self._encode_chains = {}
-        self._encodable = tuple(dict.fromkeys(
-            name for name in encode_links
-        ))
+        self._encodable = tuple(dict.fromkeys(name for name in encode_links))
         self._dirty = False
 
     def _chain(
@@ -280,14 +285,16 @@ class Registry:
                 for order, (kind, is_alias, function, canonical) in enumerate(
                     sorted(links[name], key=lambda item: (item[0], item[1]))
                 ):
-                    rows.append(TableRow(
-                        media_type=name,
-                        direction=direction,
-                        plugin=self._plugin_of(function, canonical, direction),
-                        kind=kind.name.lower(),
-                        order=order,
-                        alias_of=canonical if is_alias else None,
-                    ))
+                    rows.append(
+                        TableRow(
+                            media_type=name,
+                            direction=direction,
+                            plugin=self._plugin_of(function, canonical, direction),
+                            kind=kind.name.lower(),
+                            order=order,
+                            alias_of=canonical if is_alias else None,
+                        )
+                    )
         wildcard_rows = [("decode", self.pm.hook.decode), ("encode", self.pm.hook.encode)]
         for direction, hook in wildcard_rows:
             for impl in hook.get_hookimpls():
@@ -340,8 +347,10 @@ class Registry:
         if chain is None:
             chain = self._resolve(media_type.essence, decode=True)
         for link in chain:
-            mt = media_type if link.essence == media_type.essence else media_type.with_essence(
-                link.essence
+            mt = (
+                media_type
+                if link.essence == media_type.essence
+                else media_type.with_essence(link.essence)
             )
             result = link.function(body, mt, context)
             if result is not None:
@@ -378,8 +387,10 @@ class Registry:
         if chain is None:
             chain = self._resolve(media_type.essence, decode=False)
         for link in chain:
-            mt = media_type if link.essence == media_type.essence else media_type.with_essence(
-                link.essence
+            mt = (
+                media_type
+                if link.essence == media_type.essence
+                else media_type.with_essence(link.essence)
             )
             result = link.function(response, mt, context)
             if result is None:
@@ -409,4 +420,3 @@ class Registry:
             chain = self._chain(essence, self._encode_links, self._any_encoders)
             self._encode_chains[essence] = chain
         return chain
-

@@ -107,7 +107,7 @@ def _proto_json(message: Message) -> bytes:
     text = json_format.MessageToJson(
         message,
         descriptor_pool=POOL,
-        preserve_proto_field_names=True,
+        preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
         indent=2,
     )

@@ -60,7 +60,7 @@ def make_backend(kind: str, models: Mapping[str, str] | str | None, settings: Se
     if kind.startswith("grpc://"):
         from .backends.grpc import GrpcBackend
 
-        return GrpcBackend(kind[len("grpc://"):], timeout=settings.request_timeout)
+        return GrpcBackend(kind[len("grpc://") :], timeout=settings.request_timeout)
     if kind.startswith(("http://", "https://")):
         from .backends.rest import RestBackend
 

@@ -59,7 +59,8 @@ def _takes_context(function: Callable[..., Any], base_arity: int, name: str) -> 
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
         return True
     positional = [
-        p for p in parameters
+        p
+        for p in parameters
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
     required = [p for p in positional if p.default is inspect.Parameter.empty]
@@ -94,8 +95,9 @@ class ResponseView:
     handlers read ``.content``, ``.text``, ``.json()`` and ``.status_code``. This view offers the same.
     """
 
-    def __init__(self, content: bytes, status_code: int = 200,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, content: bytes, status_code: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.content = content
         self.status_code = status_code
         self.headers = dict(headers or {"Content-Type": "application/json"})
@@ -123,9 +125,21 @@ class UserCode:
     def __init__(self, module: ModuleType, *, is_text: Callable[[str], bool] | None = None) -> None:
         self.module = module
         self.name = getattr(module, "__file__", None) or module.__name__
-        self._is_text = is_text or (lambda essence: essence.startswith("text/") or "json" in essence)
-        names = {n for n in ("input_fn", "output_fn", "transform_fn", "input_handler",
-                             "output_handler", "handler") if callable(getattr(module, n, None))}
+        self._is_text = is_text or (
+            lambda essence: essence.startswith("text/") or "json" in essence
+        )
+        names = {
+            n
+            for n in (
+                "input_fn",
+                "output_fn",
+                "transform_fn",
+                "input_handler",
+                "output_handler",
+                "handler",
+            )
+            if callable(getattr(module, n, None))
+        }
         self.defined = frozenset(names)
         if "transform_fn" in names and names & set(_PAIR_LEGACY):
             raise InternalError(
@@ -180,8 +194,9 @@ class UserCode:
                 args += (context,)
             return call_user(hook.name, hook.function, *args)
         if self.input_handler is not None:
-            result = call_user("input_handler", self.input_handler.function,
-                               io.BytesIO(body), context)
+            result = call_user(
+                "input_handler", self.input_handler.function, io.BytesIO(body), context
+            )
             if result is not None:
                 context.extras["from_input_handler"] = True
             return result
@@ -203,8 +218,9 @@ class UserCode:
         return None
 
 
-def load_user_code(path: str | os.PathLike[str], *, is_text: Callable[[str], bool] | None = None
-                   ) -> UserCode:
+def load_user_code(
+    path: str | os.PathLike[str], *, is_text: Callable[[str], bool] | None = None
+) -> UserCode:
     """Import the user's file (``inference.py`` or ``SAGEMAKER_PROGRAM``) and recognise its contract.
 
     Its directory goes on ``sys.path`` first, so the module can import its neighbours (and a ``lib/``
@@ -227,5 +243,7 @@ def load_user_code(path: str | os.PathLike[str], *, is_text: Callable[[str], boo
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        raise InternalError(f"Importing user code {file} failed: {type(exc).__name__}: {exc}") from exc
+        raise InternalError(
+            f"Importing user code {file} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     return UserCode(module, is_text=is_text)

@@ -62,16 +62,19 @@ class ASGIApp:
             response = await self._respond(scope, receive, method, path)
         finally:
             self.state.leave()
-        await send({
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-            + [(b"content-length", str(len(response.body)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+                + [(b"content-length", str(len(response.body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": response.body})
         client = scope.get("client")
-        access_log(method, path, response, time.perf_counter() - started,
-                   client[0] if client else None)
+        access_log(
+            method, path, response, time.perf_counter() - started, client[0] if client else None
+        )
 
     async def _respond(self, scope: Scope, receive: Receive, method: str, path: str) -> Response:
         route = route_of(method, path)

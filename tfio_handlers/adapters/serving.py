@@ -116,6 +116,11 @@ def access_log(method: str, path: str, response: Response, seconds: float, clien
     if access_logger.isEnabledFor(logging.INFO):
         access_logger.info(
             '%s "%s %s" %d %d %.2fms codec=%s',
-            client or "-", method, path, response.status, len(response.body), seconds * 1000.0,
+            client or "-",
+            method,
+            path,
+            response.status,
+            len(response.body),
+            seconds * 1000.0,
             response.codec,
         )

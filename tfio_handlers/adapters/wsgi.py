@@ -21,9 +21,17 @@ __all__ = ["WSGIApp", "app_from_env"]
 StartResponse = Callable[..., Any]
 
 _REASONS = {
-    200: "OK", 400: "Bad Request", 404: "Not Found", 406: "Not Acceptable", 409: "Conflict",
-    413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
-    500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    406: "Not Acceptable",
+    409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
     504: "Gateway Timeout",
 }
 
@@ -46,8 +54,9 @@ class WSGIApp:
             self.state.leave()
         status = f"{response.status} {_REASONS.get(response.status, 'Unknown')}"
         start_response(status, [*response.headers, ("content-length", str(len(response.body)))])
-        access_log(method, path, response, time.perf_counter() - started,
-                   environ.get("REMOTE_ADDR"))
+        access_log(
+            method, path, response, time.perf_counter() - started, environ.get("REMOTE_ADDR")
+        )
         return [response.body]
 
     def _respond(self, environ: dict[str, Any], method: str, path: str) -> Response:
@@ -68,7 +77,8 @@ class WSGIApp:
         body = environ["wsgi.input"].read(length) if length else b""
         headers = {
             key[5:].replace("_", "-").lower(): value
-            for key, value in environ.items() if key.startswith("HTTP_")
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
         }
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]

@@ -27,7 +27,6 @@ from ..context import Context
 from ..errors import BadRequest
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
-from ..protos import POOL, TensorProto
 from ..protocol.requests import choose_method
 from ..protocol.responses import response_to_json
 from ..protocol.rest_json import (
@@ -35,15 +34,32 @@ from ..protocol.rest_json import (
     predict_request_from_json,
     regress_request_from_json,
 )
+from ..protos import POOL, TensorProto
 
 __all__ = ["decode_json", "encode_json"]
 
 JSON = "application/json"
 
 _TFS_KEYS = re.compile(rb'"(instances|inputs|examples)"\s*:')
-_TENSOR_KEYS = frozenset({"dtype", "tensorShape", "tensor_shape", "floatVal", "float_val",
-                          "doubleVal", "intVal", "int64Val", "stringVal", "boolVal", "tensorContent",
-                          "halfVal", "versionNumber", "uint32Val", "uint64Val"})
+_TENSOR_KEYS = frozenset(
+    {
+        "dtype",
+        "tensorShape",
+        "tensor_shape",
+        "floatVal",
+        "float_val",
+        "doubleVal",
+        "intVal",
+        "int64Val",
+        "stringVal",
+        "boolVal",
+        "tensorContent",
+        "halfVal",
+        "versionNumber",
+        "uint32Val",
+        "uint64Val",
+    }
+)
 _FORMS = {"legacy": "legacy", "tfs": "tfs", "row": "row", "columnar": "columnar"}
 
 
@@ -78,9 +94,11 @@ def decode_json(body: bytes, media_type: MediaType, context: Context) -> Any:
                 raise BadRequest(f"Invalid TensorProto JSON: {exc}") from None
         return document
     if isinstance(document, list):
-        if document and not isinstance(document[0], (list, dict)) and choose_method(
-            context
-        ) == "predict":
+        if (
+            document
+            and not isinstance(document[0], (list, dict))
+            and choose_method(context) == "predict"
+        ):
             return [document]
         return document
     return [document]

@@ -19,8 +19,8 @@ from ..context import Context
 from ..errors import BadRequest, NotAcceptable
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType
-from ..protos import ClassificationRequest, PredictRequest, RegressionRequest, TensorProto
 from ..protocol.requests import choose_method
+from ..protos import ClassificationRequest, PredictRequest, RegressionRequest, TensorProto
 
 __all__ = ["decode_protobuf", "encode_protobuf"]
 
@@ -76,9 +76,7 @@ def encode_protobuf(response: Any, media_type: MediaType, context: Context) -> b
                 f"{len(response.outputs)}: {', '.join(sorted(response.outputs))}"
             )
         return bytes(next(iter(response.outputs.values())).SerializeToString())
-    raise NotAcceptable(
-        f"Cannot answer a {response.DESCRIPTOR.full_name} as {name}"
-    )
+    raise NotAcceptable(f"Cannot answer a {response.DESCRIPTOR.full_name} as {name}")
 
 
 @hookimpl
@@ -87,7 +85,11 @@ def register_codecs(register: Register) -> None:
         PROTOBUF,
         decode=decode_protobuf,
         encode=encode_protobuf,
-        aliases=("application/octet-stream", "application/protobuf", "application/x-google-protobuf",
-                 "application/vnd.google.protobuf"),
+        aliases=(
+            "application/octet-stream",
+            "application/protobuf",
+            "application/x-google-protobuf",
+            "application/vnd.google.protobuf",
+        ),
         text=False,
     )

@@ -79,14 +79,16 @@ def build_request(value: Any, context: Context) -> TFSRequest:
         return _from_message(value, context)
     method = choose_method(context)
     context.method = method
+    request: TFSRequest
     if method == "predict":
         request = PredictRequest()
         _fill_inputs(request, value, context.signature)
+    elif method == "classify":
+        request = ClassificationRequest()
+        request.input.example_list.examples.extend(to_examples(value))
     else:
-        cls = ClassificationRequest if method == "classify" else RegressionRequest
-        request = cls()  # type: ignore[assignment]
-        examples = to_examples(value)
-        request.input.example_list.examples.extend(examples)  # type: ignore[union-attr]
+        request = RegressionRequest()
+        request.input.example_list.examples.extend(to_examples(value))
     fill_model_spec(request.model_spec, context)
     return request
 
@@ -183,14 +185,15 @@ def _check_cast(array: np.ndarray, target: np.dtype[Any], name: str) -> None:
     if target.kind in "iu":
         if kind == "b":
             raise BadRequest(f"Input {name} expects {target.name} values, got bool")
-        if kind in "fc":
-            if array.size and not np.all(np.isfinite(array)) or (
-                array.size and not np.array_equal(array, np.round(array.real))
-            ):
-                raise BadRequest(
-                    f"Input {name} expects {target.name} values; a value has a fraction or is "
-                    "not finite"
-                )
+        if (
+            kind in "fc"
+            and array.size
+            and (not np.all(np.isfinite(array)) or not np.array_equal(array, np.round(array.real)))
+        ):
+            raise BadRequest(
+                f"Input {name} expects {target.name} values; a value has a fraction or is "
+                "not finite"
+            )
         if array.size and kind in "iuf":
             info = np.iinfo(target)
             low, high = array.min(), array.max()

@@ -39,9 +39,22 @@ from .rest_json import (
 __all__ = ["response_to_json", "response_to_legacy_json", "response_to_tfs_json"]
 
 _TYPED_FIELD = {
-    1: "floatVal", 2: "doubleVal", 3: "intVal", 4: "intVal", 5: "intVal", 6: "intVal",
-    7: "stringVal", 9: "int64Val", 10: "boolVal", 17: "intVal", 19: "halfVal", 14: "halfVal",
-    22: "uint32Val", 23: "uint64Val", 8: "scomplexVal", 18: "dcomplexVal",
+    1: "floatVal",
+    2: "doubleVal",
+    3: "intVal",
+    4: "intVal",
+    5: "intVal",
+    6: "intVal",
+    7: "stringVal",
+    9: "int64Val",
+    10: "boolVal",
+    17: "intVal",
+    19: "halfVal",
+    14: "halfVal",
+    22: "uint32Val",
+    23: "uint64Val",
+    8: "scomplexVal",
+    18: "dcomplexVal",
 }
 _INT64_AS_STRING = {"int64Val", "uint64Val"}
 
@@ -58,16 +71,16 @@ def response_to_tfs_json(response: Message, context: Context) -> bytes:
         form = JsonFormat.COLUMNAR if context.response_form == "columnar" else JsonFormat.ROW
         return predict_response_to_json(coerce(response, PredictResponse), form, strict=strict)
     if kind == "tensorflow.serving.ClassificationResponse":
-        result = coerce(response, ClassificationResponse).result
-        return classification_result_to_json(result, strict=strict)
+        classification = coerce(response, ClassificationResponse).result
+        return classification_result_to_json(classification, strict=strict)
     if kind == "tensorflow.serving.RegressionResponse":
-        result = coerce(response, RegressionResponse).result
-        return regression_result_to_json(result, strict=strict)
+        regression = coerce(response, RegressionResponse).result
+        return regression_result_to_json(regression, strict=strict)
     raise BadRequest(f"Cannot write a {kind} as TF Serving JSON")
 
 
 def response_to_json(response: Message, context: Context) -> bytes:
-    """JSON in the form ``context.response_form`` asks for (see :data:`~tfio_handlers.context.ResponseForm`)."""
+    """JSON in the form ``context.response_form`` asks for (see :data:`.context.ResponseForm`)."""
     form = context.response_form or context.settings.json_response_style
     if form == "legacy":
         return response_to_legacy_json(response, strict=context.settings.strict_json)
@@ -80,7 +93,11 @@ def _float_list(values: np.ndarray, strict: bool) -> list[Any]:
     if values.size and not np.all(np.isfinite(values)):
         for i, v in enumerate(items):
             if not math.isfinite(v):
-                items[i] = None if strict else ("NaN" if v != v else ("Infinity" if v > 0 else "-Infinity"))
+                items[i] = (
+                    None
+                    if strict
+                    else ("NaN" if v != v else ("Infinity" if v > 0 else "-Infinity"))
+                )
     return items
 
 
@@ -156,8 +173,9 @@ def response_to_legacy_json(response: Message, *, strict: bool = False) -> bytes
         doc = json_format.MessageToDict(response, descriptor_pool=POOL)
         return _dumps(doc, strict)
     predict = coerce(response, PredictResponse)
-    outputs = {name: _tensor_document(predict.outputs[name], strict)
-               for name in sorted(predict.outputs)}
+    outputs = {
+        name: _tensor_document(predict.outputs[name], strict) for name in sorted(predict.outputs)
+    }
     doc = {"outputs": outputs}
     spec = _model_spec_document(predict)
     if spec is not None:
