@@ -1,0 +1,1 @@
+"""Generated from proto/tensorflow/core/ by scripts/generate_protos.py; see tfio_handlers.protos."""
