@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from .errors import BadRequest, HTTPError, InternalError
@@ -29,7 +28,7 @@ from .protocol.rest_json import (
     regress_request_from_json,
     regression_result_to_json,
 )
-from .protos import POOL, GetModelMetadataRequest, GetModelStatusRequest, ModelSpec
+from .protos import GetModelMetadataRequest, GetModelStatusRequest, ModelSpec, to_json
 
 __all__ = ["TFSRoute", "handle_tfs_rest", "is_tfs_path", "match_tfs_route"]
 
@@ -104,9 +103,8 @@ def _spec(route: TFSRoute) -> ModelSpec:
 
 
 def _proto_json(message: Message) -> bytes:
-    text = json_format.MessageToJson(
+    text = to_json(
         message,
-        descriptor_pool=POOL,
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
         indent=2,
