@@ -8,4 +8,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-BUILTIN_PLUGINS: list[tuple[str, ModuleType]] = []
+from . import csv, json, jsonlines, npy, pickle, protobuf
+
+BUILTIN_PLUGINS: list[tuple[str, ModuleType]] = [
+    ("json", json),
+    ("protobuf", protobuf),
+    ("csv", csv),
+    ("jsonlines", jsonlines),
+    ("npy", npy),
+    ("pickle", pickle),
+]
