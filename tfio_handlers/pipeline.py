@@ -121,6 +121,7 @@ class Pipeline:
             context.method = method  # type: ignore[assignment]
         context.signature_name = attributes.get("tfs-signature") or None
         context.extras["backend"] = self.backend
+        context.extras["predict"] = lambda value: self.predict_value(value, context)
         return context, media_type
 
     def _load_signatures(self, context: Context) -> None:
@@ -144,6 +145,7 @@ class Pipeline:
             context, media_type = self.context_for(body, headers)
             codec = media_type.essence
             if self.user_code is not None and self.user_code.replaces_pipeline:
+                self._load_signatures(context)
                 return self._run_user_pipeline(body, media_type, context)
             accept = self.registry.negotiate(context.accept_header, self.settings.default_accept)
             self._load_signatures(context)
@@ -163,6 +165,12 @@ class Pipeline:
             context, media_type = self.context_for(body, headers)
             codec = media_type.essence
             if self.user_code is not None and self.user_code.replaces_pipeline:
+                self._use_signatures(
+                    context,
+                    await self.backend.asignatures(
+                        context.model_name, context.model_version, context.version_label
+                    ),
+                )
                 return await asyncio.to_thread(self._run_user_pipeline, body, media_type, context)
             accept = self.registry.negotiate(context.accept_header, self.settings.default_accept)
             resolved = await self.backend.asignatures(

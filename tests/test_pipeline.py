@@ -1,0 +1,316 @@
+"""The pipeline end to end on the embedded backend with real SavedModels: the seed's iris example,
+every built-in media type, SageMaker custom attributes, errors, and user-code contracts."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import pickle
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tfio_handlers.config import Settings
+from tfio_handlers.pipeline import Pipeline, Response
+from tfio_handlers.protos import (
+    ClassificationRequest,
+    ClassificationResponse,
+    PredictResponse,
+)
+from tfio_handlers.protocol.requests import to_examples
+from tfio_handlers.registry import Registry
+from tfio_handlers.tensors import to_ndarray
+from tfio_handlers.usercode import load_user_code
+
+pytestmark = pytest.mark.tensorflow
+
+IRIS = {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=iris"}
+SEED = b"[6.4, 3.2, 4.5, 1.5]"
+
+
+def make(backend: Any, user_code: Any = None, **settings: Any) -> Pipeline:
+    return Pipeline(
+        backend,
+        settings=Settings.from_env({}, **settings),
+        registry=Registry(),
+        user_code=user_code,
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(embedded_backend: Any) -> Pipeline:
+    return make(embedded_backend)
+
+
+def ok(response: Response) -> Any:
+    assert response.status == 200, response.body
+    return response
+
+
+def classes_of(body: bytes) -> list[tuple[str, float]]:
+    doc = json.loads(body)
+    return [(c["label"], c["score"]) for c in doc["result"]["classifications"][0]["classes"]]
+
+
+def test_seed_iris_example_gives_the_seed_shape(pipeline: Pipeline) -> None:
+    response = ok(pipeline.invoke(SEED, IRIS))
+    doc = json.loads(response.body)
+    assert set(doc) >= {"result"}
+    classes = classes_of(response.body)
+    assert [label for label, _ in classes] == ["0", "1", "2"]
+    assert max(classes, key=lambda c: c[1])[0] == "1"
+    assert dict(response.headers)["content-type"] == "application/json"
+    assert dict(response.headers)["vary"] == "Accept"
+
+
+def test_csv_and_protobuf_give_the_same_classes(pipeline: Pipeline) -> None:
+    from_json = classes_of(ok(pipeline.invoke(SEED, IRIS)).body)
+    csv = ok(pipeline.invoke(b"6.4,3.2,4.5,1.5\n", {**IRIS, "Content-Type": "text/csv"}))
+    assert classes_of(csv.body) == from_json
+    request = ClassificationRequest()
+    request.input.example_list.examples.extend(to_examples([6.4, 3.2, 4.5, 1.5]))
+    answer = ok(
+        pipeline.invoke(
+            request.SerializeToString(),
+            {
+                **IRIS,
+                "Content-Type": "application/octet-stream",
+                "Accept": "application/x-protobuf",
+            },
+        )
+    )
+    parsed = ClassificationResponse.FromString(answer.body)
+    labels = [(c.label, c.score) for c in parsed.result.classifications[0].classes]
+    assert [lab for lab, _ in labels] == ["0", "1", "2"]
+    np.testing.assert_allclose([s for _, s in labels], [s for _, s in from_json], rtol=1e-6)
+
+
+def test_csv_every_row_is_an_instance(pipeline: Pipeline) -> None:
+    body = b"6.4,3.2,4.5,1.5\r\n5.1,3.5,1.4,0.2\r\n6.9,3.1,5.4,2.1\r\n"
+    doc = json.loads(ok(pipeline.invoke(body, {**IRIS, "Content-Type": "text/csv"})).body)
+    winners = [
+        max(c["classes"], key=lambda x: x["score"])["label"]
+        for c in doc["result"]["classifications"]
+    ]
+    assert winners == ["1", "0", "2"]
+
+
+def test_tfs_rest_bodies_on_invocations(pipeline: Pipeline) -> None:
+    classify = ok(pipeline.invoke(b'{"examples": [{"inputs": [6.4, 3.2, 4.5, 1.5]}]}', IRIS))
+    results = json.loads(classify.body)["results"]
+    assert [label for label, _ in results[0]] == ["0", "1", "2"]
+    predict = ok(
+        pipeline.invoke(b'{"signature_name": "predict", "instances": [[6.4, 3.2, 4.5, 1.5]]}', IRIS)
+    )
+    prediction = json.loads(predict.body)["predictions"][0]
+    assert prediction["classes"] == "1" and prediction["class_ids"] == 1
+
+
+def test_tfs_signature_attribute_and_legacy_predict_form(pipeline: Pipeline) -> None:
+    headers = {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=iris,tfs-signature=predict"}
+    doc = json.loads(ok(pipeline.invoke(SEED, headers)).body)
+    probabilities = doc["outputs"]["probabilities"]
+    assert probabilities["dtype"] == "DT_FLOAT"
+    assert [d["size"] for d in probabilities["tensorShape"]["dim"]] == ["1", "3"]
+    assert len(probabilities["floatVal"]) == 3
+    assert doc["modelSpec"]["signatureName"] == "predict"
+
+
+def test_plain_list_on_half_plus_two_in_both_response_styles(embedded_backend: Any) -> None:
+    legacy = make(embedded_backend)
+    doc = json.loads(ok(legacy.invoke(b"[1.0, 2.0, 5.0]", {})).body)
+    assert doc["outputs"]["y"]["floatVal"] == [2.5, 3.0, 4.5]
+    tfs = make(embedded_backend, json_response_style="tfs")
+    assert json.loads(ok(tfs.invoke(b"[1.0, 2.0, 5.0]", {})).body) == {
+        "predictions": [[2.5, 3.0, 4.5]]
+    }
+    override = ok(legacy.invoke(b"[1.0, 2.0, 5.0]", {"Accept": "application/json; format=tfs"}))
+    assert json.loads(override.body) == {"predictions": [[2.5, 3.0, 4.5]]}
+
+
+def test_tfs_method_attribute_regress(pipeline: Pipeline) -> None:
+    headers = {
+        "X-Amzn-SageMaker-Custom-Attributes": "tfs-method=regress,tfs-signature=regress_x_to_y",
+    }
+    doc = json.loads(
+        ok(pipeline.invoke(b'{"examples": [{"x": [4.0]}, {"x": [6.0]}]}', headers)).body
+    )
+    assert doc == {"results": [4.0, 5.0]}
+
+
+def test_dict_of_named_inputs_typed_per_input(embedded_backend: Any) -> None:
+    """Mixed dtypes: each input typed by its own signature dtype (training-toolkit#188)."""
+    pipeline = make(embedded_backend, json_response_style="tfs")
+    body = json.dumps({"a": [[1.0, 2.0]], "b": [3], "c": ["xyz"]}).encode()
+    doc = json.loads(
+        ok(
+            pipeline.invoke(
+                body, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=multi_input"}
+            )
+        ).body
+    )
+    prediction = doc["predictions"][0]
+    assert prediction["total"] == 6.0 and prediction["b_doubled"] == 6
+    assert prediction["c_length"] == 3 and prediction["c_bytes"] == {"b64": "eHl6"}
+
+
+def test_npy_and_jsonlines_round_trip(pipeline: Pipeline) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[1.0], [3.0]], dtype=np.float32))
+    answer = ok(
+        pipeline.invoke(
+            buffer.getvalue(), {"Content-Type": "application/x-npy", "Accept": "application/x-npy"}
+        )
+    )
+    np.testing.assert_array_equal(np.load(io.BytesIO(answer.body)), [[2.5], [3.5]])
+    lines = ok(
+        pipeline.invoke(
+            b"[1.0]\n[3.0]\n",
+            {"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"},
+        )
+    )
+    assert [json.loads(line) for line in lines.body.splitlines()] == [[2.5], [3.5]]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "fragment"),
+    [
+        (SEED, {"Content-Type": "image/gif"}, 415, "text/csv"),
+        (SEED, {"Accept": "image/gif"}, 406, "application/json"),
+        (b"[6.4, 3.2", {}, 400, "JSON Parse error"),
+        (b"", {}, 400, "The document is empty"),
+        (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=nope"}, 404, "nope"),
+        (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-method=explain"}, 400, "tfs-method"),
+        (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-version=x"}, 400, "version"),
+        (b"1,2\n3\n", {"Content-Type": "text/csv"}, 400, "row"),
+        (
+            b"\x80\x04junk",
+            {"Content-Type": "application/python-pickle"},
+            415,
+            "TFIO_HANDLERS_ENABLE_PICKLE",
+        ),
+    ],
+)
+def test_errors_have_status_and_json_body(
+    pipeline: Pipeline, body: bytes, headers: dict[str, str], status: int, fragment: str
+) -> None:
+    response = pipeline.invoke(body, headers)
+    assert response.status == status, response.body
+    message = json.loads(response.body)["error"]
+    assert fragment in message
+    assert "Traceback" not in message
+
+
+def test_body_limit_is_413(embedded_backend: Any) -> None:
+    from tfio_handlers.config import Limits
+
+    pipeline = make(embedded_backend, limits=Limits(max_body_bytes=8))
+    assert pipeline.invoke(SEED, {}).status == 413
+
+
+def test_charset_parameter_is_accepted(pipeline: Pipeline) -> None:
+    ok(pipeline.invoke(SEED, {**IRIS, "Content-Type": "application/json; charset=utf-8"}))
+    ok(pipeline.invoke(SEED, {**IRIS, "Content-Type": "Application/JSON; Charset=ISO-8859-1"}))
+
+
+def test_async_invoke_matches_sync(pipeline: Pipeline) -> None:
+    sync = pipeline.invoke(SEED, IRIS)
+    answer = asyncio.run(pipeline.ainvoke(SEED, IRIS))
+    assert answer.status == 200 and answer.body == sync.body
+
+
+def test_ping(pipeline: Pipeline) -> None:
+    assert pipeline.ping().status == 200
+
+
+# -- user code -------------------------------------------------------------------------------------
+
+
+def user(tmp_path: Path, source: str) -> Any:
+    path = tmp_path / "inference.py"
+    path.write_text(textwrap.dedent(source))
+    return load_user_code(path)
+
+
+def test_seed_pickle_input_and_output_fn(embedded_backend: Any, tmp_path: Path) -> None:
+    code = user(
+        tmp_path,
+        """
+        import pickle
+        def input_fn(serialized_input, content_type):
+            if content_type == "application/python-pickle":
+                return pickle.loads(serialized_input)
+            else:
+                pass
+        def output_fn(prediction_result, accepts):
+            if accepts == "application/python-pickle":
+                return pickle.dumps(prediction_result)
+            else:
+                pass
+    """,
+    )
+    pipeline = make(embedded_backend, code)
+    answer = ok(
+        pipeline.invoke(
+            pickle.dumps(np.array([[1.0], [5.0]], dtype=np.float32)),
+            {"Content-Type": "application/python-pickle", "Accept": "application/python-pickle"},
+        )
+    )
+    response = pickle.loads(answer.body)
+    assert isinstance(response, PredictResponse)
+    np.testing.assert_array_equal(to_ndarray(response.outputs["y"]), [[2.5], [4.5]])
+    # Other types still reach the built-ins.
+    assert json.loads(ok(pipeline.invoke(b"[1.0]", {})).body)["outputs"]["y"]["floatVal"] == [2.5]
+
+
+def test_context_style_and_tfs_handlers(embedded_backend: Any, tmp_path: Path) -> None:
+    code = user(
+        tmp_path,
+        """
+        import json
+        def input_handler(data, context):
+            values = [float(v) for v in data.read().decode().split(";")]
+            return json.dumps({"instances": values})
+        def output_handler(response, context):
+            doubled = [2 * v for v in response.json()["predictions"]]
+            return json.dumps({"doubled": doubled}), "application/vnd.doubled+json"
+    """,
+    )
+    answer = ok(make(embedded_backend, code).invoke(b"1;3", {"Content-Type": "text/plain"}))
+    assert json.loads(answer.body) == {"doubled": [5.0, 7.0]}
+    assert dict(answer.headers)["content-type"] == "application/vnd.doubled+json"
+
+
+def test_transform_fn_and_handler_take_the_whole_request(
+    embedded_backend: Any, tmp_path: Path
+) -> None:
+    code = user(
+        tmp_path,
+        """
+        def transform_fn(data, content_type, accept, context):
+            return f"{content_type}|{accept}|{data}", "text/plain"
+    """,
+    )
+    answer = ok(make(embedded_backend, code).invoke(b"[1]", {"Accept": "text/plain"}))
+    assert answer.body == b"application/json|text/plain|[1]"
+    handler = user(
+        tmp_path,
+        """
+        def handler(data, context):
+            response = context.extras["predict"]([[float(data.read())]])
+            return str(response.outputs["y"].float_val[0]), "text/plain"
+    """,
+    )
+    pipeline = make(embedded_backend, handler)
+    assert ok(pipeline.invoke(b"4", {"Content-Type": "text/plain"})).body == b"4.0"
+
+
+def test_user_error_is_500_without_traceback(embedded_backend: Any, tmp_path: Path) -> None:
+    code = user(tmp_path, "def input_fn(data, ct):\n    raise RuntimeError('boom')\n")
+    response = make(embedded_backend, code).invoke(b"[1.0]", {})
+    assert response.status == 500
+    assert json.loads(response.body) == {"error": "input_fn failed: RuntimeError: boom"}
