@@ -186,6 +186,8 @@ def test_npy_and_jsonlines_round_trip(pipeline: Pipeline) -> None:
         (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=nope"}, 404, "nope"),
         (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-method=explain"}, 400, "tfs-method"),
         (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-version=x"}, 400, "version"),
+        (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-signature=nope"}, 404, "serving_default"),
+        (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-version=7"}, 404, "Specific"),
         (b"1,2\n3\n", {"Content-Type": "text/csv"}, 400, "row"),
         (
             b"\x80\x04junk",

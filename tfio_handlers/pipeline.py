@@ -24,6 +24,7 @@ from .errors import (
     BadRequest,
     HTTPError,
     InternalError,
+    NotFound,
     UserCodeError,
     error_body,
 )
@@ -135,6 +136,12 @@ class Pipeline:
         context.signature_defs = resolved.signature_defs
         if context.model_name is None:
             context.model_name = resolved.name
+        name = context.signature_name
+        if name is not None and name not in context.signature_defs:
+            raise NotFound(
+                f"tfs-signature {name!r} is not a signature of model {context.model_name!r}; "
+                "it has: " + ", ".join(sorted(context.signature_defs))
+            )
 
     # -- /invocations --------------------------------------------------------------------------------
 
