@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
 
     commands.add_parser("plugins", help="print the codec resolution table")
+    commands.add_parser(
+        "grpc-serve",
+        add_help=False,
+        help="serve TF Serving's gRPC PredictionService over a backend (see grpc-serve --help)",
+    )
     return parser
 
 
@@ -126,7 +131,12 @@ def _plugins() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["grpc-serve"]:
+        from .grpc_server import main as grpc_main
+
+        return grpc_main(arguments[1:])
+    args = _parser().parse_args(arguments)
     if args.command == "serve":
         return _serve(args)
     return _plugins()
