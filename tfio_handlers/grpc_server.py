@@ -1,0 +1,280 @@
+"""A gRPC ``PredictionService`` and ``ModelService`` over any backend: TF Serving's gRPC API without it.
+
+``python -m tfio_handlers.grpc_server --model-dir export/half_plus_two --port 8500`` serves a
+SavedModel on the embedded backend with TF Serving's gRPC API, so clients written for
+``tensorflow_model_server`` (``PredictionServiceStub``, :class:`~tfio_handlers.backends.grpc.GrpcBackend`)
+can be developed and tested without it. ``--backend grpc://host:port`` or ``http://host:port`` puts
+the same API in front of a remote TF Serving instead.
+
+Served methods: ``PredictionService`` ``Predict``, ``Classify``, ``Regress``, ``GetModelMetadata`` and
+``MultiInference`` (each task run as its own Classify or Regress call), and ``ModelService``
+``GetModelStatus``; ``HandleReloadConfigRequest`` answers UNIMPLEMENTED. Handlers are generic
+(``grpc.method_handlers_generic_handler``) over our own message classes, so no generated stubs are
+needed. A backend's :class:`~tfio_handlers.errors.HTTPError` becomes the gRPC code TF Serving would
+have used (:func:`~tfio_handlers.backends.grpc.grpc_code_for_status`) with the same message, and the
+exact HTTP status travels in the trailing metadata ``tfio-http-status`` for our own client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from google.protobuf.message import Message
+
+from .backends.grpc import (
+    HTTP_STATUS_METADATA,
+    MAX_MESSAGE_BYTES,
+    MODEL_SERVICE,
+    PREDICTION_SERVICE,
+    grpc_code_for_status,
+)
+from .errors import BadRequest, HTTPError
+from .protos import (
+    ClassificationRequest,
+    ClassificationResponse,
+    GetModelMetadataRequest,
+    GetModelMetadataResponse,
+    GetModelStatusRequest,
+    GetModelStatusResponse,
+    MultiInferenceRequest,
+    MultiInferenceResponse,
+    PredictRequest,
+    PredictResponse,
+    RegressionRequest,
+    RegressionResponse,
+)
+
+if TYPE_CHECKING:
+    import grpc
+
+    from .backends.base import Backend
+
+__all__ = ["generic_handlers", "main", "multi_inference", "serve"]
+
+log = logging.getLogger(__name__)
+
+_CLASSIFY_METHOD = "tensorflow/serving/classify"
+_REGRESS_METHOD = "tensorflow/serving/regress"
+
+
+def _abort(context: grpc.ServicerContext, status: int, message: str) -> NoReturn:
+    import grpc
+
+    context.set_trailing_metadata(((HTTP_STATUS_METADATA, str(status)),))
+    context.abort(getattr(grpc.StatusCode, grpc_code_for_status(status)), message)
+    raise AssertionError("unreachable: ServicerContext.abort raises")  # pragma: no cover
+
+
+def _unary(
+    call: Callable[[Any], Message],
+    request_class: type[Message],
+    response_class: type[Message],
+    name: str,
+) -> grpc.RpcMethodHandler:
+    import grpc
+
+    def handle(request: Message, context: grpc.ServicerContext) -> Message:
+        try:
+            return call(request)
+        except HTTPError as exc:
+            _abort(context, exc.status_code, exc.message)
+        except Exception as exc:
+            log.exception("Unexpected error in %s", name)
+            _abort(context, 500, f"Internal error: {type(exc).__name__}")
+
+    return grpc.unary_unary_rpc_method_handler(
+        handle,
+        request_deserializer=request_class.FromString,
+        response_serializer=response_class.SerializeToString,
+    )
+
+
+def multi_inference(backend: Backend, request: MultiInferenceRequest) -> MultiInferenceResponse:
+    """TF Serving's ``MultiInference``: several Classify/Regress tasks over one ``Input``.
+
+    TF Serving's rules are checked first: at least one task, one model name for all, no signature
+    twice, and only the classify and regress methods. Each task is then one backend call.
+    """
+    if not request.tasks:
+        raise BadRequest("Tasks must be specified.")
+    model_name = request.tasks[0].model_spec.name
+    signatures: set[str] = set()
+    for task in request.tasks:
+        if task.model_spec.name != model_name:
+            raise BadRequest(
+                "All ModelSpecs in a MultiInferenceRequest must access the same model name."
+            )
+        signature = task.model_spec.signature_name or "serving_default"
+        if signature in signatures:
+            raise BadRequest(f"Duplicate evaluation of signature: {signature}")
+        signatures.add(signature)
+        if task.method_name not in (_CLASSIFY_METHOD, _REGRESS_METHOD):
+            raise BadRequest(f"Unsupported signature method_name: {task.method_name}")
+    response = MultiInferenceResponse()
+    for task in request.tasks:
+        result = response.results.add()
+        if task.method_name == _CLASSIFY_METHOD:
+            classified = backend.classify(
+                ClassificationRequest(model_spec=task.model_spec, input=request.input)
+            )
+            result.model_spec.CopyFrom(classified.model_spec)
+            result.classification_result.CopyFrom(classified.result)
+        else:
+            regressed = backend.regress(
+                RegressionRequest(model_spec=task.model_spec, input=request.input)
+            )
+            result.model_spec.CopyFrom(regressed.model_spec)
+            result.regression_result.CopyFrom(regressed.result)
+    return response
+
+
+def generic_handlers(backend: Backend) -> list[grpc.GenericRpcHandler]:
+    """The ``PredictionService`` and ``ModelService`` handlers over ``backend``."""
+    import grpc
+
+    prediction = {
+        "Predict": _unary(backend.predict, PredictRequest, PredictResponse, "Predict"),
+        "Classify": _unary(
+            backend.classify, ClassificationRequest, ClassificationResponse, "Classify"
+        ),
+        "Regress": _unary(backend.regress, RegressionRequest, RegressionResponse, "Regress"),
+        "GetModelMetadata": _unary(
+            backend.get_model_metadata, GetModelMetadataRequest, GetModelMetadataResponse,
+            "GetModelMetadata",
+        ),
+        "MultiInference": _unary(
+            lambda request: multi_inference(backend, request),
+            MultiInferenceRequest, MultiInferenceResponse, "MultiInference",
+        ),
+    }
+    model = {
+        "GetModelStatus": _unary(
+            backend.get_model_status, GetModelStatusRequest, GetModelStatusResponse,
+            "GetModelStatus",
+        ),
+    }
+    return [
+        grpc.method_handlers_generic_handler(PREDICTION_SERVICE, prediction),
+        grpc.method_handlers_generic_handler(MODEL_SERVICE, model),
+    ]
+
+
+def serve(
+    backend: Backend,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    max_workers: int | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+    options: Sequence[tuple[str, Any]] = (),
+) -> tuple[grpc.Server, int]:
+    """Start a gRPC server for ``backend`` on ``host:port`` (0: a free port); return it and the port.
+
+    The server runs on a thread pool of ``max_workers`` (default ``min(32, CPUs + 4)``) and accepts
+    messages of up to ``max_message_bytes`` both ways. Binding a port another process holds fails
+    (``SO_REUSEPORT`` is off) instead of silently sharing it. Stop it with ``server.stop(grace)``.
+    """
+    import grpc
+
+    workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+    merged: dict[str, Any] = {
+        "grpc.max_send_message_length": max_message_bytes,
+        "grpc.max_receive_message_length": max_message_bytes,
+        "grpc.so_reuseport": 0,
+    }
+    merged.update(dict(options))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tfio-grpc"),
+        handlers=generic_handlers(backend),
+        options=list(merged.items()),
+    )
+    address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"Cannot listen on {address}: {exc}") from None
+    if bound == 0:
+        raise OSError(f"Cannot listen on {address}")
+    server.start()
+    return server, bound
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tfio_handlers.grpc_server",
+        description="Serve TF Serving's gRPC API (PredictionService, ModelService) over a backend.",
+    )
+    parser.add_argument("--model-dir", help="a SavedModel, a TF Serving base path, or a folder of models")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                        help="a named model (repeatable)")
+    parser.add_argument("--backend", default="embedded",
+                        help="embedded (default), grpc://host:port or http://host:port")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=8500, help="default 8500, as TF Serving")
+    parser.add_argument("--max-workers", type=int, default=None, help="server threads")
+    parser.add_argument("--grace", type=float, default=5.0,
+                        help="seconds calls in flight may finish on SIGTERM/SIGINT")
+    parser.add_argument("--log-level", default="info")
+    return parser
+
+
+def _models(args: argparse.Namespace) -> dict[str, str] | str | None:
+    if args.model:
+        models: dict[str, str] = {}
+        for item in args.model:
+            name, eq, path = item.partition("=")
+            if not eq or not name.strip() or not path.strip():
+                raise SystemExit(f"--model {item!r}: expected NAME=PATH")
+            models[name.strip()] = os.path.abspath(path.strip())
+        return models
+    if args.model_dir:
+        return str(os.path.abspath(args.model_dir))
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command: build the backend, serve until SIGTERM or SIGINT, then stop gracefully."""
+    from .config import Settings
+    from .server import make_backend
+
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        backend = make_backend(args.backend, _models(args), Settings.from_env())
+    except HTTPError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    try:
+        server, port = serve(backend, args.host, args.port, max_workers=args.max_workers)
+    except OSError as exc:
+        backend.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    log.info("Serving %s and %s on %s:%d", PREDICTION_SERVICE, MODEL_SERVICE, args.host, port)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop(args.grace).wait()
+        backend.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
