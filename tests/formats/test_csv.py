@@ -1,0 +1,574 @@
+"""The CSV codec: RFC 4180 decoding typed by the signature, the fast numeric path, the encoder.
+
+The SageMaker defects this codec fixes each have a test: the legacy container read only the first
+row, the TF Serving container's njs split quoted strings wrongly, and the inference toolkit's
+``np.genfromtxt`` dropped the batch dimension of a one-row body.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tfio_handlers.config import Limits, Settings
+from tfio_handlers.context import Context
+from tfio_handlers.errors import BadRequest, NotAcceptable, PayloadTooLarge
+from tfio_handlers.formats import csv as csv_codec
+from tfio_handlers.media import parse_media_type
+from tfio_handlers.protos import (
+    DT_BOOL,
+    DT_DOUBLE,
+    DT_FLOAT,
+    DT_INT8,
+    DT_INT32,
+    DT_INT64,
+    DT_STRING,
+    DT_UINT64,
+    ClassificationResponse,
+    PredictResponse,
+    RegressionResponse,
+    SignatureDef,
+)
+from tfio_handlers.registry import Kind, Registry
+from tfio_handlers.tensors import data_type_of, to_tensor_proto
+
+CSV = parse_media_type("text/csv")
+CSV_HEADER = parse_media_type("text/csv; header=present")
+PREDICT = "tensorflow/serving/predict"
+CLASSIFY = "tensorflow/serving/classify"
+
+
+def signature(
+    inputs: dict[str, tuple[int, list[int] | None]],
+    method: str = PREDICT,
+    outputs: dict[str, int] | None = None,
+) -> SignatureDef:
+    """A SignatureDef with ``inputs`` as ``{name: (dtype, shape or None for unknown rank)}``."""
+    sig = SignatureDef(method_name=method)
+    for name, (dtype, shape) in inputs.items():
+        sig.inputs[name].dtype = dtype
+        if shape is None:
+            sig.inputs[name].tensor_shape.unknown_rank = True
+        else:
+            sig.inputs[name].tensor_shape.SetInParent()
+            for size in shape:
+                sig.inputs[name].tensor_shape.dim.add(size=size)
+    for name, dtype in (outputs or {"outputs": DT_FLOAT}).items():
+        sig.outputs[name].dtype = dtype
+    return sig
+
+
+def context(sig: SignatureDef | None = None, **settings_: Any) -> Context:
+    return Context(
+        settings=Settings(**settings_),
+        signature_defs={"serving_default": sig} if sig is not None else {},
+    )
+
+
+CLASSIFIER = signature(
+    {"inputs": (DT_STRING, [-1])}, CLASSIFY, {"classes": DT_STRING, "scores": DT_FLOAT}
+)
+
+
+def decode(body: bytes, ctx: Context | None = None, media_type: Any = CSV) -> Any:
+    return csv_codec.decode_csv(body, media_type, ctx or context())
+
+
+def predict_response(**outputs: np.ndarray) -> PredictResponse:
+    response = PredictResponse()
+    for name, array in outputs.items():
+        response.outputs[name].CopyFrom(to_tensor_proto(array))
+    return response
+
+
+# -- the SageMaker defects ---------------------------------------------------------------------
+
+
+def test_every_row_is_an_instance_not_only_the_first() -> None:
+    body = b"5.1,3.5,1.4,0.2\n4.9,3.0,1.4,0.2\n6.2,3.4,5.4,2.3\n"
+    array = decode(body)
+    assert array.shape == (3, 4)
+    np.testing.assert_array_equal(array[2], np.array([6.2, 3.4, 5.4, 2.3], np.float32))
+
+
+def test_a_one_row_body_keeps_its_batch_dimension() -> None:
+    array = decode(b"1.0,2.0,5.0\n")
+    assert array.shape == (1, 3)
+    sig = signature({"x": (DT_FLOAT, [-1, 3])})
+    assert decode(b"1.0,2.0,5.0", context(sig)).shape == (1, 3)
+
+
+def test_string_fields_are_split_and_quoted_as_rfc_4180_says() -> None:
+    sig = signature({"x": (DT_STRING, [-1, 4])})
+    array = decode(b"iris,0.5,1.0,1.5\n", context(sig))
+    assert array.tolist() == [[b"iris", b"0.5", b"1.0", b"1.5"]]
+    assert decode(b"a,b,c\n", context(signature({"x": (DT_STRING, [-1, 3])}))).tolist() == [
+        [b"a", b"b", b"c"]
+    ]
+    quoted = b'"iris, setosa","say ""hi""","line\nbreak",x\r\n'
+    assert decode(quoted, context(sig)).tolist() == [
+        [b"iris, setosa", b'say "hi"', b"line\nbreak", b"x"]
+    ]
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"1,2\n3,4\n",
+        b"1,2\r\n3,4\r\n",
+        b"1,2\n3,4",
+        b"\xef\xbb\xbf1,2\n3,4\n",
+        b"1,2\n\n3,4\n\n\n",
+        b"\n1,2\n   \n3,4",
+        b'"1","2"\n3,4\n',
+        b"1, 2\n3 ,4\n",
+        b"1,2\r3,4\r",
+    ],
+)
+def test_line_endings_blank_lines_bom_and_quoted_numbers(body: bytes) -> None:
+    np.testing.assert_array_equal(decode(body), np.array([[1, 2], [3, 4]], np.float32))
+
+
+def test_ragged_rows_name_the_line() -> None:
+    with pytest.raises(BadRequest, match=r"CSV line 3: the row has 2 fields, expected 3"):
+        decode(b"1,2,3\n4,5,6\n7,8\n")
+    with pytest.raises(BadRequest, match=r"CSV line 2: the row has 4 fields, expected 3"):
+        decode(b'1,2,"3"\n4,5,6,7\n')
+    with pytest.raises(
+        BadRequest, match=r"CSV line 3: the row has 3 fields, expected 2 as the head"
+    ):
+        decode(b"a,b\n1,2\n3,4,5\n", media_type=CSV_HEADER)
+    # Balanced raggedness: the total field count is right, every row is checked.
+    with pytest.raises(BadRequest, match=r"CSV line 1: .* 3 fields|CSV line 2: the row has 5"):
+        decode(b"1,2,3\n4,5,6,7,8\n9,10\n")
+
+
+def test_bad_cells_name_line_and_column() -> None:
+    with pytest.raises(BadRequest, match=r"CSV line 2, column 3: 'x' is not a number"):
+        decode(b"1,2,3\n4,5,x\n", context(signature({"v": (DT_FLOAT, [-1, 3])})))
+    with pytest.raises(BadRequest, match=r"CSV line 1, column 2: an empty field is not a number"):
+        decode(b"1,,3\n", context(signature({"v": (DT_FLOAT, [-1, 3])})))
+    sig = signature({"a": (DT_FLOAT, [-1]), "b": (DT_INT64, [-1])})
+    with pytest.raises(
+        BadRequest, match=r"line 3, column 2 \('b'\): '1.5' is not an integer for input 'b'"
+    ):
+        decode(b"a,b\n1,2\n3,1.5\n", context(sig), CSV_HEADER)
+    with pytest.raises(BadRequest, match=r"line 1, column 1: '300' is out of range \[-128, 127\]"):
+        decode(b"300\n", context(signature({"v": (DT_INT8, [-1])})))
+    with pytest.raises(BadRequest, match=r"'1e39' is out of range for input 'v' \(DT_FLOAT\)"):
+        decode(b"1e39\n", context(signature({"v": (DT_FLOAT, [-1])})))
+
+
+def test_cells_are_typed_by_the_signature() -> None:
+    big = 2**53 + 1
+    assert decode(
+        f"{big}\n-5\n".encode(), context(signature({"v": (DT_INT64, [-1])}))
+    ).tolist() == [
+        big,
+        -5,
+    ]
+    unsigned = decode(b"18446744073709551615\n", context(signature({"v": (DT_UINT64, [-1])})))
+    assert unsigned.dtype == np.uint64 and int(unsigned[0]) == 2**64 - 1
+    doubles = decode(b"0.1\n", context(signature({"v": (DT_DOUBLE, [-1])})))
+    assert doubles.dtype == np.float64 and doubles[0] == 0.1
+    bools = decode(b"true,FALSE,1,0\n", context(signature({"v": (DT_BOOL, [-1, 4])})))
+    assert bools.tolist() == [[True, False, True, False]]
+    assert decode(b"nan,inf,-inf\n").tolist()[0][1:] == [np.inf, -np.inf]
+    with pytest.raises(BadRequest, match="is not a boolean"):
+        decode(b"yes\n", context(signature({"v": (DT_BOOL, [-1])})))
+
+
+def test_without_a_signature_numbers_are_float32_and_text_makes_strings() -> None:
+    assert decode(b"1,2\n").dtype == np.float32
+    strings = decode(b"a,1\nb,2\n")
+    assert strings.dtype == object and strings.tolist() == [[b"a", b"1"], [b"b", b"2"]]
+
+
+def test_header_names_the_inputs_of_a_multi_input_signature() -> None:
+    sig = signature({"name": (DT_STRING, [-1]), "x": (DT_FLOAT, [-1, 2]), "n": (DT_INT32, [-1, 1])})
+    value = decode(b'x,name,x,n\n1,"a,b",2,7\n3,c,4,8\n', context(sig), CSV_HEADER)
+    assert set(value) == {"name", "x", "n"}
+    assert value["name"].tolist() == [b"a,b", b"c"]
+    np.testing.assert_array_equal(value["x"], np.array([[1, 2], [3, 4]], np.float32))
+    assert value["n"].dtype == np.int32 and value["n"].shape == (2, 1)
+
+
+def test_header_errors() -> None:
+    sig = signature({"a": (DT_FLOAT, [-1]), "b": (DT_FLOAT, [-1])})
+    with pytest.raises(BadRequest, match="send a header row"):
+        decode(b"1,2\n", context(sig))
+    with pytest.raises(BadRequest, match="column 'c' is not an input"):
+        decode(b"a,c\n1,2\n", context(sig), CSV_HEADER)
+    with pytest.raises(BadRequest, match="no column for input 'b'"):
+        decode(b"a\n1\n", context(sig), CSV_HEADER)
+    with pytest.raises(BadRequest, match="must be 'present' or 'absent'"):
+        decode(b"1\n", media_type=parse_media_type("text/csv; header=maybe"))
+
+
+def test_single_input_ignores_header_names_and_no_signature_header_gives_a_dict() -> None:
+    sig = signature({"x": (DT_FLOAT, [-1, 2])})
+    assert decode(b"sepal,petal\n1,2\n", context(sig), CSV_HEADER).shape == (1, 2)
+    value = decode(b"a,b\n1,2\n", media_type=CSV_HEADER)
+    assert set(value) == {"a", "b"} and value["a"].tolist() == [1.0]
+    empty = decode(b"a,b\n", context(sig), CSV_HEADER)
+    assert empty.shape == (0, 2)
+
+
+@pytest.mark.parametrize(
+    ("shape", "body", "expected"),
+    [
+        ([-1], b"1\n2\n", (2,)),
+        (None, b"1\n2\n", (2,)),
+        (None, b"1,2\n", (1, 2)),
+        ([-1, -1], b"1\n2\n", (2, 1)),
+        ([-1, 2, 2], b"1,2,3,4\n", (1, 2, 2)),
+        ([-1, -1, 2], b"1,2,3,4,5,6\n", (1, 3, 2)),
+        ([-1, -1, -1], b"1,2,3\n", (1, 3)),
+        ([], b"7\n", ()),
+    ],
+)
+def test_the_shape_rule(shape: list[int] | None, body: bytes, expected: tuple[int, ...]) -> None:
+    assert decode(body, context(signature({"x": (DT_FLOAT, shape)}))).shape == expected
+
+
+@pytest.mark.parametrize(
+    ("shape", "body", "message"),
+    [
+        ([-1], b"1,2\n", "one value per instance"),
+        ([-1, 3], b"1,2\n", r"does not take 2 values per row"),
+        ([-1, 2, 2], b"1,2,3\n", r"does not take 3 values per row"),
+        ([], b"1\n2\n", "is a scalar"),
+    ],
+)
+def test_the_shape_rule_errors(shape: list[int], body: bytes, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        decode(body, context(signature({"x": (DT_FLOAT, shape)})))
+
+
+def test_empty_bodies() -> None:
+    for body in (b"", b"\n\n", b"  \r\n", b"\xef\xbb\xbf"):
+        with pytest.raises(BadRequest, match="empty"):
+            decode(body)
+
+
+def test_bad_quoting_is_a_400() -> None:
+    with pytest.raises(BadRequest, match="CSV line 1"):
+        decode(b'a"b,"c\n', context(signature({"x": (DT_STRING, [-1, 2])})))
+
+
+def test_other_charsets() -> None:
+    sig = signature({"x": (DT_STRING, [-1])})
+    latin = parse_media_type("text/csv; charset=latin-1")
+    assert decode("café\n".encode("latin-1"), context(sig), latin).tolist() == ["café".encode()]
+    utf16 = parse_media_type("text/csv; charset=utf-16")
+    assert decode("1,2\n".encode("utf-16"), media_type=utf16).tolist() == [[1.0, 2.0]]
+    with pytest.raises(BadRequest, match="not valid utf-8"):
+        decode(b"\xff\xfe,1\n", context(signature({"x": (DT_STRING, [-1, 2])})))
+
+
+# -- classify and regress ----------------------------------------------------------------------
+
+
+def test_classify_without_header_is_the_legacy_inputs_feature() -> None:
+    examples = decode(b"5.1,3.5\n4.9,3.0\n", context(CLASSIFIER))
+    assert examples == [{"inputs": [5.1, 3.5]}, {"inputs": [4.9, 3.0]}]
+    assert decode(b"a,b\n", context(CLASSIFIER)) == [{"inputs": [b"a", b"b"]}]
+    with pytest.raises(BadRequest, match="mixes numbers and text"):
+        decode(b"iris,0.5\n", context(CLASSIFIER))
+
+
+def test_classify_with_header_names_features_and_skips_empty_cells() -> None:
+    body = b"age,city,tag,tag,w\n35,Paris,a,b,1.5\n,Rome,c,,2\n"
+    examples = decode(body, context(CLASSIFIER), CSV_HEADER)
+    assert examples == [
+        {"age": [35], "city": [b"Paris"], "tag": [b"a", b"b"], "w": [1.5]},
+        {"city": [b"Rome"], "tag": [b"c"], "w": [2.0]},
+    ]
+    # Typed as TF Serving types JSON example values: integer literals are int64 features.
+    assert type(examples[0]["age"][0]) is int and type(examples[1]["w"][0]) is float
+    method = Context(method="regress")
+    regress = decode(b"x,k,m,m\n1.0,2,3,4.5\n", method, CSV_HEADER)
+    assert regress == [{"x": [1.0], "k": [2], "m": [3.0, 4.5]}]
+    assert type(regress[0]["k"][0]) is int and type(regress[0]["m"][0]) is float
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+
+def test_limits() -> None:
+    small = Settings(limits=Limits(max_body_bytes=10))
+    with pytest.raises(PayloadTooLarge):
+        csv_codec.decode_csv(b"1,2,3,4,5,6\n", CSV, Context(settings=small))
+    few = Settings(limits=Limits(max_elements=5))
+    with pytest.raises(PayloadTooLarge, match="over the limit of 5"):
+        csv_codec.decode_csv(b"1,2,3\n4,5,6\n", CSV, Context(settings=few))
+    with pytest.raises(PayloadTooLarge, match="over the limit of 5"):
+        csv_codec.decode_csv(b'"1",2,3\n4,5,6\n', CSV, Context(settings=few))
+    short = Settings(limits=Limits(max_string_bytes=4))
+    sig = signature({"x": (DT_STRING, [-1])})
+    with pytest.raises(PayloadTooLarge, match="over the limit of 4 bytes"):
+        csv_codec.decode_csv(
+            b"abcdefgh\n", CSV, Context(settings=short, signature_defs={"serving_default": sig})
+        )
+
+
+def test_long_quoted_fields_are_not_cut_by_the_csv_module_default_limit() -> None:
+    sig = signature({"x": (DT_STRING, [-1])})
+    text = "x" * 200_000
+    assert decode(f'"{text}"\n'.encode(), context(sig)).tolist() == [text.encode()]
+
+
+# -- the fast path -----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["simdjson", "orjson", "json"])
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with each JSON reader the fast path may use."""
+    name = request.param
+    if name == "simdjson":
+        pytest.importorskip("simdjson")
+        chosen = csv_codec._simdjson_loader()
+    else:
+        if name == "json":
+            monkeypatch.setitem(sys.modules, "orjson", None)
+        else:
+            pytest.importorskip("orjson")
+        chosen = csv_codec._generic_loader()
+    assert chosen is not None
+    monkeypatch.setattr(csv_codec, "_LOADERS", [chosen])
+    return str(name)
+
+
+def test_fast_path_agrees_with_the_exact_path(loader: str) -> None:
+    rng = np.random.default_rng(7)
+    matrix = rng.normal(size=(50, 9)).astype(np.float32)
+    body = ("\n".join(",".join(map(str, row)) for row in matrix.tolist()) + "\n").encode()
+    fast = decode(body)
+    quoted = b'"' + body[: body.index(b",")] + b'"' + body[body.index(b",") :]
+    exact = decode(quoted)
+    np.testing.assert_array_equal(fast, matrix)
+    np.testing.assert_array_equal(exact, matrix)
+    ints = decode(b"1,-2\n3,4\n", context(signature({"v": (DT_INT64, [-1, 2])})))
+    assert ints.dtype == np.int64 and ints.tolist() == [[1, -2], [3, 4]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"1,true\n", b"1,null\n", b"[1],2\n", b"[],[1,2]\n", b"{},1\n", b"1,2,\n", b"1e400,2\n"],
+)
+def test_fast_path_never_accepts_json_that_is_not_csv_numbers(loader: str, body: bytes) -> None:
+    if body == b"1e400,2\n":
+        assert decode(body).tolist() == [[np.inf, 2.0]]
+        return
+    with pytest.raises(BadRequest):
+        decode(body, context(signature({"v": (DT_FLOAT, [-1, 2])})))
+
+
+def test_fast_path_row_checks(loader: str) -> None:
+    with pytest.raises(BadRequest, match="CSV line 2: the row has 1 fields, expected 2"):
+        decode(b"1,2\n3\n4,5,6\n")
+    with pytest.raises(BadRequest, match=r"line 2, column 1: '300' is out of range"):
+        decode(b"1\n300\n", context(signature({"v": (DT_INT8, [-1])})))
+    with pytest.raises(BadRequest, match="is not an integer"):
+        decode(b"1\n2.5\n", context(signature({"v": (DT_INT32, [-1])})))
+
+
+def test_numeric_decoding_is_much_faster_than_genfromtxt() -> None:
+    """The goal is 8x on 1000x784 with the fast extras; this smaller check allows for noise."""
+    pytest.importorskip("simdjson")
+    import time
+
+    matrix = np.random.default_rng(0).random((300, 784), dtype=np.float32)
+    body = ("\n".join(",".join(map(str, row)) for row in matrix.tolist()) + "\n").encode()
+    ctx = context(signature({"x": (DT_FLOAT, [-1, 784])}))
+
+    def best(function: Any) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    ours = best(lambda: decode(body, ctx))
+    numpy_time = best(lambda: np.genfromtxt(io.BytesIO(body), delimiter=",", dtype=np.float32))
+    np.testing.assert_array_equal(decode(body, ctx), matrix)
+    assert numpy_time / ours > 4
+
+
+# -- encoding ----------------------------------------------------------------------------------
+
+
+def encode(response: Any, media_type: Any = CSV, ctx: Context | None = None) -> bytes:
+    return csv_codec.encode_csv(response, media_type, ctx or context())
+
+
+def test_encode_one_output_is_one_row_per_instance() -> None:
+    response = predict_response(scores=np.array([[0.1, 0.9], [0.25, 0.75]], np.float32))
+    assert encode(response) == b"0.1,0.9\n0.25,0.75\n"
+    assert encode(response, CSV_HEADER) == b"scores,scores\n0.1,0.9\n0.25,0.75\n"
+    vector = predict_response(y=np.array([1.5, 2.5], np.float32))
+    assert encode(vector) == b"1.5\n2.5\n"
+    images = predict_response(y=np.arange(8, dtype=np.int32).reshape(2, 2, 2))
+    assert encode(images) == b"0,1,2,3\n4,5,6,7\n"
+
+
+def test_encode_several_outputs_side_by_side_in_name_order() -> None:
+    response = predict_response(
+        b_label=np.array([b"x,y", b'say "hi"'], object),
+        a_flag=np.array([True, False]),
+        c=np.array([[1, 2], [3, 4]], np.int64),
+    )
+    assert encode(response, CSV_HEADER) == (
+        b'a_flag,b_label,c,c\ntrue,"x,y",1,2\nfalse,"say ""hi""",3,4\n'
+    )
+
+
+def test_encode_non_finite_and_round_trip_floats() -> None:
+    values = np.array([np.nan, np.inf, -np.inf, -0.0, 1 / 3, 3.4028235e38], np.float32)
+    text = encode(predict_response(y=values))
+    assert text == b"nan\ninf\n-inf\n-0.0\n0.33333334\n3.4028235e+38\n"
+    back = decode(text, context(signature({"y": (DT_FLOAT, [-1])})))
+    np.testing.assert_array_equal(back, values)
+
+
+def test_encode_errors() -> None:
+    with pytest.raises(NotAcceptable, match="not UTF-8"):
+        encode(predict_response(y=np.array([b"\xff"], object)))
+    with pytest.raises(BadRequest, match="inconsistent batch size"):
+        encode(predict_response(a=np.zeros(2, np.float32), b=np.zeros(3, np.float32)))
+    with pytest.raises(BadRequest, match="has no shape information"):
+        encode(predict_response(a=np.zeros(2, np.float32), b=np.float32(1)))
+
+
+def test_encode_scalars_and_empty_batches() -> None:
+    assert encode(predict_response(a=np.float32(1.5), b=np.int32(2))) == b"1.5,2\n"
+    assert encode(predict_response(y=np.zeros((0, 3), np.float32))) == b""
+    assert encode(predict_response(y=np.zeros((0, 2), np.float32)), CSV_HEADER) == b"y,y\n"
+
+
+def test_encode_classify_and_regress() -> None:
+    response = ClassificationResponse()
+    for labels, scores in ((["a", "b,c"], [0.25, 0.75]), (["a", "b,c"], [0.5, 0.5])):
+        classification = response.result.classifications.add()
+        for label, score in zip(labels, scores, strict=True):
+            classification.classes.add(label=label, score=score)
+    assert encode(response, CSV_HEADER) == (
+        b'label,score,label,score\na,0.25,"b,c",0.75\na,0.5,"b,c",0.5\n'
+    )
+    scores_only = ClassificationResponse()
+    scores_only.result.classifications.add().classes.add(score=0.5)
+    assert encode(scores_only) == b"0.5\n"
+    regression = RegressionResponse()
+    for value in (1.5, -2.0):
+        regression.result.regressions.add(value=value)
+    assert encode(regression, CSV_HEADER) == b"value\n1.5\n-2.0\n"
+
+
+def test_registered_with_aliases() -> None:
+    registry = Registry(builtins=False)
+    registry.register(csv_codec, name="csv", kind=Kind.BUILTIN)
+    for alias in ("text/csv", "application/csv", "text/comma-separated-values"):
+        value = registry.decode(b"1,2\n", parse_media_type(alias), context())
+        assert value.shape == (1, 2)
+    body, content_type = registry.encode(predict_response(y=np.ones(1, np.float32)), CSV, context())
+    assert (body, content_type) == (b"1.0\n", "text/csv")
+    assert registry.is_text("text/csv")
+
+
+# -- properties --------------------------------------------------------------------------------
+
+NUMERIC = [
+    np.float16,
+    np.float32,
+    np.float64,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.bool_,
+]
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> np.ndarray:
+    dtype = np.dtype(draw(st.sampled_from(NUMERIC)))
+    shape = draw(st.tuples(st.integers(0, 4), st.integers(1, 5)))
+    elements = None
+    if dtype.kind == "f":
+        elements = st.floats(width=dtype.itemsize * 8, allow_nan=True, allow_infinity=True)
+    return draw(hnp.arrays(dtype, shape, elements=elements))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables())
+def test_encode_then_decode_gives_back_the_tensor(array: np.ndarray) -> None:
+    dt = data_type_of(array.dtype)
+    sig = signature({"x": (dt, [-1, array.shape[1]])})
+    body = encode(predict_response(x=array), CSV_HEADER)
+    back = decode(body, context(sig), CSV_HEADER)
+    assert back.dtype == array.dtype and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+
+
+text_cells = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(1, 2).flatmap(
+        lambda width: st.lists(
+            st.lists(text_cells, min_size=width, max_size=width), min_size=1, max_size=4
+        )
+    )
+)
+def test_strings_round_trip(rows: list[list[str]]) -> None:
+    width = len(rows[0])
+    array = np.empty((len(rows), width), object)
+    array[:] = [[cell.encode() for cell in row] for row in rows]
+    for media_type in (CSV, CSV_HEADER):
+        body = encode(predict_response(s=array), media_type)
+        back = decode(body, context(signature({"s": (DT_STRING, [-1, width])})), media_type)
+        assert back.tolist() == array.tolist()
+
+
+# -- end to end, with real SavedModels ---------------------------------------------------------
+
+
+@pytest.mark.tensorflow
+def test_end_to_end_multi_input_and_regression(embedded_backend: Any) -> None:
+    from tfio_handlers.pipeline import Pipeline
+
+    pipeline = Pipeline(embedded_backend, settings=Settings.from_env({}), registry=Registry())
+    headers = {
+        "X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=multi_input",
+        "Content-Type": "text/csv; header=present",
+        "Accept": "text/csv; header=present",
+    }
+    response = pipeline.invoke(b'a,a,b,c\n1.5,2,3,"x,y"\n0,1,-4,\n', headers)
+    assert response.status == 200, response.body
+    assert response.body == (b'b_doubled,c_bytes,c_length,total\n6,"x,y",3,6.5\n-8,"",0,-3.0\n')
+    regression = {
+        "X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=regression",
+        "Content-Type": "text/csv; header=present",
+        "Accept": "text/csv",
+    }
+    response = pipeline.invoke(b"x,k\n1.5,2\n2.0,\n", regression)
+    assert response.status == 200, response.body
+    assert response.body == b"5.0\n4.0\n"

@@ -1,0 +1,428 @@
+"""The pickle codec: off by default; when on, a restricted unpickler that runs nothing it should not.
+
+The malicious payloads are real: each would create a marker file (or allocate gigabytes, or crash
+numpy) under plain ``pickle.loads``. The tests assert a 400 and that the side effect did not happen.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tfio_handlers.config import Limits, Settings
+from tfio_handlers.context import Context
+from tfio_handlers.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+from tfio_handlers.formats import pickle as pickle_codec
+from tfio_handlers.media import parse_media_type
+from tfio_handlers.protos import (
+    DT_FLOAT,
+    DT_INT64,
+    DT_STRING,
+    ClassificationResponse,
+    PredictRequest,
+    PredictResponse,
+    SignatureDef,
+)
+from tfio_handlers.registry import Kind, Registry
+from tfio_handlers.tensors import data_type_of, to_tensor_proto
+
+PICKLE = parse_media_type("application/python-pickle")
+PREDICT = "tensorflow/serving/predict"
+CLASSIFY = "tensorflow/serving/classify"
+
+
+def signature(
+    inputs: dict[str, tuple[int, list[int] | None]],
+    method: str = PREDICT,
+    outputs: dict[str, int] | None = None,
+) -> SignatureDef:
+    """A SignatureDef with ``inputs`` as ``{name: (dtype, shape or None for unknown rank)}``."""
+    sig = SignatureDef(method_name=method)
+    for name, (dtype, shape) in inputs.items():
+        sig.inputs[name].dtype = dtype
+        if shape is None:
+            sig.inputs[name].tensor_shape.unknown_rank = True
+        else:
+            sig.inputs[name].tensor_shape.SetInParent()
+            for size in shape:
+                sig.inputs[name].tensor_shape.dim.add(size=size)
+    for name, dtype in (outputs or {"outputs": DT_FLOAT}).items():
+        sig.outputs[name].dtype = dtype
+    return sig
+
+
+def context(sig: SignatureDef | None = None, **settings_: Any) -> Context:
+    settings_.setdefault("enable_pickle", True)
+    return Context(
+        settings=Settings(**settings_),
+        signature_defs={"serving_default": sig} if sig is not None else {},
+    )
+
+
+def decode(body: bytes, ctx: Context | None = None) -> Any:
+    return pickle_codec.decode_pickle(body, PICKLE, ctx or context())
+
+
+def predict_response(**outputs: Any) -> PredictResponse:
+    response = PredictResponse()
+    for name, array in outputs.items():
+        response.outputs[name].CopyFrom(to_tensor_proto(array))
+    return response
+
+
+# -- off by default ----------------------------------------------------------------------------
+
+
+def test_disabled_by_default_with_a_hint() -> None:
+    off = Context()
+    with pytest.raises(UnsupportedMediaType, match="TFIO_HANDLERS_ENABLE_PICKLE=1") as info:
+        pickle_codec.decode_pickle(pickle.dumps([1.0]), PICKLE, off)
+    assert info.value.status_code == 415
+    with pytest.raises(NotAcceptable, match="TFIO_HANDLERS_ENABLE_PICKLE=1"):
+        pickle_codec.encode_pickle(predict_response(y=np.ones(1)), PICKLE, off)
+
+
+def test_registered_with_its_alias_as_binary() -> None:
+    registry = Registry(builtins=False)
+    registry.register(pickle_codec, name="pickle", kind=Kind.BUILTIN)
+    body = pickle.dumps(np.arange(3.0))
+    alias = parse_media_type("application/x-pickle")
+    assert registry.decode(body, alias, context()).tolist() == [0.0, 1.0, 2.0]
+    assert not registry.is_text("application/python-pickle")
+    with pytest.raises(UnsupportedMediaType):
+        registry.decode(body, PICKLE, Context())
+
+
+# -- plain data --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_arrays_and_plain_values_in_every_protocol(protocol: int) -> None:
+    value = {
+        "f": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "big": np.arange(3, dtype=">i8"),
+        "fortran": np.asfortranarray(np.arange(4.0).reshape(2, 2)),
+        "words": np.array(["café", "b"]),
+        "raw": np.array([b"x", b"yz"]),
+        "objects": np.array([b"a", "b"], dtype=object),
+        "c": np.array([1 + 2j], np.complex64),
+        "flags": np.array([True, False]),
+        "nested": [[1, 2], [3, 4]],
+        "scalar": [np.float32(1.5), np.int64(2)],
+        "bytes": [b"q", bytearray(b"r")],
+        "text": ["s", "t"],
+    }
+    decoded = decode(pickle.dumps(value, protocol=protocol))
+    assert decoded["f"].dtype == np.float32 and decoded["f"].tolist() == value["f"].tolist()
+    assert decoded["big"].tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(decoded["fortran"], value["fortran"])
+    assert decoded["words"].tolist() == ["café".encode(), b"b"]
+    assert decoded["raw"].tolist() == [b"x", b"yz"]
+    assert decoded["objects"].tolist() == [b"a", b"b"]
+    assert decoded["c"].tolist() == [1 + 2j]
+    assert decoded["flags"].tolist() == [True, False]
+    assert decoded["nested"].dtype == np.float32 and decoded["nested"].shape == (2, 2)
+    assert decoded["scalar"].tolist() == [1.5, 2.0]
+    assert decoded["bytes"].tolist() == [b"q", b"r"]
+    assert decoded["text"].tolist() == [b"s", b"t"]
+
+
+def test_values_are_read_like_json_bodies() -> None:
+    sig = signature({"x": (DT_INT64, [-1, 2])})
+    assert decode(pickle.dumps([[1, 2], [3, 4]]), context(sig)).dtype == np.int64
+    with pytest.raises(BadRequest, match="expects integers"):
+        decode(pickle.dumps(np.ones((1, 2))), context(sig))
+    two = signature({"a": (DT_FLOAT, [-1]), "b": (DT_STRING, [-1])})
+    rows = decode(pickle.dumps([{"a": 1.0, "b": "x"}, {"a": 2.0, "b": "y"}]), context(two))
+    assert rows["a"].tolist() == [1.0, 2.0] and rows["b"].tolist() == [b"x", b"y"]
+    with pytest.raises(BadRequest, match="pickle a dict naming each input"):
+        decode(pickle.dumps([1.0]), context(two))
+    with pytest.raises(BadRequest, match="'c', which is not an input"):
+        decode(pickle.dumps({"a": [1.0], "c": [2.0]}), context(two))
+    with pytest.raises(BadRequest, match="expected an array, a list, or a dict"):
+        decode(pickle.dumps(b"raw"))
+    with pytest.raises(BadRequest, match="a set, which has no order"):
+        decode(pickle.dumps({"a": {1, 2}}))
+    with pytest.raises(BadRequest, match="dict key of type int"):
+        decode(pickle.dumps({1: [1.0]}))
+
+
+def test_classify_values_are_examples() -> None:
+    classifier = signature(
+        {"inputs": (DT_STRING, [-1])}, CLASSIFY, {"classes": DT_STRING, "scores": DT_FLOAT}
+    )
+    ctx = context(classifier)
+    assert decode(pickle.dumps({"age": 35, "city": "Paris"}), ctx) == [
+        {"age": [35], "city": [b"Paris"]}
+    ]
+    assert decode(pickle.dumps([{"x": [1.0]}, {"x": np.array([2.0, 3.0])}]), ctx) == [
+        {"x": [1.0]},
+        {"x": [2.0, 3.0]},
+    ]
+    assert decode(pickle.dumps(np.array([[1.0, 2.0]])), ctx) == [{"inputs": [1.0, 2.0]}]
+    assert decode(pickle.dumps([[1.0], [2.0]]), ctx) == [{"inputs": [1.0]}, {"inputs": [2.0]}]
+
+
+# -- hostile pickles ---------------------------------------------------------------------------
+
+
+def _payload(function: Any, *args: Any, protocol: int = 4) -> bytes:
+    class Evil:
+        def __reduce__(self) -> Any:
+            return (function, args)
+
+    return pickle.dumps(Evil(), protocol=protocol)
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Path:
+    return tmp_path / "pwned"
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_code_execution_payloads_are_refused_and_nothing_runs(marker: Path, protocol: int) -> None:
+    command = f"touch {marker}"
+    code = f"open({str(marker)!r}, 'w').write('x')"
+    payloads = [
+        _payload(os.system, command, protocol=protocol),
+        _payload(eval, code, protocol=protocol),
+        _payload(exec, code, protocol=protocol),
+        _payload(subprocess.Popen, ["touch", str(marker)], protocol=protocol),
+        _payload(subprocess.check_call, ["touch", str(marker)], protocol=protocol),
+        _payload(os.popen, command, protocol=protocol),
+        _payload(__import__, "os", protocol=protocol),
+        _payload(getattr, (), "__class__", protocol=protocol),
+        # getattr(__import__('os'), 'system')('touch ...') in protocol 0 opcodes.
+        (
+            b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(S'os'\ntRS'system'\ntR(S'"
+            + command.encode()
+            + b"'\ntR."
+        ),
+        b"cposix\nsystem\n(S'" + command.encode() + b"'\ntR.",
+        b'c__builtin__\neval\n(S"' + code.encode() + b'"\ntR.',
+        # numpy gadgets: none of numpy's modules beyond array rebuilding are reachable.
+        b'cnumpy.testing._private.utils\nrunstring\n(S"' + code.encode() + b'"\n(dtR.',
+        b"cnumpy\nload\n(S'/etc/passwd'\ntR.",
+        b"ccopyreg\n_reconstructor\n(cos\n_wrap_close\nc__builtin__\nobject\nNtR.",
+    ]
+    for body in payloads:
+        with pytest.raises(BadRequest) as info:
+            decode(body)
+        assert info.value.status_code == 400
+        assert "forbidden" in info.value.message or "not allowed" in info.value.message
+    assert not marker.exists()
+
+
+def test_allocation_and_crash_payloads_are_refused_quickly() -> None:
+    import numpy._core.multiarray as multiarray  # the module numpy's own pickles name
+
+    start = time.perf_counter()
+    # bytes(10**10) and bytearray(10**10): a 10 GB allocation from a 30-byte pickle.
+    for kind in (bytes, bytearray):
+        with pytest.raises(BadRequest, match="not allowed"):
+            decode(_payload(kind, 10**10))
+    # NEWOBJ: cls.__new__(cls, *args) with any allowed class.
+    newobj = b"\x80\x02c__builtin__\nbytes\nJ\x00\xe1\xf5\x05\x85\x81."
+    with pytest.raises(BadRequest, match="opcode is not allowed"):
+        decode(newobj)
+    # A memo index of 2**32 - 1 makes the C unpickler allocate a 32 GB memo table.
+    with pytest.raises(BadRequest, match="holds a NoneType"):
+        decode(b"\x80\x04Nr\xff\xff\xff\xff.")
+
+    # ndarray.__setstate__ with an object dtype and too few items crashes numpy (segfault).
+    class Crash:
+        def __reduce__(self) -> Any:
+            state = (1, (10**6,), np.dtype("O"), False, [1, 2])
+            return (multiarray._reconstruct, (np.ndarray, (0,), b"b"), state)
+
+    with pytest.raises(BadRequest, match="do not match its shape"):
+        decode(pickle.dumps(Crash(), protocol=2))
+
+    # A huge shape handed to _reconstruct or ndarray directly.
+    class Huge:
+        def __reduce__(self) -> Any:
+            return (np.ndarray, ((10**10,),))
+
+    with pytest.raises(BadRequest, match="cannot be called"):
+        decode(pickle.dumps(Huge()))
+
+    # BUILD on a dict (attribute injection) and on a list.
+    with pytest.raises(BadRequest, match="BUILD on a dict is not allowed"):
+        decode(b"\x80\x02}}b.")
+    # Billion laughs through shared references: 10**10 leaves from a few hundred bytes.
+    shared: Any = [0.0] * 10
+    for _ in range(9):
+        shared = [shared] * 10
+    body = pickle.dumps(shared)
+    assert len(body) < 1000
+    with pytest.raises(BadRequest, match="expands to more data than it holds"):
+        decode(body)
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (pickle.dumps(np.zeros(2, dtype="datetime64[s]")), "not allowed"),
+        (pickle.dumps(np.zeros(2, dtype=[("a", "f4")])), "not allowed"),
+        (pickle.dumps(np.ma.masked_array([1.0])), "forbidden"),
+        (pickle.dumps(np.zeros(1, dtype=[("a", "f4")]).view(np.recarray)), "forbidden"),
+        (b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x04\x00\x00\x00zlib\x86R.", "latin-1"),
+        (b"\x80\x02\x82\x01.", "opcode is not allowed"),  # EXT1
+        (b"\x80\x02X\x01\x00\x00\x00aQ.", "opcode is not allowed"),  # BINPERSID
+        (b"\x80\x04cbuiltins\nstr.join\n.", "forbidden"),
+        (b"\x80\x04", "Refused pickle"),
+        (b"garbage", "Refused pickle"),
+    ],
+)
+def test_other_refusals(body: bytes, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        decode(body)
+
+
+def test_out_of_band_buffers_and_persistent_ids_are_refused() -> None:
+    buffers: list[pickle.PickleBuffer] = []
+    body = pickle.dumps(np.arange(4.0), protocol=5, buffer_callback=buffers.append)
+    with pytest.raises(BadRequest, match="opcode is not allowed"):
+        decode(body)
+
+    class Persistent(pickle.Pickler):
+        def persistent_id(self, obj: Any) -> Any:
+            return "ref" if obj == "secret" else None
+
+    stream = io.BytesIO()
+    Persistent(stream, protocol=2).dump(["secret"])
+    with pytest.raises(BadRequest, match="opcode is not allowed"):
+        decode(stream.getvalue())
+
+
+def test_depth_cycles_and_limits() -> None:
+    deep: Any = 1.0
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(BadRequest, match="deeper than the limit"):
+        decode(pickle.dumps(deep))
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(BadRequest, match="deeper than the limit"):
+        decode(pickle.dumps(cycle))
+    with pytest.raises(PayloadTooLarge, match="over the limit of 10"):
+        decode(pickle.dumps(np.zeros(11)), context(limits=Limits(max_elements=10)))
+    with pytest.raises(PayloadTooLarge):
+        decode(pickle.dumps(np.zeros(100)), context(limits=Limits(max_body_bytes=100)))
+    with pytest.raises(PayloadTooLarge, match="over the limit of 3 bytes"):
+        decode(pickle.dumps(["abcd"]), context(limits=Limits(max_string_bytes=3)))
+
+
+def test_unsafe_pickle_is_plain_pickle() -> None:
+    request = PredictRequest()
+    request.model_spec.name = "m"
+    ctx = Context(settings=Settings(unsafe_pickle=True))
+    assert pickle_codec.decode_pickle(pickle.dumps(request), PICKLE, ctx) == request
+    assert pickle_codec.decode_pickle(pickle.dumps([1.0]), PICKLE, ctx).tolist() == [1.0]
+
+
+# -- encoding ----------------------------------------------------------------------------------
+
+
+def test_the_response_is_pickled_as_plain_data() -> None:
+    response = predict_response(a=np.arange(3, dtype=np.int32), b=np.array([b"x"], object))
+    body = pickle_codec.encode_pickle(response, PICKLE, context())
+    value = pickle.loads(body)
+    assert type(value) is dict and set(value) == {"a", "b"}
+    assert value["a"].tolist() == [0, 1, 2] and value["b"].tolist() == [b"x"]
+    assert b"tensorflow" not in body and b"protobuf" not in body
+    classification = ClassificationResponse()
+    classification.result.classifications.add().classes.add(label="cat", score=0.5)
+    value = pickle_codec.restricted_loads(
+        pickle_codec.encode_pickle(classification, PICKLE, context()), Limits()
+    )
+    assert value["classes"].tolist() == [["cat"]] and value["scores"].tolist() == [[0.5]]
+
+
+DTYPES = [
+    np.bool_,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.float16,
+    np.float32,
+    np.float64,
+    np.complex64,
+    np.complex128,
+]
+
+
+@st.composite
+def tensors(draw: st.DrawFn) -> np.ndarray:
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3))
+    if draw(st.booleans()):
+        items = draw(
+            st.lists(
+                st.binary(max_size=6), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))
+            )
+        )
+        array = np.empty(len(items), object)
+        array[:] = items
+        return array.reshape(shape)
+    return draw(hnp.arrays(np.dtype(draw(st.sampled_from(DTYPES))), shape))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tensors(), st.sampled_from([2, 3, 4, 5]))
+def test_round_trip(array: np.ndarray, protocol: int) -> None:
+    body = pickle_codec.encode_pickle(predict_response(x=array), PICKLE, context())
+    sig = signature({"x": (data_type_of(array.dtype), None)})
+    back = decode(body, context(sig))["x"]
+    assert back.shape == array.shape
+    if array.dtype == object:
+        assert back.tolist() == array.tolist()
+    else:
+        assert back.dtype == array.dtype
+        np.testing.assert_array_equal(back, array)
+    again = decode(pickle.dumps({"x": array}, protocol=protocol), context(sig))["x"]
+    assert again.tolist() == back.tolist() or np.array_equal(again, back, equal_nan=True)
+
+
+# -- end to end, with real SavedModels ---------------------------------------------------------
+
+
+@pytest.mark.tensorflow
+def test_end_to_end_when_enabled(embedded_backend: Any) -> None:
+    from tfio_handlers.pipeline import Pipeline
+
+    headers = {
+        "X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=multi_input",
+        "Content-Type": "application/python-pickle",
+        "Accept": "application/python-pickle",
+    }
+    body = pickle.dumps({"a": np.ones((2, 2), np.float32), "b": [1, 2], "c": ["x", "yz"]})
+    off = Pipeline(embedded_backend, settings=Settings.from_env({}), registry=Registry())
+    assert off.invoke(body, headers).status == 415
+    on = Pipeline(
+        embedded_backend,
+        settings=Settings.from_env({"TFIO_HANDLERS_ENABLE_PICKLE": "1"}),
+        registry=Registry(),
+    )
+    response = on.invoke(body, headers)
+    assert response.status == 200, response.body
+    outputs = pickle_codec.restricted_loads(response.body, Limits())
+    assert outputs["total"].tolist() == [3.0, 4.0]
+    assert outputs["c_length"].tolist() == [1, 2]
+    assert on.invoke(_payload(os.system, "true"), headers).status == 400

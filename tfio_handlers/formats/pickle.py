@@ -1,0 +1,561 @@
+"""The pickle codec (``application/python-pickle``, alias ``application/x-pickle``): opt-in only.
+
+Unpickling runs whatever callables a pickle names, so a pickle body is remote code execution unless
+restricted (CWE-502; SageMaker's inference toolkit shipped ``np.load(allow_pickle=True)``). Hence:
+
+* by default the codec answers 415 and says how to enable it;
+* ``TFIO_HANDLERS_ENABLE_PICKLE=1`` (``Settings.enable_pickle``) reads pickles with
+  :class:`RestrictedUnpickler`: a pure-Python unpickler whose ``find_class`` knows only what rebuilding
+  numpy arrays, dtypes and scalars takes, and plain builtins (``list``, ``dict``, ``tuple``, ``set``,
+  ``frozenset``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, ``bool``, ``bytearray``). Every
+  other global (``os.system``, ``builtins.eval``, ``getattr``, ``subprocess.Popen``, ...) is a 400 and
+  nothing runs. numpy's own callables are not handed out either: the unpickler gives small
+  replacements that validate their arguments and build arrays from the bytes with ``np.frombuffer``
+  (numpy's ``ndarray.__setstate__`` crashes the process on some malformed states). The ``BUILD``
+  opcode is allowed only on those replacements; ``NEWOBJ``, extension codes, persistent ids and
+  out-of-band buffers are refused. After loading, the value is walked once: it may not expand beyond
+  the size of the body through shared references, nest deeper than ``max_depth`` or hold more than
+  ``max_elements`` values;
+* ``TFIO_HANDLERS_UNSAFE_PICKLE=1`` (``Settings.unsafe_pickle``, which implies enabling) uses plain
+  ``pickle.loads``: for trusted clients only.
+
+The value a pickle holds is read like a JSON body: an array (or nested lists) is the batch of the
+single input; a dict names the inputs (predict) or is one example's features (classify/regress); a list
+of dicts is one instance (or example) per dict. Arrays are cast to the signature's dtypes without
+changing a value.
+
+The encoder (also only when enabled) pickles the response as plain data, a ``dict`` of numpy arrays
+(``{output: array}``; classify ``{"classes", "scores"}``; regress ``{"outputs"}``), never the protobuf
+message, so the client needs numpy but not this library or protobuf to read it.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, cast
+
+import numpy as np
+from google.protobuf.message import Message
+from numpy.typing import NDArray
+
+from ..config import Limits
+from ..context import Context
+from ..errors import (
+    BadRequest,
+    HTTPError,
+    NotAcceptable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from ..hookspecs import Register, hookimpl
+from ..media import MediaType
+from ._request import (
+    InputSpec,
+    array_from_json,
+    check_string,
+    conform,
+    input_specs,
+    method_of,
+    object_strings,
+    stack_instances,
+)
+from ._response import response_arrays
+
+__all__ = [
+    "ALIASES",
+    "MEDIA_TYPE",
+    "RestrictedUnpickler",
+    "decode_pickle",
+    "encode_pickle",
+    "register_codecs",
+    "restricted_loads",
+]
+
+MEDIA_TYPE = "application/python-pickle"
+ALIASES = ("application/x-pickle",)
+PROTOCOL = 4
+"""The protocol responses are written with: readable by Python 3.4 and later."""
+
+Array = NDArray[Any]
+
+_DISABLED = (
+    "application/python-pickle is disabled: unpickling a request can run arbitrary code on the "
+    "server. Set TFIO_HANDLERS_ENABLE_PICKLE=1 to accept pickles through a restricted unpickler that "
+    "loads only numpy arrays and plain builtin values, or send application/x-npy"
+)
+
+
+@hookimpl
+def register_codecs(register: Register) -> None:
+    """Declare ``application/python-pickle`` (alias ``application/x-pickle``), a binary type."""
+    register(
+        MEDIA_TYPE, decode=decode_pickle, encode=encode_pickle, aliases=list(ALIASES), text=False
+    )
+
+
+# -- the restricted unpickler ----------------------------------------------------------------------
+
+
+_DTYPE_CODE = re.compile(r"[<>|=]?(?:b1|\?|[iu][1248]|f[248]|c(?:8|16)|[US]\d*|O[48]?)")
+
+
+class _NDArrayMarker:
+    """Stands for ``numpy.ndarray`` in a pickle: only :func:`_reconstruct` takes it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise pickle.UnpicklingError("numpy.ndarray cannot be called from a pickle")
+
+
+class _DTypeProxy:
+    """A dtype named by a pickle (``numpy.dtype('f4', False, True)`` plus its ``BUILD`` state)."""
+
+    __slots__ = ("code", "elsize", "order")
+
+    def __init__(self, code: Any, align: Any = False, copy: Any = True) -> None:
+        if isinstance(code, bytes):
+            code = code.decode("latin-1")
+        if not isinstance(code, str) or not _DTYPE_CODE.fullmatch(code):
+            raise pickle.UnpicklingError(f"dtype {code!r:.40} is not allowed")
+        self.code = code
+        self.order = "="
+        self.elsize = -1
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) < 6:
+            raise pickle.UnpicklingError("bad dtype state")
+        order, subarray, names, fields, elsize = state[1:6]
+        if subarray is not None or names is not None or fields is not None:
+            raise pickle.UnpicklingError("structured dtypes are not allowed")
+        if not isinstance(order, str) or order not in "<>|=" or not isinstance(elsize, int):
+            raise pickle.UnpicklingError("bad dtype state")
+        self.order, self.elsize = order, elsize
+
+    def resolve(self) -> np.dtype[Any]:
+        dtype = np.dtype(self.code)
+        if dtype.kind in "US" and dtype.itemsize == 0 and self.elsize > 0:
+            unit = 4 if dtype.kind == "U" else 1
+            dtype = np.dtype(f"{dtype.kind}{self.elsize // unit}")
+        if self.order in "<>" and dtype.byteorder != "|":
+            dtype = dtype.newbyteorder(cast("Any", self.order))
+        return dtype
+
+
+def _dtype_of(value: Any) -> np.dtype[Any]:
+    if isinstance(value, _DTypeProxy):
+        return value.resolve()
+    raise pickle.UnpicklingError(f"expected a dtype, got {type(value).__name__}")
+
+
+def _shape_of(value: Any, limits: Limits) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or len(value) > limits.max_depth:
+        raise pickle.UnpicklingError("bad array shape")
+    count = 1
+    for dim in value:
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
+            raise pickle.UnpicklingError("bad array shape")
+        count *= dim
+    limits.check_elements(count, "pickled array")
+    return tuple(value)
+
+
+def _raw_bytes(value: Any) -> bytes | bytearray | memoryview:
+    if isinstance(value, str):
+        return value.encode("latin-1")
+    if isinstance(value, (bytes, bytearray)):
+        return value
+    if isinstance(value, pickle.PickleBuffer):
+        return value.raw()
+    raise pickle.UnpicklingError(f"expected array bytes, got {type(value).__name__}")
+
+
+def _array_from_bytes(
+    raw: bytes | bytearray | memoryview, dtype: np.dtype[Any], shape: tuple[int, ...], order: str
+) -> Array:
+    count = 1
+    for dim in shape:
+        count *= dim
+    if dtype.hasobject or dtype.kind not in "biufcUS":
+        raise pickle.UnpicklingError(f"arrays of dtype {dtype} are not allowed")
+    if len(raw) != count * dtype.itemsize:
+        raise pickle.UnpicklingError("array bytes do not match its shape")
+    if dtype.itemsize == 0:
+        return np.zeros(shape, dtype=dtype)
+    flat = np.frombuffer(raw, dtype=dtype, count=count)
+    return flat.reshape(shape, order="F" if order == "F" else "C")
+
+
+class _ArrayProxy:
+    """What ``numpy._core.multiarray._reconstruct`` gives: an empty array that ``BUILD`` fills."""
+
+    __slots__ = ("array", "limits")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.array: Array | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if self.array is not None or not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("bad array state")
+        shape_value, dtype_value, fortran, raw = state[-4:]
+        shape = _shape_of(shape_value, self.limits)
+        dtype = _dtype_of(dtype_value)
+        order: Literal["C", "F"] = "F" if fortran else "C"
+        if not dtype.hasobject:
+            self.array = _array_from_bytes(_raw_bytes(raw), dtype, shape, order)
+            return
+        count = 1
+        for dim in shape:
+            count *= dim
+        if dtype.kind != "O" or not isinstance(raw, list) or len(raw) != count:
+            raise pickle.UnpicklingError("object array items do not match its shape")
+        flat = np.empty(count, dtype=object)
+        for index, item in enumerate(raw):
+            flat[index] = item
+        self.array = flat.reshape(shape, order=order)
+
+
+def _checked_bytes(kind: type[bytes] | type[bytearray]) -> Callable[..., Any]:
+    def build(*args: Any) -> bytes | bytearray:
+        if not args:
+            return kind()
+        if isinstance(args[0], int):
+            raise pickle.UnpicklingError(f"{kind.__name__}(<int>) is not allowed")
+        return kind(*args)
+
+    return build
+
+
+def _codecs_encode(text: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """Protocol 2 writes ``bytes`` as ``_codecs.encode(text, 'latin1')``; only that is allowed."""
+    if not isinstance(text, str) or encoding.replace("-", "").lower() not in ("latin1", "utf8"):
+        raise pickle.UnpicklingError("_codecs.encode is allowed only for latin-1 text")
+    return text.encode(encoding, errors)
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """Loads numpy arrays, dtypes, numpy scalars and plain builtin values; refuses everything else.
+
+    A pure-Python unpickler: its memo is a dict (the C unpickler sizes a list by the largest memo
+    index, which a hostile pickle sets to 2**32) and its opcodes can be overridden.
+    """
+
+    dispatch: ClassVar[dict[int, Callable[[pickle.Unpickler], None]]] = dict(
+        pickle._Unpickler.dispatch
+    )
+
+    def __init__(self, data: bytes, limits: Limits) -> None:
+        super().__init__(io.BytesIO(data), fix_imports=True, encoding="latin-1")
+        self.limits = limits
+        bytes_ = _checked_bytes(bytes)
+        scalar: Callable[..., Any] = self._scalar
+        reconstruct: Callable[..., Any] = self._reconstruct
+        frombuffer: Callable[..., Any] = self._frombuffer
+        self.allowed: dict[tuple[str, str], Any] = {
+            ("numpy", "ndarray"): _NDArrayMarker,
+            ("numpy", "dtype"): _DTypeProxy,
+            ("_codecs", "encode"): _codecs_encode,
+        }
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            self.allowed[(module, "_reconstruct")] = reconstruct
+            self.allowed[(module, "scalar")] = scalar
+            self.allowed[(module, "dtype")] = _DTypeProxy
+        for module in ("numpy.core.numeric", "numpy._core.numeric"):
+            self.allowed[(module, "_frombuffer")] = frombuffer
+        plain: dict[str, Any] = {
+            "list": list,
+            "dict": dict,
+            "tuple": tuple,
+            "set": set,
+            "frozenset": frozenset,
+            "int": int,
+            "float": float,
+            "complex": complex,
+            "str": str,
+            "bool": bool,
+            "bytes": bytes_,
+            "bytearray": _checked_bytes(bytearray),
+        }
+        for module in ("builtins", "__builtin__"):
+            for name, value in plain.items():
+                self.allowed[(module, name)] = value
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = self.allowed.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is forbidden")
+        return found
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("persistent ids are not allowed")
+
+    def _reconstruct(self, subtype: Any, shape: Any, dtype: Any) -> _ArrayProxy:
+        if subtype is not _NDArrayMarker:
+            raise pickle.UnpicklingError("only numpy.ndarray can be reconstructed")
+        return _ArrayProxy(self.limits)
+
+    def _scalar(self, dtype_value: Any, data: Any = None) -> Any:
+        dtype = _dtype_of(dtype_value)
+        if dtype.hasobject:
+            return data
+        raw = _raw_bytes(data)
+        if dtype.kind not in "biufcUS" or len(raw) != dtype.itemsize or dtype.itemsize == 0:
+            raise pickle.UnpicklingError("bad numpy scalar")
+        return np.frombuffer(raw, dtype=dtype, count=1)[0]
+
+    def _frombuffer(self, buffer: Any, dtype_value: Any, shape: Any, order: Any = "C") -> Array:
+        return _array_from_bytes(
+            _raw_bytes(buffer), _dtype_of(dtype_value), _shape_of(shape, self.limits), str(order)
+        )
+
+    def _load_build(self) -> None:
+        stack = self.stack  # type: ignore[attr-defined]
+        state = stack.pop()
+        target = stack[-1]
+        if not isinstance(target, (_ArrayProxy, _DTypeProxy)):
+            raise pickle.UnpicklingError(f"BUILD on a {type(target).__name__} is not allowed")
+        target.__setstate__(state)
+
+    def _refuse(self) -> None:
+        raise pickle.UnpicklingError("this pickle opcode is not allowed")
+
+    dispatch[pickle.BUILD[0]] = _load_build  # type: ignore[assignment]
+    for _opcode in (
+        pickle.NEWOBJ,
+        pickle.NEWOBJ_EX,
+        pickle.EXT1,
+        pickle.EXT2,
+        pickle.EXT4,
+        pickle.NEXT_BUFFER,
+        pickle.READONLY_BUFFER,
+        pickle.PERSID,
+        pickle.BINPERSID,
+    ):
+        dispatch[_opcode[0]] = _refuse  # type: ignore[assignment]
+    del _opcode
+
+
+class _Walk:
+    """One pass over an unpickled value: resolves array proxies, refuses other types, and bounds
+    expansion (shared references), depth and element count."""
+
+    def __init__(self, limits: Limits, size: int) -> None:
+        self.limits = limits
+        self.budget = size + 4096
+        self.elements = 0
+
+    def spend(self, amount: int) -> None:
+        self.budget -= amount
+        if self.budget < 0:
+            raise BadRequest(
+                "The pickle expands to more data than it holds (shared references); refused"
+            )
+
+    def count(self, amount: int) -> None:
+        self.elements += amount
+        self.limits.check_elements(self.elements, "pickle body")
+
+    def value(self, item: Any, depth: int = 0) -> Any:
+        if depth > self.limits.max_depth:
+            raise BadRequest(
+                f"The pickle nests deeper than the limit of {self.limits.max_depth} levels"
+            )
+        self.spend(1)
+        if isinstance(item, _ArrayProxy):
+            if item.array is None:
+                raise BadRequest("The pickle holds an array without data")
+            item = item.array
+        if isinstance(item, np.ndarray):
+            return self.array(item, depth)
+        if isinstance(item, np.generic):
+            return self.value(item.item(), depth)
+        if item is None or isinstance(item, (bool, int, float, complex)):
+            self.count(1)
+            return item
+        if isinstance(item, (str, bytes, bytearray)):
+            self.spend(len(item))
+            check_string(
+                item if not isinstance(item, bytearray) else bytes(item), self.limits, "pickle body"
+            )
+            self.count(1)
+            return bytes(item) if isinstance(item, bytearray) else item
+        if isinstance(item, (list, tuple)):
+            return [self.value(sub, depth + 1) for sub in item]
+        if isinstance(item, dict):
+            out: dict[str, Any] = {}
+            for key, sub in item.items():
+                if isinstance(key, bytes):
+                    key = key.decode("utf-8", "replace")
+                if not isinstance(key, str):
+                    raise BadRequest(
+                        f"The pickle holds a dict key of type {type(key).__name__}; keys must be "
+                        "strings (input or feature names)"
+                    )
+                out[key] = self.value(sub, depth + 1)
+            return out
+        if isinstance(item, (set, frozenset)):
+            raise BadRequest("The pickle holds a set, which has no order to make a tensor of")
+        raise BadRequest(f"The pickle holds a {type(item).__name__}, which is not plain data")
+
+    def array(self, array: Array, depth: int) -> Array:
+        if array.ndim > self.limits.max_depth:
+            raise BadRequest(f"The pickle holds an array of rank over {self.limits.max_depth}")
+        self.count(array.size)
+        if array.dtype.kind != "O":
+            self.spend(array.nbytes)
+            return array
+        flat = np.empty(array.size, dtype=object)
+        for index, item in enumerate(array.reshape(-1).tolist()):
+            flat[index] = self.value(item, depth + 1)
+        return flat.reshape(array.shape)
+
+
+def restricted_loads(data: bytes, limits: Limits) -> Any:
+    """Unpickle ``data`` with :class:`RestrictedUnpickler` and check the value; 400 on anything else."""
+    try:
+        value = RestrictedUnpickler(data, limits).load()
+    except HTTPError:
+        raise
+    except RecursionError:
+        raise BadRequest("The pickle nests too deeply") from None
+    except MemoryError:
+        raise PayloadTooLarge("The pickle needs more memory than allowed") from None
+    except Exception as exc:
+        raise BadRequest(f"Refused pickle: {type(exc).__name__}: {exc}"[:500]) from None
+    return _Walk(limits, len(data)).value(value)
+
+
+# -- decoding --------------------------------------------------------------------------------------
+
+
+def _tensor(value: Any, spec: InputSpec | None, limits: Limits, where: str) -> Array:
+    if isinstance(value, np.ndarray):
+        return conform(value, spec, limits, where)
+    return array_from_json(value, spec, limits, where)
+
+
+def _features(mapping: Mapping[str, Any], limits: Limits, where: str) -> dict[str, list[Any]]:
+    example: dict[str, list[Any]] = {}
+    for name, value in mapping.items():
+        if isinstance(value, np.ndarray):
+            array = object_strings(value, limits, where) if value.dtype.kind in "OUS" else value
+            example[name] = array.ravel().tolist()
+            continue
+        items = value if isinstance(value, list) else [value]
+        values: list[Any] = []
+        for item in items:
+            if isinstance(item, str):
+                item = item.encode("utf-8", "surrogatepass")
+            elif item is None or isinstance(item, (list, dict, complex)):
+                raise BadRequest(
+                    f"{where}: feature {name!r} holds a {type(item).__name__}; a feature holds "
+                    "numbers or strings"
+                )
+            values.append(item)
+        example[name] = values
+    return example
+
+
+def _examples(value: Any, limits: Limits) -> list[dict[str, list[Any]]]:
+    if isinstance(value, dict):
+        return [_features(value, limits, "pickle example")]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [_features(v, limits, f"pickle example {i}") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        rows = value.reshape(1) if value.ndim == 0 else value
+        return [_features({"inputs": row}, limits, f"pickle row {i}") for i, row in enumerate(rows)]
+    if isinstance(value, list):
+        if value and all(isinstance(v, (list, np.ndarray)) for v in value):
+            return [
+                _features(
+                    {"inputs": np.asarray(v) if isinstance(v, np.ndarray) else v},
+                    limits,
+                    f"pickle row {i}",
+                )
+                for i, v in enumerate(value)
+            ]
+        return [_features({"inputs": value}, limits, "pickle body")]
+    return [_features({"inputs": value}, limits, "pickle body")]
+
+
+def _instances(value: Any, specs: dict[str, InputSpec], limits: Limits) -> Any:
+    if isinstance(value, dict):
+        if specs:
+            for name in value:
+                if name not in specs:
+                    raise BadRequest(
+                        f"The pickle names {name!r}, which is not an input of the signature "
+                        f"(inputs: {', '.join(specs)})"
+                    )
+        return {
+            name: _tensor(item, specs.get(name), limits, f"input {name!r}")
+            for name, item in value.items()
+        }
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        keys = set(value[0])
+        for index, item in enumerate(value):
+            if set(item) != keys:
+                raise BadRequest(
+                    f"pickle instance {index}: keys must be equal to: {','.join(sorted(keys))}"
+                )
+        return {
+            name: stack_instances(
+                [
+                    _tensor(item[name], specs.get(name), limits, f"pickle instance {i}")
+                    for i, item in enumerate(value)
+                ],
+                [f"pickle instance {i}" for i in range(len(value))],
+                name,
+            )
+            for name in sorted(keys)
+        }
+    if isinstance(value, (np.ndarray, list)):
+        if len(specs) > 1:
+            raise BadRequest(
+                f"The pickle holds one value, but the signature has inputs {', '.join(specs)}: "
+                "pickle a dict naming each input"
+            )
+        spec = next(iter(specs.values())) if specs else None
+        return _tensor(value, spec, limits, "pickle body")
+    raise BadRequest(
+        f"The pickle holds a {type(value).__name__}; expected an array, a list, or a dict of them"
+    )
+
+
+def decode_pickle(body: bytes, media_type: MediaType, context: Context) -> Any:
+    """Decode a pickle body (only when enabled; 415 otherwise). See the module docstring."""
+    settings = context.settings
+    if not (settings.enable_pickle or settings.unsafe_pickle):
+        raise UnsupportedMediaType(_DISABLED)
+    limits = context.limits
+    limits.check_body(len(body))
+    if settings.unsafe_pickle:
+        try:
+            loaded = pickle.loads(body)
+        except Exception as exc:
+            raise BadRequest(
+                f"Cannot unpickle the body: {type(exc).__name__}: {exc}"[:500]
+            ) from None
+        if isinstance(loaded, Message):
+            return loaded
+        value = _Walk(limits, max(len(body), limits.max_body_bytes)).value(loaded)
+    else:
+        value = restricted_loads(body, limits)
+    if method_of(context) != "predict":
+        return _examples(value, limits)
+    return _instances(value, input_specs(context), limits)
+
+
+def encode_pickle(response: Any, media_type: MediaType, context: Context) -> bytes:
+    """Pickle the response as a plain ``dict`` of numpy arrays (protocol 4); 406 unless enabled."""
+    settings = context.settings
+    if not (settings.enable_pickle or settings.unsafe_pickle):
+        raise NotAcceptable(
+            "application/python-pickle responses are disabled; set TFIO_HANDLERS_ENABLE_PICKLE=1 "
+            "or ask for application/x-npy, application/x-npz or application/json"
+        )
+    return pickle.dumps(dict(response_arrays(response)), protocol=PROTOCOL)
