@@ -1,0 +1,262 @@
+"""``tf.Example`` building: from TF Serving's JSON examples, and from plain Python/numpy values.
+
+:func:`example_from_json_object` is TF Serving's ``MakeExampleFromJsonObject``, used for the
+``examples`` and ``context`` of classify and regress bodies. Every member becomes a feature, a
+scalar counting as a list of one, and **the first value fixes the feature's kind**:
+
+* a string is a ``bytes_list`` entry (its raw bytes), a ``{"b64": "..."}`` object one too (decoded);
+* ``true``/``false`` are ``int64_list`` 1/0, and mix freely with integers;
+* an integer literal is ``int64_list`` (above 2^63 - 1: ``has uint64_t element``);
+* any other number (a fraction, an exponent, NaN, infinity, an integer beyond 64 bits) is a
+  ``float_list`` entry, rounded to float32;
+* later values must be of the same kind (``[10, 10.0]`` is an error: write ``[10.0, 10.0]``);
+  ``null``, nested lists and other objects are errors; ``[]`` is a feature with no kind; when a
+  name repeats, the later member wins.
+
+:func:`example_from_values` builds an Example from a mapping of plain values, the convenience
+SageMaker's legacy container offered (``int`` → int64, ``str``/``bytes`` → bytes, ``float`` →
+float), without its defects: the kind is decided from all the values, not the first, and bools,
+numpy scalars and arrays (of any shape, flattened), nested lists and ``Feature`` messages are
+accepted. A ``kinds`` mapping may force a feature's kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal
+
+import numpy as np
+from google.protobuf.message import Message
+
+from ..errors import BadRequest
+from ..protos import Example, Feature, coerce
+from ._json_parse import members
+from ._json_tensor import b64_decode, is_b64_object, is_object, json_type
+
+__all__ = ["FeatureKind", "example_from_json_object", "example_from_values"]
+
+FeatureKind = Literal["bytes", "float", "int64"]
+"""A ``tf.train.Feature`` kind, by TF Serving's name for it."""
+
+_INT64_MAX: Final = 2**63 - 1
+_INT64_MIN: Final = -(2**63)
+
+
+# --------------------------------------------------------------------------------------------
+# TF Serving JSON examples
+# --------------------------------------------------------------------------------------------
+
+
+def example_from_json_object(value: Any) -> Example:
+    """A parsed JSON object as an Example, exactly as TF Serving converts it.
+
+    ``value`` is a parsed JSON value (``dict``; see :mod:`.rest_json` for the parser). Raises
+    :class:`BadRequest` with TF Serving's message: ``Example must be JSON object but got JSON
+    <Type>``, ``Feature: <name> has element with unexpected JSON type: <Type>``, ``Unexpected
+    element type in feature: <name> expecting type: <kind>``, ``Feature: <name> has uint64_t
+    element. Only int64_t is supported.``, ``Unable to base64 decode``.
+    """
+    if not is_object(value):
+        raise BadRequest(f"Example must be JSON object but got JSON {json_type(value)}")
+    example = Example()
+    features = example.features.feature
+    for name, content in members(value):
+        if isinstance(name, bytes):
+            raise BadRequest(f"Feature name {name.decode('utf-8', 'replace')!r} is not valid UTF-8")
+        kind, values = _json_feature_values(name, content)
+        feature = features[name]
+        feature.Clear()
+        _set_feature(feature, kind, values)
+    return example
+
+
+def _set_feature(feature: Feature, kind: str | None, values: list[Any]) -> None:
+    if kind == "bytes":
+        feature.bytes_list.value.extend(values)
+    elif kind == "float":
+        feature.float_list.value.extend(values)
+    elif kind == "int64":
+        feature.int64_list.value.extend(values)
+
+
+def _json_feature_values(name: str, content: Any) -> tuple[str | None, list[Any]]:
+    """``AddValueToFeature`` over a member's value(s): the kind and the values."""
+    values = content if type(content) is list else [content]
+    if not values:
+        return None, []
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        return "float", values
+    if kinds == {str}:
+        return "bytes", [v.encode("utf-8", "surrogatepass") for v in values]
+    if kinds and kinds <= {int, bool}:
+        if max(values) > _INT64_MAX:
+            raise BadRequest(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+        return "int64", [int(v) for v in values] if bool in kinds else values
+    return _slow_feature_values(name, values)
+
+
+def _slow_feature_values(name: str, values: list[Any]) -> tuple[str | None, list[Any]]:
+    """The value-by-value path, for mixed lists: TF Serving's first error, in its order."""
+    kind: str | None = None
+    out: list[Any] = []
+    for value in values:
+        t = type(value)
+        if value is None or t is list:
+            raise BadRequest(
+                f"Feature: {name} has element with unexpected JSON type: {json_type(value)}"
+            )
+        if t is bool:
+            needed = "int64"
+        elif is_object(value):
+            if not is_b64_object(value):
+                raise BadRequest(f"Feature: {name} has element with unexpected JSON type: Object")
+            needed = "bytes"
+        elif t is str or t is bytes:
+            needed = "bytes"
+        elif t is float:
+            needed = "float"
+        else:
+            needed = "int64"
+        if kind is not None and kind != needed:
+            raise BadRequest(f"Unexpected element type in feature: {name} expecting type: {kind}")
+        kind = needed
+        if t is bool:
+            out.append(1 if value else 0)
+        elif needed == "bytes":
+            if t is str:
+                out.append(value.encode("utf-8", "surrogatepass"))
+            elif t is bytes:
+                out.append(value)
+            else:
+                decoded = b64_decode(value["b64"])
+                if decoded is None:
+                    raise BadRequest("Unable to base64 decode")
+                out.append(decoded)
+        elif needed == "int64" and value > _INT64_MAX:
+            raise BadRequest(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+        else:
+            out.append(value)
+    return kind, out
+
+
+# --------------------------------------------------------------------------------------------
+# Plain values
+# --------------------------------------------------------------------------------------------
+
+
+def example_from_values(
+    values: Mapping[str, Any], *, kinds: Mapping[str, FeatureKind] | None = None
+) -> Example:
+    """An Example with one feature per item of ``values``.
+
+    Each value is a scalar (a list of one) or a list, tuple or numpy array of any shape
+    (flattened, row-major) of: ``str``/``bytes`` (→ ``bytes_list``, str as UTF-8), ``bool`` and
+    integers, Python or numpy (→ ``int64_list``; must fit int64), floats, Python or numpy (→
+    ``float_list``, float32). A list mixing integers and floats is a ``float_list``. A
+    ``tf.train.Feature`` (ours or TensorFlow's) is taken as it is. ``kinds`` forces a feature's
+    kind (``"bytes"``, ``"float"``, ``"int64"``): integers then become floats for ``float``, and
+    anything that does not fit is an error; an empty list gets the forced kind, or none.
+
+    Raises :class:`BadRequest` for ``None``, nested mappings, strings mixed with numbers, and
+    integers outside int64.
+    """
+    example = Example()
+    features = example.features.feature
+    for name, value in values.items():
+        if not isinstance(name, str):
+            raise BadRequest(f"Feature names must be strings, got {type(name).__name__}")
+        forced = kinds.get(name) if kinds else None
+        if forced is not None and forced not in ("bytes", "float", "int64"):
+            raise BadRequest(f"Unknown feature kind {forced!r} for feature {name!r}")
+        feature = features[name]
+        if isinstance(value, Message):
+            try:
+                feature.CopyFrom(coerce(value, Feature))
+            except TypeError as error:
+                raise BadRequest(f"Feature {name!r}: {error}") from None
+            continue
+        kind, items = _plain_feature_values(name, value, forced)
+        if kind is not None and not items:
+            getattr(feature, f"{kind}_list").SetInParent()
+        else:
+            _set_feature(feature, kind, items)
+    return example
+
+
+def _flatten(name: str, value: Any) -> list[Any]:
+    """The leaves of a scalar, list/tuple or array, in row-major order (iteratively)."""
+    if isinstance(value, np.ndarray):
+        return (
+            list(value.ravel().tolist())
+            if value.dtype != object
+            else _flatten(name, list(value.ravel()))
+        )
+    if not isinstance(value, (list, tuple)):
+        return [value]
+    out: list[Any] = []
+    stack: list[Iterable[Any]] = [iter(value)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, (list, tuple)):
+                stack.append(iter(item))
+                break
+            if isinstance(item, np.ndarray):
+                if item.dtype == object:
+                    stack.append(iter(list(item.ravel())))
+                    break
+                out.extend(item.ravel().tolist())
+            else:
+                out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
+def _plain_feature_values(
+    name: str, value: Any, forced: FeatureKind | None
+) -> tuple[FeatureKind | None, list[Any]]:
+    items = _flatten(name, value)
+    if not items:
+        return forced, []
+    strings = False
+    floats = False
+    ints = False
+    normalized: list[Any] = []
+    for item in items:
+        if isinstance(item, np.generic):
+            item = item.item()
+        if isinstance(item, str):
+            strings = True
+            normalized.append(item.encode("utf-8"))
+        elif isinstance(item, (bytes, bytearray)):
+            strings = True
+            normalized.append(bytes(item))
+        elif isinstance(item, bool):
+            ints = True
+            normalized.append(int(item))
+        elif isinstance(item, int):
+            ints = True
+            normalized.append(item)
+        elif isinstance(item, float):
+            floats = True
+            normalized.append(item)
+        else:
+            raise BadRequest(
+                f"Feature {name!r}: cannot put a {type(item).__name__} value in a tf.Example"
+            )
+    if strings and (ints or floats):
+        raise BadRequest(f"Feature {name!r} mixes strings and numbers")
+    kind: FeatureKind = "bytes" if strings else "float" if floats else "int64"
+    if forced is not None and forced != kind:
+        if forced == "float" and kind == "int64":
+            kind = "float"
+        else:
+            raise BadRequest(f"Feature {name!r} holds {kind} values, but is declared {forced}")
+    if kind == "int64":
+        low, high = min(normalized), max(normalized)
+        if low < _INT64_MIN or high > _INT64_MAX:
+            raise BadRequest(f"Feature {name!r} holds an integer outside the int64 range")
+    elif kind == "float":
+        normalized = [float(v) for v in normalized]
+    return kind, normalized
