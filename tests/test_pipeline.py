@@ -16,12 +16,12 @@ import pytest
 
 from tfio_handlers.config import Settings
 from tfio_handlers.pipeline import Pipeline, Response
+from tfio_handlers.protocol.requests import to_examples
 from tfio_handlers.protos import (
     ClassificationRequest,
     ClassificationResponse,
     PredictResponse,
 )
-from tfio_handlers.protocol.requests import to_examples
 from tfio_handlers.registry import Registry
 from tfio_handlers.tensors import to_ndarray
 from tfio_handlers.usercode import load_user_code
