@@ -69,7 +69,9 @@ def response_to_tfs_json(response: Message, context: Context) -> bytes:
     strict = context.settings.strict_json
     if kind == "tensorflow.serving.PredictResponse":
         form = JsonFormat.COLUMNAR if context.response_form == "columnar" else JsonFormat.ROW
-        return predict_response_to_json(coerce(response, PredictResponse), form, strict=strict)
+        return predict_response_to_json(
+            coerce(response, PredictResponse), form, strict=strict, fast=True
+        )
     if kind == "tensorflow.serving.ClassificationResponse":
         classification = coerce(response, ClassificationResponse).result
         return classification_result_to_json(classification, strict=strict)

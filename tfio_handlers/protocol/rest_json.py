@@ -517,11 +517,17 @@ def _outputs(response_or_outputs: Any) -> list[_Output]:
     return out
 
 
+FAST_TEXT_THRESHOLD: Final = 65536
+"""Outputs holding more values than this may be written by :func:`predict_response_to_json`'s fast
+path when the caller asks for it (``fast=True``): see that function."""
+
+
 def predict_response_to_json(
     response_or_outputs: PredictResponse | Message | Mapping[str, Any],
     format: JsonFormat | str,
     *,
     strict: bool = False,
+    fast: bool = False,
 ) -> bytes:
     """Predict outputs → TF Serving's response JSON (``MakeJsonFromTensors``), as bytes.
 
@@ -536,6 +542,12 @@ def predict_response_to_json(
     ``strict=True`` writes RFC 8259 JSON: NaN and infinities become ``null`` and strings that
     are not UTF-8 get U+FFFD; otherwise (TF Serving's way) they are the bare tokens ``NaN``,
     ``Infinity``, ``-Infinity`` and raw bytes.
+
+    ``fast=True`` lets numeric outputs of more than :data:`FAST_TEXT_THRESHOLD` values in all be
+    written by orjson (when installed): the same document, compact, with each float as the
+    shortest text that parses back to the same float32/float64 rather than TF Serving's
+    ``%g``-then-``%.9g`` text, about 30 times faster. Strings, non-finite values, dtypes JSON
+    cannot carry and every error case always take the exact path.
     """
     if isinstance(format, str):
         try:
@@ -547,6 +559,10 @@ def predict_response_to_json(
     outputs = _outputs(response_or_outputs)
     if not outputs:
         raise BadRequest("Cannot convert empty tensor map to JSON")
+    if fast:
+        quick = _fast_json(outputs, format)
+        if quick is not None:
+            return quick
     text = (
         _row_json(outputs, strict) if format is JsonFormat.ROW else _columnar_json(outputs, strict)
     )
@@ -590,6 +606,40 @@ def _row_json(outputs: list[_Output], strict: bool) -> str:
     # Each object starts before the single-line option is set: on a line of its own.
     separator = ",\n" + indent(2)
     return head + "\n" + indent(2) + separator.join(objects) + "\n    ]\n}"
+
+
+_FAST_KINDS: Final = frozenset({"float", "double", "int", "bool"})
+
+
+def _fast_json(outputs: list[_Output], format: JsonFormat) -> bytes | None:
+    """The fast path of :func:`predict_response_to_json`, or ``None`` to take the exact path."""
+    if sum(math.prod(o.dims) for o in outputs) <= FAST_TEXT_THRESHOLD:
+        return None
+    try:
+        import orjson
+    except ImportError:
+        return None
+    arrays: dict[str, Any] = {}
+    for output in outputs:
+        if output.kind not in _FAST_KINDS:
+            return None
+        array = to_ndarray(output.proto)
+        if output.kind in ("float", "double") and not np.isfinite(array).all():
+            return None
+        arrays[output.name] = np.ascontiguousarray(array) if array.ndim else array.item()
+    option = orjson.OPT_SERIALIZE_NUMPY
+    if format is JsonFormat.COLUMNAR:
+        if len(arrays) == 1:
+            return orjson.dumps({"outputs": next(iter(arrays.values()))}, option=option)
+        return orjson.dumps({"outputs": arrays}, option=option)
+    batches = {output.dims[0] if output.dims else -1 for output in outputs}
+    if len(batches) != 1 or -1 in batches:
+        return None  # the exact path raises TF Serving's error
+    if len(arrays) == 1:
+        return orjson.dumps({"predictions": next(iter(arrays.values()))}, option=option)
+    (batch,) = batches
+    rows = [{name: array[i] for name, array in arrays.items()} for i in range(batch)]
+    return orjson.dumps({"predictions": rows}, option=option)
 
 
 def _key(name: str) -> str:

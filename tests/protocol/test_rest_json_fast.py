@@ -1,0 +1,78 @@
+"""The fast path of predict_response_to_json: the same document, values equal to the last bit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tfio_handlers.errors import BadRequest
+from tfio_handlers.protocol.rest_json import (
+    FAST_TEXT_THRESHOLD,
+    JsonFormat,
+    predict_response_to_json,
+)
+from tfio_handlers.protos import PredictResponse
+from tfio_handlers.tensors import to_tensor_proto
+
+DTYPES = [np.float32, np.float64, np.int32, np.int64, np.uint8, np.bool_]
+
+
+def response(**arrays: np.ndarray) -> PredictResponse:
+    message = PredictResponse()
+    for name, array in arrays.items():
+        message.outputs[name].CopyFrom(to_tensor_proto(array, typed_fields=True))
+    return message
+
+
+def values(document: object, dtype: type) -> np.ndarray:
+    return np.array(document, dtype=dtype)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    dtype=st.sampled_from(DTYPES),
+    rows=st.integers(1, 3),
+    format=st.sampled_from([JsonFormat.ROW, JsonFormat.COLUMNAR]),
+    data=st.data(),
+)
+def test_fast_equals_exact(dtype: type, rows: int, format: JsonFormat, data: st.DataObject) -> None:
+    columns = FAST_TEXT_THRESHOLD // rows + 1
+    elements = (
+        hnp.from_dtype(np.dtype(dtype), allow_nan=False, allow_infinity=False)
+        if np.dtype(dtype).kind == "f"
+        else hnp.from_dtype(np.dtype(dtype))
+    )
+    array = data.draw(hnp.arrays(dtype, (rows, columns), elements=elements, fill=elements))
+    message = response(y=array, z=np.arange(rows, dtype=np.int64))
+    fast = json.loads(predict_response_to_json(message, format, fast=True))
+    exact = json.loads(predict_response_to_json(message, format))
+    if format is JsonFormat.ROW:
+        for got, want in zip(fast["predictions"], exact["predictions"], strict=True):
+            np.testing.assert_array_equal(values(got["y"], dtype), values(want["y"], dtype))
+            assert got["z"] == want["z"]
+        np.testing.assert_array_equal(values([p["y"] for p in fast["predictions"]], dtype), array)
+    else:
+        np.testing.assert_array_equal(values(fast["outputs"]["y"], dtype), array)
+        assert fast["outputs"]["z"] == exact["outputs"]["z"]
+
+
+def test_small_outputs_keep_tf_serving_text() -> None:
+    message = response(y=np.array([[9000000.0, 0.1]], dtype=np.float32))
+    assert predict_response_to_json(message, JsonFormat.ROW, fast=True) == (
+        predict_response_to_json(message, JsonFormat.ROW)
+    )
+
+
+def test_non_finite_and_errors_take_the_exact_path() -> None:
+    big = np.ones((2, FAST_TEXT_THRESHOLD), dtype=np.float32)
+    big[1, 3] = np.nan
+    text = predict_response_to_json(response(y=big), JsonFormat.ROW, fast=True)
+    assert b"NaN" in text
+    ragged = response(y=np.ones((2, FAST_TEXT_THRESHOLD), np.float32), z=np.ones(3, np.int64))
+    with pytest.raises(BadRequest, match="inconsistent batch size"):
+        predict_response_to_json(ragged, JsonFormat.ROW, fast=True)
