@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from servers import UvicornThread
 from test_grpc_cases import CASES, Case, Slow, assert_same_response, call, free_port, spec
 
 from tfio_handlers.backends import rest
 from tfio_handlers.backends.base import Backend
 from tfio_handlers.backends.grpc import GrpcBackend
 from tfio_handlers.backends.rest import RestBackend, http_error
-from tfio_handlers.config import Settings
 from tfio_handlers.errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -59,43 +59,9 @@ from tfio_handlers.tensors import make_shape, to_ndarray, to_tensor_proto
 pytestmark = pytest.mark.tensorflow
 
 
-class _Uvicorn:
-    """uvicorn serving ``ASGIApp(Pipeline(backend))`` on 127.0.0.1 in a thread."""
-
-    def __init__(self, backend: Backend, port: int | None = None) -> None:
-        import uvicorn
-
-        from tfio_handlers.adapters.asgi import ASGIApp
-        from tfio_handlers.pipeline import Pipeline
-
-        self.port = port or free_port()
-        pipeline = Pipeline(backend, settings=Settings(load_plugins=False))
-        config = uvicorn.Config(ASGIApp(pipeline), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> _Uvicorn:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def rest_url(embedded_backend: Backend) -> Iterator[str]:
-    server = _Uvicorn(embedded_backend).start()
+    server = UvicornThread(embedded_backend).start()
     yield server.url
     server.stop()
 
@@ -146,8 +112,10 @@ def test_async_twins(embedded_backend: Backend, backend: RestBackend) -> None:
     for case, answer in zip(cases, asyncio.run(run_all()), strict=True):
         assert_same_response(call(embedded_backend, case.method, case.build()), answer)
     # A second event loop gets an AsyncClient of its own.
-    assert_same_response(call(embedded_backend, "predict", CASES[0].build()),
-                         asyncio.run(backend.apredict(CASES[0].build())))
+    assert_same_response(
+        call(embedded_backend, "predict", CASES[0].build()),
+        asyncio.run(backend.apredict(CASES[0].build())),
+    )
 
 
 def test_big_request_async(embedded_backend: Backend, backend: RestBackend) -> None:
@@ -160,8 +128,9 @@ def test_big_request_async(embedded_backend: Backend, backend: RestBackend) -> N
 
 def test_metadata_and_status(embedded_backend: Backend, backend: RestBackend) -> None:
     for name, version in (("half_plus_two", None), ("versioned", None), ("versioned", 1)):
-        metadata = GetModelMetadataRequest(model_spec=spec(name, version=version),
-                                           metadata_field=[SIGNATURE_DEF_KEY])
+        metadata = GetModelMetadataRequest(
+            model_spec=spec(name, version=version), metadata_field=[SIGNATURE_DEF_KEY]
+        )
         expected = embedded_backend.get_model_metadata(metadata)
         actual = backend.get_model_metadata(metadata)
         assert actual.model_spec == expected.model_spec
@@ -176,8 +145,9 @@ def test_metadata_and_status(embedded_backend: Backend, backend: RestBackend) ->
 # -- errors ----------------------------------------------------------------------------------------
 
 
-def _predict(name: str, signature: str = "", version: int | None = None, label: str = "",
-             **inputs: Any) -> PredictRequest:
+def _predict(
+    name: str, signature: str = "", version: int | None = None, label: str = "", **inputs: Any
+) -> PredictRequest:
     request = PredictRequest(model_spec=spec(name, signature, version, label))
     for alias, (values, dtype) in inputs.items():
         request.inputs[alias].CopyFrom(to_tensor_proto(values, dtype))
@@ -195,21 +165,39 @@ _MIXED = {"a": ([[1.0, 2.0]], "float32"), "b": ([1], "int64"), "c": ([b"x"], "st
         (_predict("versioned", label="nope", x=([1.0], "float32")), BadRequest),
         (_predict("multi_input", **_MIXED, d=([1.0], "float32")), BadRequest),
         (_predict("multi_input", a=([[1.0, 2.0]], "float32"), b=([1], "int64")), BadRequest),
-        (_predict("multi_input", a=([[1.0, 2.0]], "float32"), b=([1], "int64"),
-                  d=([b"x"], "string")), BadRequest),
+        (
+            _predict(
+                "multi_input", a=([[1.0, 2.0]], "float32"), b=([1], "int64"), d=([b"x"], "string")
+            ),
+            BadRequest,
+        ),
         (_predict("multi_input", **{**_MIXED, "b": ([1], "int32")}), BadRequest),
         (_predict("multi_input", "with_default", scale=(2.0, "float32")), BadRequest),
         (PredictRequest(model_spec=spec("multi_input"), output_filter=["nope"]), BadRequest),
-        (PredictRequest(model_spec=spec("multi_input"), output_filter=["total", "total"]),
-         BadRequest),
+        (
+            PredictRequest(model_spec=spec("multi_input"), output_filter=["total", "total"]),
+            BadRequest,
+        ),
         (_predict("string_model", text=([[b"a", b"b"]], "string")), BadRequest),
     ],
-    ids=["unknown-model", "unknown-version", "unknown-label", "extra-input", "missing-input",
-         "invalid-name", "wrong-dtype", "missing-no-default", "filter-unknown",
-         "filter-duplicate", "model-error"],
+    ids=[
+        "unknown-model",
+        "unknown-version",
+        "unknown-label",
+        "extra-input",
+        "missing-input",
+        "invalid-name",
+        "wrong-dtype",
+        "missing-no-default",
+        "filter-unknown",
+        "filter-duplicate",
+        "model-error",
+    ],
 )
 def test_errors_as_embedded(
-    request_: PredictRequest, error: type[HTTPError], embedded_backend: Backend,
+    request_: PredictRequest,
+    error: type[HTTPError],
+    embedded_backend: Backend,
     backend: RestBackend,
 ) -> None:
     if request_.output_filter:
@@ -264,7 +252,7 @@ def test_http_error_classes() -> None:
 
 
 def test_read_timeout_is_504(embedded_backend: Backend) -> None:
-    server = _Uvicorn(Slow(embedded_backend, 1.0)).start()
+    server = UvicornThread(Slow(embedded_backend, 1.0)).start()
     try:
         with RestBackend(server.url, timeout=0.3) as client:
             client.signatures("half_plus_two")
@@ -273,8 +261,10 @@ def test_read_timeout_is_504(embedded_backend: Backend) -> None:
                 client.predict(CASES[0].build())
             assert time.monotonic() - started < 0.9
             assert caught.value.status_code == 504
-            assert "did not answer POST /v1/models/half_plus_two:predict within 0.3 s" in \
-                caught.value.message
+            assert (
+                "did not answer POST /v1/models/half_plus_two:predict within 0.3 s"
+                in caught.value.message
+            )
             with pytest.raises(BackendTimeout):
                 asyncio.run(client.apredict(CASES[0].build()))
     finally:
@@ -283,23 +273,30 @@ def test_read_timeout_is_504(embedded_backend: Backend) -> None:
 
 def test_connection_refused_is_503_after_retries() -> None:
     port = free_port()
-    with RestBackend(f"http://127.0.0.1:{port}", retries=2, backoff=0.01, max_backoff=0.02,
-                     wait_for_ready_timeout=None) as client:
+    with RestBackend(
+        f"http://127.0.0.1:{port}",
+        retries=2,
+        backoff=0.01,
+        max_backoff=0.02,
+        wait_for_ready_timeout=None,
+    ) as client:
         with pytest.raises(BackendUnavailable) as caught:
             client.get_model_status(GetModelStatusRequest(model_spec=spec("x")))
         assert caught.value.status_code == 503
-        assert f"127.0.0.1:{port} is unavailable after 3 attempts: ConnectError" in \
-            caught.value.message
+        assert (
+            f"127.0.0.1:{port} is unavailable after 3 attempts: ConnectError"
+            in caught.value.message
+        )
         with pytest.raises(BackendUnavailable):
             asyncio.run(client.apredict(CASES[0].build()))
 
 
 def _start_later(backend: Backend, port: int, delay: float) -> tuple[threading.Thread, list[Any]]:
-    servers: list[_Uvicorn] = []
+    servers: list[UvicornThread] = []
 
     def start() -> None:
         time.sleep(delay)
-        servers.append(_Uvicorn(backend, port).start())
+        servers.append(UvicornThread(backend, port).start())
 
     thread = threading.Thread(target=start)
     thread.start()
@@ -308,8 +305,9 @@ def _start_later(backend: Backend, port: int, delay: float) -> tuple[threading.T
 
 def test_startup_wait(embedded_backend: Backend) -> None:
     port = free_port()
-    client = RestBackend(f"http://127.0.0.1:{port}", retries=0, backoff=0.05,
-                         wait_for_ready_timeout=20.0)
+    client = RestBackend(
+        f"http://127.0.0.1:{port}", retries=0, backoff=0.05, wait_for_ready_timeout=20.0
+    )
     thread, servers = _start_later(embedded_backend, port, 0.5)
     try:
         assert not client.ready
@@ -324,8 +322,13 @@ def test_startup_wait(embedded_backend: Backend) -> None:
 
 def test_retries_find_a_late_server(embedded_backend: Backend) -> None:
     port = free_port()
-    client = RestBackend(f"http://127.0.0.1:{port}", retries=30, backoff=0.05, max_backoff=0.1,
-                         wait_for_ready_timeout=None)
+    client = RestBackend(
+        f"http://127.0.0.1:{port}",
+        retries=30,
+        backoff=0.05,
+        max_backoff=0.1,
+        wait_for_ready_timeout=None,
+    )
     thread, servers = _start_later(embedded_backend, port, 0.4)
     try:
         answer = asyncio.run(client.apredict(CASES[0].build()))
@@ -342,8 +345,10 @@ def test_wait_until_ready(backend: RestBackend) -> None:
     backend.wait_until_ready(5.0)
     with pytest.raises(BackendUnavailable, match=r"Model 'nope' on .* was not ready within"):
         backend.wait_until_ready(0.3, "nope")
-    with RestBackend(f"http://127.0.0.1:{free_port()}", backoff=0.05) as nowhere, \
-            pytest.raises(BackendUnavailable, match=r"was not ready within 0\.2 s: ConnectError"):
+    with (
+        RestBackend(f"http://127.0.0.1:{free_port()}", backoff=0.05) as nowhere,
+        pytest.raises(BackendUnavailable, match=r"was not ready within 0\.2 s: ConnectError"),
+    ):
         nowhere.wait_until_ready(0.2)
 
 
@@ -382,11 +387,19 @@ def test_tf_serving_predict_forms() -> None:
     assert values[0] == 1.5 and np.isnan(values[1]) and values[2] == -np.inf
     assert answer.outputs["y"].float_val  # typed fields, as TF Serving's gRPC answers
 
-    several = _signature({"raw_bytes": (DT_STRING, [-1]), "text": (DT_STRING, [-1]),
-                          "big": (DT_UINT64, [-1]), "flag": (DT_BOOL, []),
-                          "empty": (DT_INT32, [-1, 3])})
-    body = (b'{"outputs": {"raw_bytes": [{"b64": "/wA="}], "text": ["\xff\xfe ok \\u00e9"], '
-            b'"big": [18446744073709551615], "flag": true, "empty": []}}')
+    several = _signature(
+        {
+            "raw_bytes": (DT_STRING, [-1]),
+            "text": (DT_STRING, [-1]),
+            "big": (DT_UINT64, [-1]),
+            "flag": (DT_BOOL, []),
+            "empty": (DT_INT32, [-1, 3]),
+        }
+    )
+    body = (
+        b'{"outputs": {"raw_bytes": [{"b64": "/wA="}], "text": ["\xff\xfe ok \\u00e9"], '
+        b'"big": [18446744073709551615], "flag": true, "empty": []}}'
+    )
     answer = _parse_predict(body, several, ["raw_bytes", "text", "big", "flag", "empty"])
     assert list(answer.outputs["raw_bytes"].string_val) == [b"\xff\x00"]
     assert list(answer.outputs["text"].string_val) == [b"\xff\xfe ok \xc3\xa9"]
@@ -403,16 +416,35 @@ def test_tf_serving_predict_forms() -> None:
 def test_tf_serving_metadata_without_type() -> None:
     body = {
         "model_spec": {"name": "m", "signature_name": "", "version": "3"},
-        "metadata": {"signature_def": {"signature_def": {"serving_default": {
-            "inputs": {"x": {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "-1"}],
-                                                                    "unknown_rank": False},
-                             "name": "serving_default_x:0"}},
-            "outputs": {}, "method_name": "tensorflow/serving/predict", "defaults": {}}}}},
+        "metadata": {
+            "signature_def": {
+                "signature_def": {
+                    "serving_default": {
+                        "inputs": {
+                            "x": {
+                                "dtype": "DT_FLOAT",
+                                "tensor_shape": {"dim": [{"size": "-1"}], "unknown_rank": False},
+                                "name": "serving_default_x:0",
+                            }
+                        },
+                        "outputs": {},
+                        "method_name": "tensorflow/serving/predict",
+                        "defaults": {},
+                    }
+                }
+            }
+        },
     }
-    for entry in (body, json.loads(json.dumps(body).replace(
-            '"signature_def": {"signature_def"',
-            '"signature_def": {"@type": "type.googleapis.com/tensorflow.serving.SignatureDefMap", '
-            '"signature_def"'))):
+    for entry in (
+        body,
+        json.loads(
+            json.dumps(body).replace(
+                '"signature_def": {"signature_def"',
+                '"signature_def": {"@type": "type.googleapis.com/tensorflow.serving.SignatureDefMap", '
+                '"signature_def"',
+            )
+        ),
+    ):
         response = rest._parse_metadata(entry)
         assert response.model_spec.version.value == 3
         signature = unpack_signature_def_map(response).signature_def["serving_default"]
@@ -426,10 +458,15 @@ def test_error_bodies() -> None:
 
 
 _DTYPES = {
-    DT_FLOAT: st.floats(width=32), DT_DOUBLE: st.floats(),
-    DT_INT32: st.integers(-(2**31), 2**31 - 1), DT_INT8: st.integers(-128, 127),
-    DT_UINT8: st.integers(0, 255), DT_INT64: st.integers(-(2**63), 2**63 - 1),
-    DT_UINT64: st.integers(0, 2**64 - 1), DT_BOOL: st.booleans(), DT_STRING: st.binary(max_size=8),
+    DT_FLOAT: st.floats(width=32),
+    DT_DOUBLE: st.floats(),
+    DT_INT32: st.integers(-(2**31), 2**31 - 1),
+    DT_INT8: st.integers(-128, 127),
+    DT_UINT8: st.integers(0, 255),
+    DT_INT64: st.integers(-(2**63), 2**63 - 1),
+    DT_UINT64: st.integers(0, 2**64 - 1),
+    DT_BOOL: st.booleans(),
+    DT_STRING: st.binary(max_size=8),
 }
 
 
@@ -466,8 +503,13 @@ def test_tensor_json_round_trip(tensor: tuple[int, list[int], list[Any]]) -> Non
 
 
 def test_startup_wait_is_bounded_by_the_call_timeout() -> None:
-    with RestBackend(f"http://127.0.0.1:{free_port()}", timeout=0.3, retries=0, backoff=0.05,
-                     wait_for_ready_timeout=60.0) as client:
+    with RestBackend(
+        f"http://127.0.0.1:{free_port()}",
+        timeout=0.3,
+        retries=0,
+        backoff=0.05,
+        wait_for_ready_timeout=60.0,
+    ) as client:
         started = time.monotonic()
         with pytest.raises(BackendUnavailable):
             client.get_model_status(GetModelStatusRequest(model_spec=spec("x")))
