@@ -210,3 +210,15 @@ def test_plugins_command_prints_the_table() -> None:
         env={**__import__("os").environ, "TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD": "1"},
     ).stdout
     assert "raw-image" not in disabled
+
+
+def test_negotiation_cache_follows_plugin_changes() -> None:
+    registry = Registry(builtins=False)
+    registry.register(codec_plugin("application/json", "json"), name="b", kind=Kind.BUILTIN)
+    with pytest.raises(NotAcceptable):
+        registry.negotiate("text/csv", "application/json")
+    assert registry.negotiate("text/*", "application/json").essence == "application/json"
+    registry.register(codec_plugin("text/csv", "csv"), name="csv")
+    assert registry.negotiate("text/*", "application/json").essence == "text/csv"
+    registry.unregister("csv")
+    assert registry.negotiate("text/*", "application/json").essence == "application/json"

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "tfio_handlers"
 
+_NEGOTIATION_CACHE_SIZE = 1024
+"""Distinct ``(Accept, default)`` pairs remembered; clients send few distinct values."""
+
 _TEXT_TYPES = frozenset({"application/json", "application/jsonlines"})
 
 
@@ -102,6 +105,7 @@ class Registry:
         self._any_decoders: tuple[tuple[Kind, Callable[..., Any]], ...] = ()
         self._any_encoders: tuple[tuple[Kind, Callable[..., Any]], ...] = ()
         self._encodable: tuple[str, ...] = ()
+        self._negotiated: dict[tuple[str | None, str], MediaType] = {}
         self._decode_links: dict[str, list[tuple[Kind, int, Callable[..., Any], str]]] = {}
         self._encode_links: dict[str, list[tuple[Kind, int, Callable[..., Any], str]]] = {}
         if builtins:
@@ -131,6 +135,7 @@ class Registry:
         self._dirty = True
         self._decode_chains = {}
         self._encode_chains = {}
+        self._negotiated = {}
 
     def load_entry_points(self, allowed: Iterable[str] | None = None) -> list[str]:
         """Load third-party plugins from the ``tfio_handlers`` entry-point group.
@@ -366,6 +371,17 @@ class Registry:
         When no registered encoder is acceptable but a plugin encodes any type (a user ``output_fn``),
         the client's most preferred concrete type is chosen for it to try.
         """
+        key = (accept, default)
+        cached = self._negotiated.get(key)
+        if cached is not None:
+            return cached
+        chosen = self._negotiate(accept, default)
+        if len(self._negotiated) >= _NEGOTIATION_CACHE_SIZE:
+            self._negotiated.clear()
+        self._negotiated[key] = chosen
+        return chosen
+
+    def _negotiate(self, accept: str | None, default: str) -> MediaType:
         if self._dirty:
             self.check()
         try:
