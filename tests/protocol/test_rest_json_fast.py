@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,3 +77,49 @@ def test_non_finite_and_errors_take_the_exact_path() -> None:
     ragged = response(y=np.ones((2, FAST_TEXT_THRESHOLD), np.float32), z=np.ones(3, np.int64))
     with pytest.raises(BadRequest, match="inconsistent batch size"):
         predict_response_to_json(ragged, JsonFormat.ROW, fast=True)
+
+
+# -- the request side: the simdjson fast path gives the exact path's very message ------------------
+
+simdjson = pytest.importorskip("simdjson")
+
+REQUEST_DTYPES = {
+    np.float32: 1,
+    np.float64: 2,
+    np.int32: 3,
+    np.int64: 9,
+    np.uint8: 4,
+}
+
+
+def signatures_for(dtype_enum: int) -> dict[str, Any]:
+    from tfio_handlers.protos import SignatureDef, TensorInfo
+
+    signature = SignatureDef()
+    signature.inputs["x"].CopyFrom(TensorInfo(name="x:0", dtype=dtype_enum))  # type: ignore[arg-type]
+    return {"serving_default": signature}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dtype=st.sampled_from(list(REQUEST_DTYPES)),
+    shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=5),
+    key=st.sampled_from(["instances", "inputs"]),
+    data=st.data(),
+)
+def test_request_fast_path_builds_the_exact_message(
+    dtype: type, shape: tuple[int, ...], key: str, data: st.DataObject
+) -> None:
+    from tfio_handlers.protocol.rest_json import predict_request_from_json
+
+    elements = (
+        hnp.from_dtype(np.dtype(dtype), allow_nan=False, allow_infinity=False)
+        if np.dtype(dtype).kind == "f"
+        else hnp.from_dtype(np.dtype(dtype))
+    )
+    array = data.draw(hnp.arrays(dtype, shape, elements=elements))
+    body = json.dumps({key: array.tolist()}).encode()
+    signatures = signatures_for(REQUEST_DTYPES[dtype])
+    fast = predict_request_from_json(body, signatures)
+    exact = predict_request_from_json(body, signatures, fast=False)
+    assert fast == exact

@@ -63,7 +63,8 @@ from ..protos import (
     TensorProto,
     coerce,
 )
-from ..tensors import dtype_name, shape_of, to_ndarray
+from ..tensors import data_type_of, dtype_name, shape_of, to_ndarray
+from . import _simd
 from ._json_encode import indent, nested_text, row_item_texts, value_texts
 from ._json_parse import MISSING, find_member, members, parse_body, to_bytes
 from ._json_tensor import (
@@ -187,6 +188,7 @@ def predict_request_from_json(
     *,
     model_spec: Any = None,
     limits: Limits | None = None,
+    fast: bool = True,
 ) -> tuple[PredictRequest, JsonFormat]:
     """A TF Serving predict body → ``(PredictRequest, JsonFormat)``, as TF Serving converts it.
 
@@ -200,8 +202,15 @@ def predict_request_from_json(
     body's ``signature_name`` then replaces its signature name. The format says whether the
     body used ``instances`` (row: answer with ``predictions``) or ``inputs`` (columnar: answer
     with ``outputs``).
+
+    A body of one numeric tensor for a single-input signature first goes to the simdjson fast path
+    (:mod:`._simd`, when pysimdjson is installed), which answers only when it proves the result
+    equals this function's exact path; ``fast=False`` runs the exact path alone.
     """
     limits = DEFAULT_LIMITS if limits is None else limits
+    quick = _fast_predict(body, signatures, model_spec, limits) if fast else None
+    if quick is not None:
+        return quick
     document = _parse(body, limits)
     request = PredictRequest()
     _fill_spec(request, model_spec)
@@ -229,6 +238,28 @@ def predict_request_from_json(
         raise BadRequest("Missing 'inputs' or 'instances' key")
     for name, data in tensors.items():
         request.inputs[name].MergeFromString(data)
+    return request, form
+
+
+def _fast_predict(
+    body: Body, signatures: Mapping[str, Any] | Message, model_spec: Any, limits: Limits
+) -> tuple[PredictRequest, JsonFormat] | None:
+    """The simdjson fast path (:mod:`._simd`): a numeric single-input body, proved to give the
+    exact path's tensor, becomes the very message the exact path builds (typed fields written
+    as raw packed bytes) without one Python number built. ``None``: take the exact path."""
+    spec_name = coerce(model_spec, ModelSpec).signature_name if model_spec is not None else None
+    decoded = _simd.decode_predict(body, signatures, signature_name=spec_name or None, limits=limits)
+    if decoded is None:
+        return None
+    request = PredictRequest()
+    _fill_spec(request, model_spec)
+    if decoded.signature_name is not None:
+        request.model_spec.signature_name = decoded.signature_name
+    array = decoded.array
+    request.inputs[decoded.input_name].MergeFromString(
+        tensor_bytes(data_type_of(array.dtype), list(array.shape), array.reshape(-1))
+    )
+    form = JsonFormat.ROW if decoded.form == "row" else JsonFormat.COLUMNAR
     return request, form
 
 
