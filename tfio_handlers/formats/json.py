@@ -79,7 +79,7 @@ def decode_json(body: bytes, media_type: MediaType, context: Context) -> Any:
     key = _top_level_tfs_key(data)
     if key is not None:
         return _decode_tfs(data, key, context)
-    document = parse_body(data, max_depth=context.limits.max_depth)
+    document = parse_body(data)
     context.response_form = context.response_form or context.settings.json_response_style
     if isinstance(document, JsonObject):
         document = dict(document.items())

@@ -171,6 +171,10 @@ def response_to_legacy_json(response: Message, *, strict: bool = False) -> bytes
     backend used, so clients see what TF Serving's gRPC answer would show.
     """
     kind = _message_kind(response)
+    if kind == "tensorflow.serving.ClassificationResponse":
+        return _dumps(_classification_document(coerce(response, ClassificationResponse)), strict)
+    if kind == "tensorflow.serving.RegressionResponse":
+        return _dumps(_regression_document(coerce(response, RegressionResponse)), strict)
     if kind != "tensorflow.serving.PredictResponse":
         doc = json_format.MessageToDict(response, descriptor_pool=POOL)
         return _dumps(doc, strict)
@@ -183,6 +187,64 @@ def response_to_legacy_json(response: Message, *, strict: bool = False) -> bytes
     if spec is not None:
         doc["modelSpec"] = spec
     return _dumps(doc, strict)
+
+
+def _float32(value: float) -> Any:
+    """A score as proto3 JSON writes a float field: shortest float32 text, non-finite as strings."""
+    if math.isfinite(value):
+        return np.float32(value)
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _present(value: float) -> bool:
+    """Whether proto3 writes a float field: any value but +0.0 (``-0.0`` counts)."""
+    return value != 0 or math.copysign(1.0, value) < 0
+
+
+def _with_model_spec(doc: dict[str, Any], response: Message) -> dict[str, Any]:
+    spec = getattr(response, "model_spec", None)
+    if spec is None or not spec.ByteSize():
+        return doc
+    rendered: dict[str, Any] = {}
+    if spec.name:
+        rendered["name"] = spec.name
+    if spec.HasField("version"):
+        rendered["version"] = str(spec.version.value)
+    if spec.version_label:
+        rendered["versionLabel"] = spec.version_label
+    if spec.signature_name:
+        rendered["signatureName"] = spec.signature_name
+    doc["modelSpec"] = rendered
+    return doc
+
+
+def _classification_document(response: ClassificationResponse) -> dict[str, Any]:
+    """``MessageToDict`` of a ClassificationResponse, written directly (ten times faster)."""
+    classifications = []
+    for item in response.result.classifications:
+        classes = []
+        for entry in item.classes:
+            rendered: dict[str, Any] = {}
+            if entry.label:
+                rendered["label"] = entry.label
+            if _present(entry.score):
+                rendered["score"] = _float32(entry.score)
+            classes.append(rendered)
+        classifications.append({"classes": classes} if classes else {})
+    result = {"classifications": classifications} if classifications else {}
+    doc: dict[str, Any] = {"result": result} if response.HasField("result") else {}
+    return _with_model_spec(doc, response)
+
+
+def _regression_document(response: RegressionResponse) -> dict[str, Any]:
+    """``MessageToDict`` of a RegressionResponse, written directly."""
+    regressions = [
+        {"value": _float32(item.value)} if _present(item.value) else {}
+        for item in response.result.regressions
+    ]
+    result = {"regressions": regressions} if regressions else {}
+    doc: dict[str, Any] = {"result": result} if response.HasField("result") else {}
+    return _with_model_spec(doc, response)
 
 
 def _default(value: Any) -> Any:
