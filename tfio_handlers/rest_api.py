@@ -1,10 +1,13 @@
 """TF Serving's REST API (``/v1/models/...``) over any backend, with ``tensorflow_model_server``'s semantics.
 
-URL rules, error texts and JSON forms follow TF Serving's HTTP handler: the same regular expressions
-(case-insensitive match, exact lower-case verb), percent-decoded model names and labels, "Malformed
-request: <METHOD> <path>" for anything that does not dispatch, ``{"error": ...}`` bodies, and status and
-metadata answered as protobuf JSON with proto field names. User code does not take part here: these
-routes are TF Serving's contract, unchanged.
+URL rules, error texts and JSON forms follow TF Serving's HTTP handler (``http_rest_api_util.cc``):
+the same regular expressions, matched against the path as received (still percent-encoded, with its
+query string, as ``uri_path()`` gives it), case-insensitive but with an exact lower-case verb; model
+names and labels percent-decoded after the match (so ``%2F`` may be part of a name); "Malformed request:
+<METHOD> <path>" for anything that does not dispatch; ``{"error": ...}`` bodies; status answered as
+protobuf JSON, and metadata as ``{"model_spec": ..., "metadata": {"signature_def": <SignatureDefMap>}}``
+with proto field names and no ``@type`` (TF Serving writes the two parts separately). User code does not
+take part here: these routes are TF Serving's contract, unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ from .protocol.rest_json import (
     regress_request_from_json,
     regression_result_to_json,
 )
-from .protos import GetModelMetadataRequest, GetModelStatusRequest, ModelSpec, to_json
+from .protos import (
+    GetModelMetadataRequest,
+    GetModelMetadataResponse,
+    GetModelStatusRequest,
+    ModelSpec,
+    coerce,
+    to_json,
+    unpack_signature_def_map,
+)
 
 __all__ = ["TFSRoute", "handle_tfs_rest", "is_tfs_path", "match_tfs_route"]
 
@@ -78,9 +89,8 @@ def match_tfs_route(method: str, path: str) -> TFSRoute:
             raise malformed
         if not match.group(1):
             raise BadRequest("Missing model name in request.")
-        action = "metadata" if match.group(4) else "status"
-        if match.group(4) and match.group(4) != "metadata":
-            raise malformed
+        # The regex ignores case but the dispatch compares exactly: ``/METADATA`` asks for status.
+        action = "metadata" if match.group(4) == "metadata" else "status"
     else:
         raise malformed
     version: int | None = None
@@ -102,12 +112,36 @@ def _spec(route: TFSRoute) -> ModelSpec:
     return spec
 
 
-def _proto_json(message: Message) -> bytes:
-    text = to_json(
+def _proto_text(message: Message) -> str:
+    return to_json(
         message,
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
-        indent=2,
+        indent=1,
+    )
+
+
+def _proto_json(message: Message) -> bytes:
+    return _proto_text(message).encode("utf-8")
+
+
+def _metadata_json(response: Message) -> bytes:
+    """TF Serving's metadata body: model spec and signature map written apart, then joined."""
+    try:
+        signature_map = unpack_signature_def_map(response)
+    except KeyError:
+        raise InternalError(
+            "Failed to find 'signature_def' key in the GetModelMetadataResponse metadata map."
+        ) from None
+    except ValueError:
+        raise InternalError("Failed to unpack 'Any' object to 'SignatureDefMap'.") from None
+    model_spec = coerce(response, GetModelMetadataResponse).model_spec
+    text = (
+        '{\n"model_spec":'
+        + _proto_text(model_spec)
+        + ',\n"metadata": {"signature_def": '
+        + _proto_text(signature_map)
+        + "}\n}\n"
     )
     return text.encode("utf-8")
 
@@ -119,8 +153,8 @@ def _answer(route: TFSRoute, body: bytes, pipeline: Pipeline) -> bytes:
         response = backend.get_model_status(GetModelStatusRequest(model_spec=spec))
         return _proto_json(response)
     if route.action == "metadata":
-        request = GetModelMetadataRequest(model_spec=spec, metadata_field=["signature_def"])
-        return _proto_json(backend.get_model_metadata(request))
+        metadata = GetModelMetadataRequest(model_spec=spec, metadata_field=["signature_def"])
+        return _metadata_json(backend.get_model_metadata(metadata))
     resolved = backend.signatures(route.model, route.version, route.label)
     signatures = resolved.signature_defs
     strict = pipeline.settings.strict_json

@@ -10,9 +10,16 @@ Environment (besides :class:`~tfio_handlers.config.Settings`' own):
 * ``TFIO_HANDLERS_MODEL_DIR``: a SavedModel, a TF Serving base path of versions, or a folder of models;
   ``/opt/ml/model`` when unset and that folder exists;
 * ``TFIO_HANDLERS_MODELS``: ``name=path,name=path`` for several named models;
+* ``TFIO_HANDLERS_MODEL_LABELS``: version labels, ``model:label=version,...`` (e.g.
+  ``half:stable=1,half:canary=2``), for TF Serving's ``/v1/models/<m>/labels/<l>`` URLs (embedded);
+* ``SAGEMAKER_TFS_DEFAULT_MODEL_NAME``: the model that requests naming none go to (embedded: also
+  the one ``/ping`` checks); else the first model found;
 * ``TFIO_HANDLERS_ENTRY_POINT``: the user's code file; else ``SAGEMAKER_PROGRAM`` looked up in the code
   folder (``<model dir>/code``, then ``/opt/ml/code``), else ``<model dir>/code/inference.py`` if present;
-* ``SAGEMAKER_REQUIREMENTS``: a requirements file in the code folder, installed at start-up.
+* ``SAGEMAKER_REQUIREMENTS``: a requirements file in the code folder, installed at start-up by
+  ``tfio-handlers serve`` (once, before the workers start);
+* ``TFIO_HANDLERS_LOG_LEVEL``: the level of the library's own log (access lines are INFO) when the
+  server has not configured logging itself (default ``INFO``).
 """
 
 from __future__ import annotations
@@ -29,7 +36,14 @@ from .config import Settings
 from .errors import InternalError
 from .pipeline import Pipeline
 
-__all__ = ["find_entry_point", "install_requirements", "make_backend", "pipeline_from_env"]
+__all__ = [
+    "configure_logging",
+    "find_entry_point",
+    "install_requirements",
+    "labels_from_env",
+    "make_backend",
+    "pipeline_from_env",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +69,48 @@ def _models_from_env(env: Mapping[str, str]) -> dict[str, str] | str | None:
     return None
 
 
-def make_backend(kind: str, models: Mapping[str, str] | str | None, settings: Settings) -> Any:
-    """The backend named by ``kind``: ``embedded``, ``grpc://host:port`` or ``http(s)://host:port``."""
+def labels_from_env(env: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """``TFIO_HANDLERS_MODEL_LABELS`` (``model:label=version,...``) as ``{model: {label: version}}``."""
+    spec = env.get("TFIO_HANDLERS_MODEL_LABELS", "")
+    labels: dict[str, dict[str, int]] = {}
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        model, colon, rest = item.strip().rpartition(":")
+        label, eq, version = rest.partition("=")
+        if not colon or not model or not eq or not label or not version.strip().isdigit():
+            raise InternalError(
+                f"TFIO_HANDLERS_MODEL_LABELS entry {item!r} is not model:label=version"
+            )
+        labels.setdefault(model, {})[label] = int(version)
+    return labels
+
+
+def make_backend(
+    kind: str,
+    models: Mapping[str, str] | str | None,
+    settings: Settings,
+    *,
+    labels: Mapping[str, Mapping[str, int]] | None = None,
+) -> Any:
+    """The backend named by ``kind``: ``embedded``, ``grpc://host:port`` or ``http(s)://host:port``.
+
+    ``labels`` (embedded only) maps model name to ``{label: version}``.
+    """
     if kind.startswith("grpc://"):
         from .backends.grpc import GrpcBackend
 
-        return GrpcBackend(kind[len("grpc://") :], timeout=settings.request_timeout)
+        return GrpcBackend(
+            kind[len("grpc://") :],
+            timeout=settings.request_timeout,
+            default_model=settings.default_model_name,
+        )
     if kind.startswith(("http://", "https://")):
         from .backends.rest import RestBackend
 
-        return RestBackend(kind, timeout=settings.request_timeout)
+        return RestBackend(
+            kind, timeout=settings.request_timeout, default_model=settings.default_model_name
+        )
     if kind != "embedded":
         raise InternalError(
             f"Unknown backend {kind!r}: use embedded, grpc://host:port or http://host:port"
@@ -76,7 +122,7 @@ def make_backend(kind: str, models: Mapping[str, str] | str | None, settings: Se
         )
     from .backends.embedded import EmbeddedBackend
 
-    return EmbeddedBackend(models)
+    return EmbeddedBackend(models, default_model=settings.default_model_name, labels=labels)
 
 
 def _code_dirs(models: Mapping[str, str] | str | None) -> list[Path]:
@@ -118,7 +164,9 @@ def install_requirements(env: Mapping[str, str], entry_point: Path | None) -> No
     if not path.is_file():
         raise InternalError(f"SAGEMAKER_REQUIREMENTS file not found: {path}")
     log.info("Installing %s", path)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(path)], check=True)
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(path)])
+    if result.returncode != 0:
+        raise InternalError(f"pip install -r {path} failed with status {result.returncode}")
 
 
 def pipeline_from_env(env: Mapping[str, str] | None = None) -> Pipeline:
@@ -129,10 +177,33 @@ def pipeline_from_env(env: Mapping[str, str] | None = None) -> Pipeline:
     env = os.environ if env is None else env
     settings = Settings.from_env(env)
     models = _models_from_env(env)
-    backend = make_backend(env.get("TFIO_HANDLERS_BACKEND", "embedded"), models, settings)
+    backend = make_backend(
+        env.get("TFIO_HANDLERS_BACKEND", "embedded"),
+        models,
+        settings,
+        labels=labels_from_env(env),
+    )
     registry = Registry()
     if settings.load_plugins:
         registry.load_entry_points(settings.allowed_plugins)
     entry_point = find_entry_point(env, models)
     user_code = load_user_code(entry_point, is_text=registry.is_text) if entry_point else None
     return Pipeline(backend, settings=settings, registry=registry, user_code=user_code)
+
+
+def configure_logging(env: Mapping[str, str] | None = None) -> None:
+    """Show the library's log (the access line per request, errors with tracebacks) on stderr.
+
+    Only when nothing has configured logging yet: neither the root logger nor ``tfio_handlers`` has
+    a handler (``uvicorn``/``gunicorn`` run as commands set up only their own loggers). A server that
+    configures logging itself keeps full control.
+    """
+    env = os.environ if env is None else env
+    package = logging.getLogger("tfio_handlers")
+    if logging.getLogger().handlers or package.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    package.addHandler(handler)
+    package.setLevel((env.get("TFIO_HANDLERS_LOG_LEVEL") or "INFO").upper())
+    package.propagate = False

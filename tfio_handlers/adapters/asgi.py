@@ -1,9 +1,10 @@
 """The ASGI application: ``uvicorn 'tfio_handlers.adapters.asgi:app_from_env' --factory``.
 
-Plain ASGI, no framework: mount it in Starlette or FastAPI with ``app.mount("/", asgi_app)``.
-The body is read with the limit enforced as it arrives (413 before it is read in full), the model is
-called off the event loop, and ``lifespan.shutdown`` turns new requests away with 503 while the
-requests in flight finish.
+Plain ASGI, no framework: mount it in Starlette or FastAPI with ``Mount("/", app=asgi_app)`` (under a
+prefix too: ``root_path`` is honoured). The body is read with the limit enforced as it arrives (413
+before it is read in full, and at once when ``Content-Length`` is already over it), the model is called
+off the event loop, a request that takes longer than ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` is answered
+504, and ``lifespan.shutdown`` turns new requests away with 503 while the requests in flight finish.
 """
 
 from __future__ import annotations
@@ -13,9 +14,18 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ..errors import HTTPError
 from ..pipeline import Pipeline, Response
 from ..rest_api import ahandle_tfs_rest
-from .serving import PipelineSource, Route, ServingState, access_log, route_of
+from .serving import (
+    PipelineSource,
+    Route,
+    ServingState,
+    Target,
+    access_log,
+    internal_error,
+    route_of,
+)
 
 __all__ = ["ASGIApp", "app_from_env"]
 
@@ -25,28 +35,37 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+_timeout_scope: Callable[[float], Any] | None = getattr(asyncio, "timeout", None)
+
+
 class _TooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
     pass
 
 
 class ASGIApp:
     """SageMaker and TF Serving routes over a :class:`~tfio_handlers.pipeline.Pipeline`.
 
-    Pass a pipeline, or a zero-argument factory to load the model in the background after start-up
-    (``/ping`` answers 503 until it is ready).
+    ``source`` is a pipeline, or a zero-argument factory that builds one: the model then loads in a
+    background thread from ``lifespan.startup`` (or the first request, where no lifespan is run), and
+    ``/ping`` answers 503 until it is ready. ``max_body_bytes`` and ``timeout`` override the
+    pipeline's settings (``SAGEMAKER_MAX_PAYLOAD_IN_MB``, ``SAGEMAKER_MODEL_SERVER_TIMEOUT``);
+    a ``timeout`` of 0 turns the per-request timeout off.
     """
 
-    def __init__(self, source: PipelineSource, *, max_body_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        source: PipelineSource,
+        *,
+        max_body_bytes: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
         self.state = ServingState(source)
         self._max_body = max_body_bytes
-
-    def _limit(self) -> int:
-        if self._max_body is not None:
-            return self._max_body
-        try:
-            return self.state.pipeline.settings.limits.max_body_bytes
-        except Exception:
-            return 100 * 1024 * 1024
+        self._timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -56,64 +75,114 @@ class ASGIApp:
             return
         started = time.perf_counter()
         method: str = scope["method"]
-        path: str = scope["path"]
+        target = Target.of(
+            scope["path"],
+            _text(scope.get("raw_path")),
+            scope.get("root_path", "") or "",
+            _text(scope.get("query_string")) or "",
+        )
         self.state.enter()
         try:
-            response = await self._respond(scope, receive, method, path)
+            try:
+                response = await self._respond(scope, receive, method, target)
+            except _Disconnected:
+                return  # the client left: nobody to answer
+            except Exception:
+                response = internal_error("the ASGI adapter")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": [
+                        (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers
+                    ]
+                    + [(b"content-length", str(len(response.body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": response.body})
         finally:
             self.state.leave()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-                + [(b"content-length", str(len(response.body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
         client = scope.get("client")
         access_log(
-            method, path, response, time.perf_counter() - started, client[0] if client else None
+            method,
+            target.raw,
+            response,
+            time.perf_counter() - started,
+            client[0] if client else None,
         )
 
-    async def _respond(self, scope: Scope, receive: Receive, method: str, path: str) -> Response:
-        route = route_of(method, path)
+    async def _respond(
+        self, scope: Scope, receive: Receive, method: str, target: Target
+    ) -> Response:
+        route = route_of(method, target.path)
         if route == Route.PING:
             return self.state.ping()
         if route == Route.NOT_FOUND:
-            return ServingState.not_found(method, path)
+            return ServingState.not_found(method, target.path)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        limit = self._limit()
+        limit = self.state.max_body(self._max_body)
         declared = next((v for k, v in headers if k.lower() == "content-length"), None)
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             return ServingState.too_large(int(declared), limit)
+        try:
+            pipeline: Pipeline = self.state.pipeline
+        except HTTPError as exc:
+            return Response.error(exc)
         try:
             body = await _read_body(receive, limit)
         except _TooLarge:
             return ServingState.too_large(None, limit)
+        timeout = self.state.timeout(self._timeout)
+        if route == Route.INVOCATIONS and pipeline.user_code is not None:
+            # User code may block (sleep, I/O, image decoding): run the whole request in a worker
+            # thread so that it never stalls the event loop and the timeout can fire.
+            work = asyncio.to_thread(pipeline.invoke, body, headers)
+        elif route == Route.INVOCATIONS:
+            work = pipeline.ainvoke(body, headers)
+        else:
+            work = ahandle_tfs_rest(pipeline, method, target.raw, body)
+        if timeout is None:
+            return await work
         try:
-            pipeline: Pipeline = self.state.pipeline
-        except Exception as exc:
-            from ..errors import HTTPError
+            if _timeout_scope is not None:  # Python >= 3.11: no extra task per request
+                async with _timeout_scope(timeout):
+                    return await work
+            return await asyncio.wait_for(work, timeout)
+        except asyncio.TimeoutError:
+            return ServingState.timed_out(timeout)
 
-            assert isinstance(exc, HTTPError)
-            return Response.error(exc)
-        if route == Route.INVOCATIONS:
-            return await pipeline.ainvoke(body, headers)
-        return await ahandle_tfs_rest(pipeline, method, path, body)
+    def start(self) -> None:
+        """Start loading the model in the background (what ``lifespan.startup`` does).
+
+        Call it from a parent app's lifespan when this app is mounted: Starlette and FastAPI do not
+        pass ``lifespan`` events on to mounted apps.
+        """
+        self.state.start_loading()
+
+    async def drain(self) -> None:
+        """Answer new requests 503 and wait for those in flight (what ``lifespan.shutdown`` does)."""
+        self.state.draining = True
+        while self.state.in_flight:
+            await asyncio.sleep(0.01)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.state.start_loading()
+                self.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.state.draining = True
-                while self.state.in_flight:
-                    await asyncio.sleep(0.01)
+                await self.drain()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    return str(value)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
@@ -122,7 +191,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -134,7 +203,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 def app_from_env() -> ASGIApp:
-    """The ASGI app configured from the environment (see :func:`tfio_handlers.server.pipeline_from_env`)."""
-    from ..server import pipeline_from_env
+    """The ASGI app configured from the environment (see :func:`tfio_handlers.server.pipeline_from_env`).
 
+    A factory for ``uvicorn --factory``: the model loads in the background once the server starts.
+    """
+    from ..server import configure_logging, pipeline_from_env
+
+    configure_logging()
     return ASGIApp(pipeline_from_env)

@@ -1,24 +1,47 @@
-"""What both adapters share: the pipeline's lifecycle, readiness, routing by path, and the access log."""
+"""What both adapters share: the pipeline's lifecycle, readiness, routing by path, and the access log.
+
+The adapters differ only in how bytes and headers arrive (ASGI messages, a WSGI ``environ``); every
+decision about a request is made here or in the pipeline, so both behave the same under any server.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
-from ..errors import BackendUnavailable, HTTPError, NotFound, PayloadTooLarge
+from ..errors import BackendUnavailable, HTTPError, InternalError, NotFound, PayloadTooLarge
 from ..pipeline import Pipeline, Response
 
-__all__ = ["Route", "ServingState", "access_log", "route_of"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "PipelineSource",
+    "Route",
+    "ServingState",
+    "Target",
+    "access_log",
+    "internal_error",
+    "route_of",
+    "strip_mount",
+]
 
 access_logger = logging.getLogger("tfio_handlers.access")
 log = logging.getLogger(__name__)
 
 PipelineSource = Pipeline | Callable[[], Pipeline]
+"""A ready pipeline, or a zero-argument factory that builds one (loading the model)."""
+
+DEFAULT_MAX_BODY = 100 * 1024 * 1024
+"""The body limit while the pipeline (and so its settings) is still loading."""
 
 
 class Route:
+    """The handlers a request can reach."""
+
     PING = "ping"
     INVOCATIONS = "invocations"
     TFS = "tfs"
@@ -26,7 +49,11 @@ class Route:
 
 
 def route_of(method: str, path: str) -> str:
-    """Which handler takes ``method path``."""
+    """Which handler takes ``method path`` (``path`` percent-decoded, mount prefix removed).
+
+    Any ``/v1/...`` path, in any case, goes to TF Serving's REST API, as TF Serving's dispatcher
+    takes ``(?i)/v1/.*``; that API answers everything it cannot dispatch with "Malformed request".
+    """
     if path == "/ping" and method in ("GET", "HEAD"):
         return Route.PING
     if path == "/invocations" and method == "POST":
@@ -36,11 +63,63 @@ def route_of(method: str, path: str) -> str:
     return Route.NOT_FOUND
 
 
+def strip_mount(raw_path: str, prefix: str) -> str | None:
+    """``raw_path`` (still percent-encoded) without the leading segments that decode to ``prefix``.
+
+    A server or a parent app that mounts us under ``/prefix`` passes the prefix decoded (ASGI
+    ``root_path``, WSGI ``SCRIPT_NAME``) but the raw path whole; the prefix's encoded length is not
+    known, so this finds the ``/`` boundary whose decoded head equals it. ``None`` when none does.
+    """
+    if not prefix:
+        return raw_path
+    position = 0
+    while True:
+        position = raw_path.find("/", position + 1)
+        head = raw_path if position < 0 else raw_path[:position]
+        if unquote(head) == prefix:
+            return "/" if position < 0 else raw_path[position:]
+        if position < 0:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a request goes: the decoded path for routing, the raw one for TF Serving's URL rules.
+
+    TF Serving matches its regular expressions against the path as received, query and all, and
+    percent-decodes only the model name and the label afterwards; so ``%2F`` may appear in a model
+    name, and a query string makes a predict URL malformed, exactly as on ``tensorflow_model_server``.
+    """
+
+    path: str
+    raw: str
+
+    @classmethod
+    def of(cls, path: str, raw_path: str | None, prefix: str, query: str) -> Target:
+        """From a decoded path, the raw path if the server gives one, the mount prefix and the query."""
+        if prefix and (path == prefix or path.startswith(prefix + "/")):
+            path = path[len(prefix) :] or "/"
+        raw = strip_mount(raw_path, prefix) if raw_path else None
+        if raw is None or unquote(raw) != path:
+            raw = path  # no trustworthy raw path: the decoded one is the best left
+        if query:
+            raw = f"{raw}?{query}"
+        return cls(path, raw)
+
+
+def internal_error(where: str) -> Response:
+    """A 500 for a bug in the serving layer: the traceback goes to the log, never to the client."""
+    log.exception("Unexpected error in %s", where)
+    return Response.error(InternalError("Internal error"))
+
+
 class ServingState:
     """The pipeline, built now or in the background, and whether the server is draining.
 
     Given a factory, the pipeline (and so the model) loads in a background thread, and ``/ping``
     answers 503 until it is ready, so a load balancer waits instead of sending work to a cold server.
+    Loading starts at most once per process: a state created before a ``fork`` (gunicorn
+    ``--preload``) starts again in the child, whose copy of the loading thread does not run.
     """
 
     def __init__(self, source: PipelineSource) -> None:
@@ -48,27 +127,42 @@ class ServingState:
         self._factory = None if isinstance(source, Pipeline) else source
         self._error: BaseException | None = None
         self._loading: threading.Thread | None = None
+        self._loading_pid = 0
         self.draining = False
         self.in_flight = 0
         self._lock = threading.Lock()
 
+    @property
+    def ready(self) -> bool:
+        """Whether the pipeline is built."""
+        return self._pipeline is not None
+
     def start_loading(self) -> None:
-        """Build the pipeline in a background thread (idempotent)."""
-        if self._pipeline is not None or self._factory is None or self._loading is not None:
+        """Build the pipeline in a background thread (once per process; idempotent)."""
+        if self._pipeline is not None or self._factory is None:
             return
-        factory = self._factory
+        with self._lock:
+            if self._loading is not None and self._loading_pid == os.getpid():
+                return
+            factory = self._factory
 
-        def load() -> None:
-            try:
-                self._pipeline = factory()
-            except BaseException as exc:
-                log.exception("Loading the model failed")
-                self._error = exc
+            def load() -> None:
+                try:
+                    self._pipeline = factory()
+                except BaseException as exc:
+                    log.exception("Loading the model failed")
+                    self._error = exc
+                else:
+                    log.info("Model loaded; ready")
 
-        self._loading = threading.Thread(target=load, name="tfio-load", daemon=True)
-        self._loading.start()
+            self._error = None
+            self._loading_pid = os.getpid()
+            self._loading = threading.Thread(target=load, name="tfio-load", daemon=True)
+            self._loading.start()
 
     def wait_loaded(self, timeout: float | None = None) -> None:
+        """Block until the background load has finished (or ``timeout`` seconds passed)."""
+        self.start_loading()
         if self._loading is not None:
             self._loading.join(timeout)
 
@@ -80,9 +174,26 @@ class ServingState:
         if self._pipeline is None:
             self.start_loading()
             if self._error is not None:
-                raise BackendUnavailable(f"Model failed to load: {self._error}")
+                raise BackendUnavailable(
+                    f"Model failed to load: {type(self._error).__name__}: {self._error}"
+                )
             raise BackendUnavailable("Model is loading")
         return self._pipeline
+
+    def max_body(self, override: int | None) -> int:
+        """The body limit: the adapter's own, else the settings' (``SAGEMAKER_MAX_PAYLOAD_IN_MB``)."""
+        if override is not None:
+            return override
+        pipeline = self._pipeline
+        return pipeline.settings.limits.max_body_bytes if pipeline else DEFAULT_MAX_BODY
+
+    def timeout(self, override: float | None) -> float | None:
+        """Seconds a request may take (``SAGEMAKER_MODEL_SERVER_TIMEOUT``); ``None`` for no limit."""
+        if override is not None:
+            return override if override > 0 else None
+        pipeline = self._pipeline
+        seconds = pipeline.settings.request_timeout if pipeline else None
+        return seconds if seconds and seconds > 0 else None
 
     def enter(self) -> None:
         with self._lock:
@@ -93,6 +204,7 @@ class ServingState:
             self.in_flight -= 1
 
     def ping(self) -> Response:
+        """200 when the model is loaded and answers, else 503 (loading, failed, or draining)."""
         try:
             pipeline = self.pipeline
         except HTTPError as exc:
@@ -110,12 +222,20 @@ class ServingState:
             PayloadTooLarge(f"Request body {what}is over the limit of {limit} bytes")
         )
 
+    @staticmethod
+    def timed_out(seconds: float) -> Response:
+        from ..errors import BackendTimeout
+
+        return Response.error(
+            BackendTimeout(f"Request took longer than the server's timeout of {seconds:g} s")
+        )
+
 
 def access_log(method: str, path: str, response: Response, seconds: float, client: Any) -> None:
-    """One line per request: method, path, status, bytes, latency and the codec used."""
+    """One line per request: client, method, path, status, bytes, latency, codec and worker pid."""
     if access_logger.isEnabledFor(logging.INFO):
         access_logger.info(
-            '%s "%s %s" %d %d %.2fms codec=%s',
+            '%s "%s %s" %d %d %.2fms codec=%s pid=%d',
             client or "-",
             method,
             path,
@@ -123,4 +243,5 @@ def access_log(method: str, path: str, response: Response, seconds: float, clien
             len(response.body),
             seconds * 1000.0,
             response.codec,
+            os.getpid(),
         )

@@ -1,20 +1,34 @@
 """The WSGI application: ``gunicorn 'tfio_handlers.adapters.wsgi:app_from_env()'``.
 
-Mount it in Flask with ``werkzeug.middleware.dispatcher.DispatcherMiddleware`` or call it from Falcon
-as a sink; it is a plain WSGI callable. The body limit is checked against ``Content-Length`` before the
-body is read, and the read stops at the limit.
+A plain WSGI callable: mount it in Flask with ``werkzeug.middleware.dispatcher.DispatcherMiddleware``,
+or in Falcon as a sink, or serve it with any WSGI server. The body limit is checked against
+``Content-Length`` before the body is read, and a chunked body is read only up to the limit. The work
+runs in a small thread pool so that a request that takes longer than ``SAGEMAKER_MODEL_SERVER_TIMEOUT``
+is answered 504 instead of holding the worker until the server kills it.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from ..errors import HTTPError
 from ..pipeline import Response
 from ..rest_api import handle_tfs_rest
-from .serving import PipelineSource, Route, ServingState, access_log, route_of
+from .serving import (
+    PipelineSource,
+    Route,
+    ServingState,
+    Target,
+    access_log,
+    internal_error,
+    route_of,
+)
 
 __all__ = ["WSGIApp", "app_from_env"]
 
@@ -23,58 +37,93 @@ StartResponse = Callable[..., Any]
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     406: "Not Acceptable",
     409: "Conflict",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     429: "Too Many Requests",
+    499: "Client Closed Request",
     500: "Internal Server Error",
     501: "Not Implemented",
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
 
+_POOL_THREADS = 32
+
 
 class WSGIApp:
-    """SageMaker and TF Serving routes over a pipeline, for gunicorn, waitress or any WSGI server."""
+    """SageMaker and TF Serving routes over a pipeline, for gunicorn, waitress or any WSGI server.
 
-    def __init__(self, source: PipelineSource, *, max_body_bytes: int | None = None) -> None:
+    ``source``, ``max_body_bytes`` and ``timeout`` are as for
+    :class:`~tfio_handlers.adapters.asgi.ASGIApp`. Given a factory, call ``app.state.start_loading()``
+    once the process is up (``app_from_env`` does), or the first request starts the load.
+    """
+
+    def __init__(
+        self,
+        source: PipelineSource,
+        *,
+        max_body_bytes: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
         self.state = ServingState(source)
         self._max_body = max_body_bytes
+        self._timeout = timeout
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         method = environ["REQUEST_METHOD"]
-        path = environ.get("PATH_INFO", "") or "/"
+        target = _target(environ)
         self.state.enter()
         try:
-            response = self._respond(environ, method, path)
+            response = self._respond(environ, method, target)
+        except Exception:
+            response = internal_error("the WSGI adapter")
         finally:
             self.state.leave()
         status = f"{response.status} {_REASONS.get(response.status, 'Unknown')}"
-        start_response(status, [*response.headers, ("content-length", str(len(response.body)))])
+        start_response(status, [*response.headers, ("Content-Length", str(len(response.body)))])
         access_log(
-            method, path, response, time.perf_counter() - started, environ.get("REMOTE_ADDR")
+            method,
+            target.raw,
+            response,
+            time.perf_counter() - started,
+            environ.get("REMOTE_ADDR"),
         )
         return [response.body]
 
-    def _respond(self, environ: dict[str, Any], method: str, path: str) -> Response:
-        route = route_of(method, path)
+    def _respond(self, environ: dict[str, Any], method: str, target: Target) -> Response:
+        route = route_of(method, target.path)
         if route == Route.PING:
             return self.state.ping()
         if route == Route.NOT_FOUND:
-            return ServingState.not_found(method, path)
+            return ServingState.not_found(method, target.path)
+        limit = self.state.max_body(self._max_body)
+        length_text = (environ.get("CONTENT_LENGTH") or "").strip()
+        length = int(length_text) if length_text.isdigit() else None
+        if length is not None and length > limit:
+            return ServingState.too_large(length, limit)
         try:
             pipeline = self.state.pipeline
         except HTTPError as exc:
             return Response.error(exc)
-        limit = self._max_body or pipeline.settings.limits.max_body_bytes
-        length_text = environ.get("CONTENT_LENGTH") or "0"
-        length = int(length_text) if length_text.isdigit() else 0
-        if length > limit:
-            return ServingState.too_large(length, limit)
-        body = environ["wsgi.input"].read(length) if length else b""
+        stream = environ["wsgi.input"]
+        if length is not None:
+            body = stream.read(length) if length else b""
+        elif environ.get("wsgi.input_terminated"):
+            # A chunked body (no Content-Length): read it to its end, but never past the limit.
+            body = stream.read(limit + 1)
+            if len(body) > limit:
+                return ServingState.too_large(None, limit)
+        else:
+            body = b""
         headers = {
             key[5:].replace("_", "-").lower(): value
             for key, value in environ.items()
@@ -82,15 +131,66 @@ class WSGIApp:
         }
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
-        if route == Route.INVOCATIONS:
-            return pipeline.invoke(body, headers)
-        return handle_tfs_rest(pipeline, method, path, body)
+        headers["content-length"] = str(len(body))
+
+        def work() -> Response:
+            if route == Route.INVOCATIONS:
+                return pipeline.invoke(body, headers)
+            return handle_tfs_rest(pipeline, method, target.raw, body)
+
+        timeout = self.state.timeout(self._timeout)
+        if timeout is None:
+            return work()
+        future = self._executor().submit(work)
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            future.cancel()
+            return ServingState.timed_out(timeout)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """This process's pool (made after a ``fork``, never inherited from the parent)."""
+        pool = self._pool
+        if pool is not None and self._pool_pid == os.getpid():
+            return pool
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(_POOL_THREADS, thread_name_prefix="tfio-wsgi")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+
+def _target(environ: dict[str, Any]) -> Target:
+    """The request's paths: PEP 3333 gives ``PATH_INFO`` as latin-1 text of the decoded bytes."""
+    path = _pep3333(environ.get("PATH_INFO", "") or "/")
+    prefix = _pep3333(environ.get("SCRIPT_NAME", "") or "")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    raw_path: str | None = None
+    if raw:
+        raw_path = raw.partition("?")[0].partition("#")[0]
+        if "://" in raw_path:  # absolute-form request target
+            raw_path = "/" + raw_path.split("://", 1)[1].partition("/")[2]
+    query = environ.get("QUERY_STRING", "") or ""
+    full = prefix + path if prefix else path
+    return Target.of(full, raw_path, prefix, query)
+
+
+def _pep3333(text: str) -> str:
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
 
 
 def app_from_env() -> WSGIApp:
-    """The WSGI app configured from the environment, the model loading in the background."""
-    from ..server import pipeline_from_env
+    """The WSGI app configured from the environment, the model loading in the background.
 
+    For ``gunicorn 'tfio_handlers.adapters.wsgi:app_from_env()'``: each worker builds its own app
+    and loads the model itself.
+    """
+    from ..server import configure_logging, pipeline_from_env
+
+    configure_logging()
     app = WSGIApp(pipeline_from_env)
     app.state.start_loading()
     return app
