@@ -99,6 +99,22 @@ def test_csv_every_row_is_an_instance(pipeline: Pipeline) -> None:
     assert winners == ["1", "0", "2"]
 
 
+def test_integer_lists_become_float_features(pipeline: Pipeline) -> None:
+    """The legacy container typed the unnamed feature by its first value: [6, 3, 4, 1] became an
+    int64 feature that the model's float parser rejected. Here it is a float feature."""
+    as_ints = classes_of(ok(pipeline.invoke(b"[6, 3, 4, 1]", IRIS)).body)
+    as_floats = classes_of(ok(pipeline.invoke(b"[6.0, 3.0, 4.0, 1.0]", IRIS)).body)
+    assert as_ints == as_floats
+
+
+def test_model_errors_carry_the_op_message_only(pipeline: Pipeline) -> None:
+    response = pipeline.invoke(b'{"examples": [{"inputs": [1.0, 2.0]}]}', IRIS)
+    assert response.status == 400
+    message = json.loads(response.body)["error"]
+    assert "Number of float values != expected" in message
+    assert "Graph execution error" not in message and "most recent call last" not in message
+
+
 def test_tfs_rest_bodies_on_invocations(pipeline: Pipeline) -> None:
     classify = ok(pipeline.invoke(b'{"examples": [{"inputs": [6.4, 3.2, 4.5, 1.5]}]}', IRIS))
     results = json.loads(classify.body)["results"]
@@ -186,7 +202,12 @@ def test_npy_and_jsonlines_round_trip(pipeline: Pipeline) -> None:
         (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=nope"}, 404, "nope"),
         (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-method=explain"}, 400, "tfs-method"),
         (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-version=x"}, 400, "version"),
-        (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-signature=nope"}, 404, "serving_default"),
+        (
+            SEED,
+            {"X-Amzn-SageMaker-Custom-Attributes": "tfs-signature=nope"},
+            404,
+            "serving_default",
+        ),
         (SEED, {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-version=7"}, 404, "Specific"),
         (b"1,2\n3\n", {"Content-Type": "text/csv"}, 400, "row"),
         (

@@ -10,7 +10,6 @@ Options fall back to SageMaker's environment: ``SAGEMAKER_BIND_TO_PORT``, ``SAGE
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -60,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import find_entry_point, install_requirements
+    from .server import configure_logging, find_entry_point, install_requirements
 
     env = os.environ
     if args.model:
@@ -75,8 +74,10 @@ def _serve(args: argparse.Namespace) -> int:
     workers = args.workers or int(env.get("SAGEMAKER_MODEL_SERVER_WORKERS") or 1)
     timeout = int(float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or 60))
     models = env.get("TFIO_HANDLERS_MODELS") or env.get("TFIO_HANDLERS_MODEL_DIR")
+    # Workers are new processes: they read the level from the environment.
+    env["TFIO_HANDLERS_LOG_LEVEL"] = args.log_level.upper()
+    configure_logging(env)
     install_requirements(env, find_entry_point(env, models))
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if args.server == "gunicorn":
         argv = [
             sys.executable,
@@ -87,8 +88,9 @@ def _serve(args: argparse.Namespace) -> int:
             f"{args.host}:{port}",
             "--workers",
             str(workers),
+            # A margin over the request timeout, so the app's 504 answers before gunicorn kills.
             "--timeout",
-            str(timeout),
+            str(timeout + 5),
             "--graceful-timeout",
             str(timeout),
             "--log-level",
@@ -104,6 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         workers=workers,
         log_level=args.log_level,
+        access_log=False,  # the app writes its own access line, with the codec used
         timeout_graceful_shutdown=timeout,
     )
     return 0

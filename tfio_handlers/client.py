@@ -74,8 +74,8 @@ class Predictor:
 
     def predict(self, data: Any, *, method: str | None = None) -> Any:
         """Send ``data`` and return the decoded answer."""
-        body = self._serialize(data)
-        headers = {"Content-Type": self.content_type, "Accept": self.accept}
+        body, content_type = self._serialize(data)
+        headers = {"Content-Type": content_type, "Accept": self.accept}
         attributes = self._attributes(method)
         if attributes:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = attributes
@@ -113,7 +113,20 @@ class Predictor:
             pairs.append(f"tfs-signature={self.signature}")
         return ",".join(pairs)
 
-    def _serialize(self, data: Any) -> bytes:
+    def _serialize(self, data: Any) -> tuple[bytes, str]:
+        """The body for ``data`` and its content type (a bare tensor names its message type)."""
+        kind = self.content_type.split(";")[0].strip().lower()
+        if kind in ("application/x-protobuf", "application/octet-stream") and not isinstance(
+            data, (bytes, bytearray)
+        ):
+            if not isinstance(data, Message):
+                from .tensors import to_tensor_proto
+
+                data = to_tensor_proto(data)
+            return bytes(data.SerializeToString()), f"{kind}; proto={data.DESCRIPTOR.full_name}"
+        return self._body(data), self.content_type
+
+    def _body(self, data: Any) -> bytes:
         kind = self.content_type.split(";")[0].strip().lower()
         if isinstance(data, (bytes, bytearray)):
             return bytes(data)
@@ -142,10 +155,6 @@ class Predictor:
             buffer = io.BytesIO()
             np.save(buffer, np.asarray(data), allow_pickle=False)
             return buffer.getvalue()
-        if kind in ("application/x-protobuf", "application/octet-stream"):
-            from .tensors import to_tensor_proto
-
-            return bytes(to_tensor_proto(data).SerializeToString())
         raise ValueError(f"Predictor cannot serialize for {self.content_type}; pass bytes")
 
     def _deserialize(self, payload: bytes, content_type: str, method: str | None) -> Any:

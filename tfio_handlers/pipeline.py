@@ -166,19 +166,17 @@ class Pipeline:
             return Response.error(InternalError(f"Internal error: {type(exc).__name__}"), codec)
 
     async def ainvoke(self, body: bytes, headers: Mapping[str, str] | Any) -> Response:
-        """Answer ``/invocations`` without blocking the event loop on the model or big payloads."""
+        """Answer ``/invocations`` without blocking the event loop on the model or big payloads.
+
+        With user code the whole request runs in a worker thread: ``input_fn`` and friends are
+        ordinary blocking functions.
+        """
+        if self.user_code is not None:
+            return await asyncio.to_thread(self.invoke, body, headers)
         codec = "-"
         try:
             context, media_type = self.context_for(body, headers)
             codec = media_type.essence
-            if self.user_code is not None and self.user_code.replaces_pipeline:
-                self._use_signatures(
-                    context,
-                    await self.backend.asignatures(
-                        context.model_name, context.model_version, context.version_label
-                    ),
-                )
-                return await asyncio.to_thread(self._run_user_pipeline, body, media_type, context)
             accept = self.registry.negotiate(context.accept_header, self.settings.default_accept)
             resolved = await self.backend.asignatures(
                 context.model_name, context.model_version, context.version_label
@@ -223,7 +221,9 @@ class Pipeline:
         method: Method = context.method or "predict"
         call = getattr(self.backend, "a" + method)
         try:
-            response: Message = await asyncio.wait_for(call(request), self.settings.request_timeout)
+            response: Message = await asyncio.wait_for(
+                call(request), self.settings.request_timeout or None
+            )
             return response
         except asyncio.TimeoutError:
             raise BackendTimeout(

@@ -74,7 +74,8 @@ def main() -> None:
         print(f"most likely class: {best['label']} (score {best['score']:.3f})")
         if args.keep_serving:
             print(f"Serving on {url} (Ctrl-C to stop): try\n"
-                  f"  curl -s {url}/invocations -d '[6.4, 3.2, 4.5, 1.5]'\n"
+                  f"  curl -s {url}/invocations -H 'Content-Type: application/json' "
+                  "-d '[6.4, 3.2, 4.5, 1.5]'\n"
                   f"  curl -s {url}/v1/models/model:predict "
                   "-d '{\"signature_name\": \"predict\", \"instances\": [[6.4, 3.2, 4.5, 1.5]]}'",
                   flush=True)

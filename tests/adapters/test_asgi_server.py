@@ -133,11 +133,6 @@ def test_predictor_codecs_methods_and_attributes(server: LiveServer) -> None:
     assert caught.value.status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.py sends a bare TensorProto as application/x-protobuf without "
-    "'; proto=tensorflow.TensorProto', which the server reads as a PredictRequest",
-)
 def test_predictor_protobuf_request_of_plain_values(server: LiveServer) -> None:
     from tfio_handlers.client import Predictor
 

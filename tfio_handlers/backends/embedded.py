@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -163,10 +164,33 @@ _ERROR_CLASS: dict[int, type[HTTPError]] = {
 }
 
 
+_OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\]\s*$")
+_STACK_MARKER = "defined at (most recent call last):\n"
+
+
+def _tf_message(message: str) -> str:
+    """The op's own message, as TF Serving shows it: without eager mode's "Graph execution error"
+    header, the Python stack of where the op was defined, and the ``[Op:...]`` suffix."""
+    head = "Graph execution error:"
+    if message.startswith(head):
+        message = message[len(head) :].lstrip("\n")
+        if _STACK_MARKER in message:
+            rest = message.split(_STACK_MARKER, 1)[1]
+            lines = rest.split("\n")
+            start = 0
+            while start < len(lines) and (
+                lines[start].startswith((" ", "\t"))
+                or lines[start] in ("", "<stack traces unavailable>")
+            ):
+                start += 1
+            message = "\n".join(lines[start:])
+    return _OP_SUFFIX.sub("", message).strip()
+
+
 def _from_tf_error(exc: Exception) -> HTTPError:
     """A TensorFlow ``OpError`` as the HTTP error TF Serving would answer with."""
     code = int(getattr(exc, "error_code", 2))
-    message = str(getattr(exc, "message", "") or exc)
+    message = _tf_message(str(getattr(exc, "message", "") or exc))
     status = _STATUS_BY_CODE.get(code, 500)
     cls = _ERROR_CLASS.get(status)
     return cls(message) if cls is not None else HTTPError(message, status=status)

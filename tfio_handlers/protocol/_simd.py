@@ -13,16 +13,19 @@ Serving's result or its error text. It answers only when all of these hold:
 
 * pysimdjson is installed (the ``fast`` extra) and the body is valid JSON with nothing after it;
 * the root object has exactly one of ``instances``/``inputs``, optionally ``signature_name`` (a
-  string without ``[``, ``]`` or ``,``), no other key and no key twice;
-* the signature (``signature_name``, else ``serving_default``) is in ``signatures`` and has exactly
-  one input, of dtype float, double, int8/16/32/64, uint8/32/64;
+  string without ``[``, ``]``, ``,`` or ``:``), no other key and no key twice;
+* the signature (the body's ``signature_name``, else the caller's, else ``serving_default``) is in
+  ``signatures`` and has exactly one input, of dtype float, double, int8/16/32/64, uint8/32/64;
+* the body, the tensor's rank and its element count are within the caller's
+  :class:`~tfio_handlers.config.Limits` (else the exact path answers with the error);
 * the value is a non-empty nested array of numbers only (no string, ``{"b64": ...}``, bool, null,
   ``NaN``/``Infinity`` token, or number simdjson cannot hold: integers beyond 64 bits, doubles
   beyond ±1.8e308), of rank at most :data:`MAX_RANK`, with no zero-sized dimension;
 * the array is rectangular: **proved completely** (``as_buffer`` flattens ``[[1, 2], [3]]`` and
   ``[[1, 2], 3]`` to ``[1, 2, 3]`` without a word), see :func:`_rectangular`;
 * for an integer dtype, every number is an integer literal (``1.0`` and ``1e2`` are refused by TF
-  Serving) within the dtype's range; for float, every value stays finite in float32.
+  Serving) within the dtype's range; for float, every value stays finite in float32, and no zero
+  is written with a 3-digit exponent (``0e400``: 0.0 for simdjson, an error for TF Serving).
 
 Numbers are converted as the exact path converts them: a literal is read as the nearest double (an
 integer literal as an integer, then rounded to double), then cast to the dtype (float32: round to

@@ -206,6 +206,22 @@ def _check_cast(array: np.ndarray, target: np.dtype[Any], name: str) -> None:
         raise BadRequest(f"Input {name} expects real {target.name} values, got complex")
 
 
+def _unnamed(values: Any) -> Example:
+    """One example whose only feature is ``inputs``: a float feature when the values are numbers.
+
+    SageMaker's legacy container typed this feature by the first Python value, so ``[6, 3, 4, 1]``
+    became an int64 feature that a model parsing floats rejects. Unnamed numeric features are the
+    estimator convention of float columns, so integers are written as floats here; named features
+    (a dict) keep the kind of their values.
+    """
+    items = list(values)
+    numeric = all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+        for v in items
+    )
+    return example_from_values({"inputs": items}, kinds={"inputs": "float"} if numeric else None)
+
+
 def to_examples(value: Any) -> list[Example]:
     """Examples for a classify or regress request from a plain value (see :func:`build_request`)."""
     if isinstance(value, Mapping):
@@ -213,7 +229,7 @@ def to_examples(value: Any) -> list[Example]:
     if isinstance(value, np.ndarray):
         value = value.tolist() if value.dtype.kind not in "OSU" else list(value)
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        return [example_from_values({"inputs": [value]})]
+        return [_unnamed([value])]
     if not value:
         raise BadRequest("No examples: the request holds an empty list")
     if all(isinstance(item, Mapping) for item in value):
@@ -221,5 +237,5 @@ def to_examples(value: Any) -> list[Example]:
     if any(isinstance(item, Mapping) for item in value):
         raise BadRequest("A list of examples must hold only objects, or only values")
     if all(isinstance(item, (list, tuple, np.ndarray)) for item in value):
-        return [example_from_values({"inputs": list(item)}) for item in value]
-    return [example_from_values({"inputs": list(value)})]
+        return [_unnamed(item) for item in value]
+    return [_unnamed(value)]
