@@ -84,8 +84,9 @@ def test_round_trip_every_dtype(dt: int, data: st.DataObject) -> None:
         assert p.dtype == dt
         assert T.shape_of(p) == arr.shape
         back = T.to_ndarray(TensorProto.FromString(p.SerializeToString()))
-        if typed and dt in (P.DT_FLOAT, P.DT_COMPLEX64):
-            # float fields pass through Python floats, which quiet signalling NaNs
+        if (typed or arr.size <= 1) and dt in (P.DT_FLOAT, P.DT_COMPLEX64):
+            # float fields (used for one element too, as TF does) pass through Python floats,
+            # which quiet signalling NaNs
             np.testing.assert_array_equal(back, arr)
             assert back.dtype == arr.dtype
         else:
