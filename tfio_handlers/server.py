@@ -19,7 +19,12 @@ Environment (besides :class:`~tfio_handlers.config.Settings`' own):
 * ``SAGEMAKER_REQUIREMENTS``: a requirements file in the code folder, installed at start-up by
   ``tfio-handlers serve`` (once, before the workers start);
 * ``TFIO_HANDLERS_LOG_LEVEL``: the level of the library's own log (access lines are INFO) when the
-  server has not configured logging itself (default ``INFO``).
+  server has not configured logging itself (default ``INFO``);
+* ``SAGEMAKER_TFS_ENABLE_BATCHING`` (with ``SAGEMAKER_TFS_MAX_BATCH_SIZE``,
+  ``SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS``): dynamic batching in front of the embedded backend.
+
+A remote backend (gRPC or REST) is waited for before the pipeline is ready, so ``/ping`` answers 503
+until the model server answers.
 """
 
 from __future__ import annotations
@@ -177,12 +182,16 @@ def pipeline_from_env(env: Mapping[str, str] | None = None) -> Pipeline:
     env = os.environ if env is None else env
     settings = Settings.from_env(env)
     models = _models_from_env(env)
-    backend = make_backend(
-        env.get("TFIO_HANDLERS_BACKEND", "embedded"),
-        models,
-        settings,
-        labels=labels_from_env(env),
-    )
+    kind = env.get("TFIO_HANDLERS_BACKEND", "embedded")
+    backend = make_backend(kind, models, settings, labels=labels_from_env(env))
+    if kind == "embedded":
+        from .backends.batching import from_env as with_batching
+
+        backend = with_batching(backend, env)  # SAGEMAKER_TFS_ENABLE_BATCHING
+    else:
+        # This runs while /ping answers 503: wait out a model server that is still starting
+        # (the SageMaker container's "connection refused during batch" defect).
+        backend.wait_until_ready(model_name=settings.default_model_name)
     registry = Registry()
     if settings.load_plugins:
         registry.load_entry_points(settings.allowed_plugins)
