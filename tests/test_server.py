@@ -167,3 +167,58 @@ def test_configure_logging_only_when_nothing_is_configured() -> None:
         root.handlers[:], package.handlers[:] = saved[0], saved[1]
         package.setLevel(saved[2])
         package.propagate = saved[3]
+
+
+def test_pipeline_from_env_batches_when_sagemaker_says_so(half_plus_two_model: Path) -> None:
+    from tfio_handlers.backends.batching import BatchingBackend
+
+    pipeline = pipeline_from_env(
+        {
+            "TFIO_HANDLERS_MODEL_DIR": str(half_plus_two_model),
+            "TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "SAGEMAKER_TFS_ENABLE_BATCHING": "true",
+            "SAGEMAKER_TFS_MAX_BATCH_SIZE": "4",
+        }
+    )
+    try:
+        assert isinstance(pipeline.backend, BatchingBackend)
+        answer = pipeline.invoke(b'{"instances": [1.0, 3.0]}', {})
+        assert answer.status == 200 and b"2.5" in answer.body and b"3.5" in answer.body
+    finally:
+        pipeline.backend.close()
+
+
+def test_pipeline_from_env_waits_for_a_remote_model_server(embedded_backend: Any) -> None:
+    """A gRPC model server that starts after the pipeline begins waiting is found."""
+    import threading
+    import time
+
+    from servers import free_port
+
+    from tfio_handlers.grpc_server import serve
+
+    port = free_port()
+    started: list[Any] = []
+
+    def start_later() -> None:
+        time.sleep(1.0)
+        server_, _ = serve(embedded_backend, "127.0.0.1", port)
+        started.append((time.monotonic(), server_))
+
+    thread = threading.Thread(target=start_later)
+    thread.start()
+    pipeline = pipeline_from_env(
+        {
+            "TFIO_HANDLERS_BACKEND": f"grpc://127.0.0.1:{port}",
+            "SAGEMAKER_TFS_DEFAULT_MODEL_NAME": "half_plus_two",
+            "TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD": "1",
+        }
+    )
+    ready_at = time.monotonic()
+    thread.join()
+    try:
+        assert started[0][0] <= ready_at, "the pipeline was ready before its model server"
+        assert pipeline.invoke(b"[1.0]", {}).status == 200
+    finally:
+        pipeline.backend.close()
+        started[0][1].stop(None)
