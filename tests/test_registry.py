@@ -217,8 +217,17 @@ def test_negotiation_cache_follows_plugin_changes() -> None:
     registry.register(codec_plugin("application/json", "json"), name="b", kind=Kind.BUILTIN)
     with pytest.raises(NotAcceptable):
         registry.negotiate("text/csv", "application/json")
-    assert registry.negotiate("text/*, application/json;q=0.5", "application/json").essence == "application/json"
+    assert (
+        registry.negotiate("text/*, application/json;q=0.5", "application/json").essence
+        == "application/json"
+    )
     registry.register(codec_plugin("text/csv", "csv"), name="csv")
-    assert registry.negotiate("text/*, application/json;q=0.5", "application/json").essence == "text/csv"
+    assert (
+        registry.negotiate("text/*, application/json;q=0.5", "application/json").essence
+        == "text/csv"
+    )
     registry.unregister("csv")
-    assert registry.negotiate("text/*, application/json;q=0.5", "application/json").essence == "application/json"
+    assert (
+        registry.negotiate("text/*, application/json;q=0.5", "application/json").essence
+        == "application/json"
+    )

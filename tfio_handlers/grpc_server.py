@@ -147,17 +147,23 @@ def generic_handlers(backend: Backend) -> list[grpc.GenericRpcHandler]:
         ),
         "Regress": _unary(backend.regress, RegressionRequest, RegressionResponse, "Regress"),
         "GetModelMetadata": _unary(
-            backend.get_model_metadata, GetModelMetadataRequest, GetModelMetadataResponse,
+            backend.get_model_metadata,
+            GetModelMetadataRequest,
+            GetModelMetadataResponse,
             "GetModelMetadata",
         ),
         "MultiInference": _unary(
             lambda request: multi_inference(backend, request),
-            MultiInferenceRequest, MultiInferenceResponse, "MultiInference",
+            MultiInferenceRequest,
+            MultiInferenceResponse,
+            "MultiInference",
         ),
     }
     model = {
         "GetModelStatus": _unary(
-            backend.get_model_status, GetModelStatusRequest, GetModelStatusResponse,
+            backend.get_model_status,
+            GetModelStatusRequest,
+            GetModelStatusResponse,
             "GetModelStatus",
         ),
     }
@@ -212,17 +218,34 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m tfio_handlers.grpc_server",
         description="Serve TF Serving's gRPC API (PredictionService, ModelService) over a backend.",
     )
-    parser.add_argument("--model-dir", help="a SavedModel, a TF Serving base path, or a folder of models")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                        help="a named model (repeatable)")
-    parser.add_argument("--backend", default="embedded",
-                        help="embedded (default), grpc://host:port or http://host:port")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument(
+        "--model-dir", help="a SavedModel, a TF Serving base path, or a folder of models"
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a named model (repeatable)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="embedded",
+        help="embedded (default), grpc://host:port or http://host:port",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)",
+    )
     parser.add_argument("--port", type=int, default=8500, help="default 8500, as TF Serving")
     parser.add_argument("--max-workers", type=int, default=None, help="server threads")
-    parser.add_argument("--grace", type=float, default=5.0,
-                        help="seconds calls in flight may finish on SIGTERM/SIGINT")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        help="seconds calls in flight may finish on SIGTERM/SIGINT",
+    )
     parser.add_argument("--log-level", default="info")
     return parser
 

@@ -45,19 +45,35 @@ def wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 120.0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keep-serving", action="store_true",
-                        help="leave the server running (port 8080 unless --port)")
+    parser.add_argument(
+        "--keep-serving",
+        action="store_true",
+        help="leave the server running (port 8080 unless --port)",
+    )
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args()
 
     if not (MODEL_DIR / "1" / "saved_model.pb").exists():
         print(f"Training the iris classifier into {MODEL_DIR} ...", flush=True)
-        subprocess.run([sys.executable, str(HERE / "train.py"), "--output-dir", str(MODEL_DIR)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "train.py"), "--output-dir", str(MODEL_DIR)], check=True
+        )
     port = args.port or (8080 if args.keep_serving else free_port())
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "tfio_handlers", "serve", "--model-dir", str(MODEL_DIR),
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "tfio_handlers",
+        "serve",
+        "--model-dir",
+        str(MODEL_DIR),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     print("$", " ".join(command), flush=True)
     server = subprocess.Popen(command)
     try:
@@ -73,12 +89,14 @@ def main() -> None:
         best = max(classes, key=lambda c: c["score"])
         print(f"most likely class: {best['label']} (score {best['score']:.3f})")
         if args.keep_serving:
-            print(f"Serving on {url} (Ctrl-C to stop): try\n"
-                  f"  curl -s {url}/invocations -H 'Content-Type: application/json' "
-                  "-d '[6.4, 3.2, 4.5, 1.5]'\n"
-                  f"  curl -s {url}/v1/models/model:predict "
-                  "-d '{\"signature_name\": \"predict\", \"instances\": [[6.4, 3.2, 4.5, 1.5]]}'",
-                  flush=True)
+            print(
+                f"Serving on {url} (Ctrl-C to stop): try\n"
+                f"  curl -s {url}/invocations -H 'Content-Type: application/json' "
+                "-d '[6.4, 3.2, 4.5, 1.5]'\n"
+                f"  curl -s {url}/v1/models/model:predict "
+                '-d \'{"signature_name": "predict", "instances": [[6.4, 3.2, 4.5, 1.5]]}\'',
+                flush=True,
+            )
             server.wait()
     except KeyboardInterrupt:
         pass

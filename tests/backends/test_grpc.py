@@ -237,8 +237,10 @@ def raising_port() -> Iterator[int]:
 
 @pytest.mark.parametrize("status", [400, 404, 406, 409, 413, 415, 429, 500, 501, 503, 504, 418])
 def test_http_status_round_trips(status: int, raising_port: int) -> None:
-    with GrpcBackend(f"127.0.0.1:{raising_port}", retries=0, timeout=5.0) as client, \
-            pytest.raises(HTTPError) as caught:
+    with (
+        GrpcBackend(f"127.0.0.1:{raising_port}", retries=0, timeout=5.0) as client,
+        pytest.raises(HTTPError) as caught,
+    ):
         client.predict(PredictRequest(model_spec=spec(f"{status}:it went wrong: ünï")))
     assert caught.value.status_code == status
     assert caught.value.message == "it went wrong: ünï"
@@ -302,8 +304,10 @@ def aborting_port() -> Iterator[int]:
 @pytest.mark.parametrize("code", [c.name for c in grpc.StatusCode if c.name not in ("OK",)])
 def test_grpc_codes_map_as_tf_serving(code: str, aborting_port: int) -> None:
     expected = GRPC_TO_HTTP[code]
-    with GrpcBackend(f"127.0.0.1:{aborting_port}", retries=0, timeout=5.0) as client, \
-            pytest.raises(HTTPError) as caught:
+    with (
+        GrpcBackend(f"127.0.0.1:{aborting_port}", retries=0, timeout=5.0) as client,
+        pytest.raises(HTTPError) as caught,
+    ):
         client.predict(PredictRequest(model_spec=spec(code)))
     assert caught.value.status_code == expected
     if code == "UNAVAILABLE":
@@ -520,8 +524,10 @@ def test_wait_until_ready(embedded_backend: Backend, backend: GrpcBackend) -> No
     backend.wait_until_ready(5.0, "versioned")
     with pytest.raises(BackendUnavailable, match="'nope' was not available"):
         backend.wait_until_ready(0.3, "nope")
-    with GrpcBackend(f"127.0.0.1:{free_port()}") as nowhere, \
-            pytest.raises(BackendUnavailable, match=r"did not accept connections within 0\.2 s"):
+    with (
+        GrpcBackend(f"127.0.0.1:{free_port()}") as nowhere,
+        pytest.raises(BackendUnavailable, match=r"did not accept connections within 0\.2 s"),
+    ):
         nowhere.wait_until_ready(0.2)
 
 
@@ -604,8 +610,9 @@ def test_command_serves_and_stops(half_plus_two_model: Path) -> None:
 
 
 def test_startup_wait_is_bounded_by_the_call_timeout() -> None:
-    with GrpcBackend(f"127.0.0.1:{free_port()}", timeout=0.3, retries=0,
-                     wait_for_ready_timeout=60.0) as client:
+    with GrpcBackend(
+        f"127.0.0.1:{free_port()}", timeout=0.3, retries=0, wait_for_ready_timeout=60.0
+    ) as client:
         started = time.monotonic()
         with pytest.raises(BackendUnavailable):
             client.predict(CASES[0].build())

@@ -295,9 +295,7 @@ def assert_same(parsed: Message, original: Message) -> None:
     it holds depend on map-entry order, which protobuf leaves unspecified."""
     if parsed.DESCRIPTOR.full_name == "tensorflow.serving.GetModelMetadataResponse":
         assert parsed.model_spec == original.model_spec  # type: ignore[attr-defined]
-        assert protos.unpack_signature_def_map(parsed) == protos.unpack_signature_def_map(
-            original
-        )
+        assert protos.unpack_signature_def_map(parsed) == protos.unpack_signature_def_map(original)
     else:
         assert parsed == original
 

@@ -186,7 +186,7 @@ class GrpcBackend(Backend):
         import grpc
 
         if target.startswith("grpc://"):
-            target = target[len("grpc://"):]
+            target = target[len("grpc://") :]
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         if retries < 0:
@@ -220,7 +220,9 @@ class GrpcBackend(Backend):
         self._closed = False
         self._close_lock = threading.Lock()
 
-        def rpc(service: str, name: str, request: type[Req], response: type[Resp]) -> _Rpc[Req, Resp]:
+        def rpc(
+            service: str, name: str, request: type[Req], response: type[Resp]
+        ) -> _Rpc[Req, Resp]:
             callable_ = self._channel.unary_unary(
                 f"/{service}/{name}",
                 request_serializer=request.SerializeToString,
@@ -234,7 +236,9 @@ class GrpcBackend(Backend):
         )
         self._regress = rpc(PREDICTION_SERVICE, "Regress", RegressionRequest, RegressionResponse)
         self._metadata = rpc(
-            PREDICTION_SERVICE, "GetModelMetadata", GetModelMetadataRequest,
+            PREDICTION_SERVICE,
+            "GetModelMetadata",
+            GetModelMetadataRequest,
             GetModelMetadataResponse,
         )
         self._status = rpc(
@@ -509,4 +513,3 @@ async def _bridge(future: Any) -> Any:
     except asyncio.CancelledError:
         future.cancel()
         raise
-

@@ -110,10 +110,21 @@ DEFAULT_SIGNATURE = "serving_default"
 _BIG = 256 * 1024
 """Bodies larger than this are encoded and parsed in a worker thread by the async twins."""
 
-_JSON_DTYPES = frozenset({
-    DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT16, DT_INT8, DT_UINT8, DT_INT64, DT_UINT32, DT_UINT64,
-    DT_BOOL, DT_STRING,
-})
+_JSON_DTYPES = frozenset(
+    {
+        DT_FLOAT,
+        DT_DOUBLE,
+        DT_INT32,
+        DT_INT16,
+        DT_INT8,
+        DT_UINT8,
+        DT_INT64,
+        DT_UINT32,
+        DT_UINT64,
+        DT_BOOL,
+        DT_STRING,
+    }
+)
 """The dtypes TF Serving's JSON reads and writes (``json_tensor.cc``); others are Unimplemented."""
 
 _STATUS_CLASSES: dict[int, type[HTTPError]] = {
@@ -382,8 +393,10 @@ class RestBackend(Backend):
     ) -> ResolvedModel:
         key = self._spec_key(spec)
         resolved = lookup(*key)
-        if check_signature and (spec.signature_name or DEFAULT_SIGNATURE) not in \
-                resolved.signature_defs:
+        if (
+            check_signature
+            and (spec.signature_name or DEFAULT_SIGNATURE) not in resolved.signature_defs
+        ):
             # The model may have been reloaded with new signatures since we cached them.
             self.invalidate_signatures(key[0])
             resolved = lookup(*key)
@@ -392,8 +405,10 @@ class RestBackend(Backend):
     async def _aresolve(self, spec: ModelSpec, *, check_signature: bool = True) -> ResolvedModel:
         key = self._spec_key(spec)
         resolved = await self.asignatures(*key)
-        if check_signature and (spec.signature_name or DEFAULT_SIGNATURE) not in \
-                resolved.signature_defs:
+        if (
+            check_signature
+            and (spec.signature_name or DEFAULT_SIGNATURE) not in resolved.signature_defs
+        ):
             self.invalidate_signatures(key[0])
             resolved = await self.asignatures(*key)
         return resolved
@@ -419,7 +434,9 @@ class RestBackend(Backend):
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         signature = resolved.signature_defs.get(signature_name)
         if signature is None:
-            raise BadRequest(f'Serving signature name: "{signature_name}" not found in signature def')
+            raise BadRequest(
+                f'Serving signature name: "{signature_name}" not found in signature def'
+            )
         _check_inputs(request, signature)
         wanted = _output_aliases(request, signature)
         order = sorted(signature.inputs)
@@ -441,8 +458,9 @@ class RestBackend(Backend):
         def parse(answer: Any) -> PredictResponse:
             return _predict_response(answer, signature, wanted, response_spec)
 
-        return _Exchange("POST", _model_path(*self._spec_key(spec)) + ":predict", _dumps(body),
-                         parse)
+        return _Exchange(
+            "POST", _model_path(*self._spec_key(spec)) + ":predict", _dumps(body), parse
+        )
 
     def _classify_exchange(
         self, request: ClassificationRequest, resolved: ResolvedModel
@@ -458,8 +476,12 @@ class RestBackend(Backend):
                 if not isinstance(row, list):
                     raise _bad_answer("a classification result is not a list")
                 for pair in row:
-                    if not (isinstance(pair, list) and len(pair) == 2
-                            and isinstance(pair[0], str) and _is_number(pair[1])):
+                    if not (
+                        isinstance(pair, list)
+                        and len(pair) == 2
+                        and isinstance(pair[0], str)
+                        and _is_number(pair[1])
+                    ):
                         raise _bad_answer(f"classification {pair!r} is not [label, score]")
                     label = pair[0].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                     classifications.classes.append(Class(label=label, score=float(pair[1])))
@@ -492,9 +514,7 @@ class RestBackend(Backend):
         path = _model_path(*self._spec_key(request.model_spec)) + "/metadata"
         return _Exchange("GET", path, None, _parse_metadata)
 
-    def _status_exchange(
-        self, request: GetModelStatusRequest
-    ) -> _Exchange[GetModelStatusResponse]:
+    def _status_exchange(self, request: GetModelStatusRequest) -> _Exchange[GetModelStatusResponse]:
         path = _model_path(*self._spec_key(request.model_spec))
         return _Exchange("GET", path, None, _parse_status)
 
@@ -539,8 +559,9 @@ class RestBackend(Backend):
         attempt = 0
         while True:
             try:
-                response = self._client.request(exchange.method, exchange.path,
-                                                content=exchange.body)
+                response = self._client.request(
+                    exchange.method, exchange.path, content=exchange.body
+                )
             except self._retryable as exc:
                 delay = self._retry_delay(attempt, started)
                 if delay is None:
@@ -573,8 +594,9 @@ class RestBackend(Backend):
         attempt = 0
         while True:
             try:
-                response = await client.request(exchange.method, exchange.path,
-                                                content=exchange.body)
+                response = await client.request(
+                    exchange.method, exchange.path, content=exchange.body
+                )
             except self._retryable as exc:
                 delay = self._retry_delay(attempt, started)
                 if delay is None:
@@ -721,11 +743,14 @@ def _tensor_to_json(alias: str, tensor: TensorProto, info: TensorInfo, index: in
         return array.tolist()
     values = array.reshape(-1).tolist()
     if any(_needs_b64(v) for v in values):
+
         def leaf(v: bytes) -> Any:
             return {"b64": base64.b64encode(v).decode("ascii")}
     else:
+
         def leaf(v: bytes) -> Any:
             return v.decode("utf-8")
+
     return _map_leaves(array.tolist(), leaf)
 
 
@@ -792,7 +817,7 @@ def _complete_empty_dims(dims: list[int], info: TensorInfo) -> list[int]:
     """``[]`` hides the inner dimensions of an empty tensor: take them from the signature."""
     shape = info.tensor_shape
     if 0 in dims and not shape.unknown_rank and len(shape.dim) > len(dims):
-        dims = dims + [max(d.size, 0) for d in shape.dim[len(dims):]]
+        dims = dims + [max(d.size, 0) for d in shape.dim[len(dims) :]]
     return dims
 
 
@@ -862,8 +887,7 @@ def _feature_values(name: str, feature: Any) -> list[Any]:
 def _example_json(example: Example) -> dict[str, Any]:
     example = coerce(example, Example)
     return {
-        name: _feature_values(name, feature)
-        for name, feature in example.features.feature.items()
+        name: _feature_values(name, feature) for name, feature in example.features.feature.items()
     }
 
 

@@ -248,7 +248,9 @@ def _fast_predict(
     exact path's tensor, becomes the very message the exact path builds (typed fields written
     as raw packed bytes) without one Python number built. ``None``: take the exact path."""
     spec_name = coerce(model_spec, ModelSpec).signature_name if model_spec is not None else None
-    decoded = _simd.decode_predict(body, signatures, signature_name=spec_name or None, limits=limits)
+    decoded = _simd.decode_predict(
+        body, signatures, signature_name=spec_name or None, limits=limits
+    )
     if decoded is None:
         return None
     request = PredictRequest()
