@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from codec_support import context, signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -26,7 +27,6 @@ from tfio_handlers.protos import (
     ClassificationResponse,
     PredictResponse,
     RegressionResponse,
-    SignatureDef,
 )
 from tfio_handlers.registry import Kind, Registry
 from tfio_handlers.tensors import data_type_of, to_tensor_proto
@@ -34,33 +34,6 @@ from tfio_handlers.tensors import data_type_of, to_tensor_proto
 JSONL = parse_media_type("application/jsonlines")
 PREDICT = "tensorflow/serving/predict"
 CLASSIFY = "tensorflow/serving/classify"
-
-
-def signature(
-    inputs: dict[str, tuple[int, list[int] | None]],
-    method: str = PREDICT,
-    outputs: dict[str, int] | None = None,
-) -> SignatureDef:
-    """A SignatureDef with ``inputs`` as ``{name: (dtype, shape or None for unknown rank)}``."""
-    sig = SignatureDef(method_name=method)
-    for name, (dtype, shape) in inputs.items():
-        sig.inputs[name].dtype = dtype
-        if shape is None:
-            sig.inputs[name].tensor_shape.unknown_rank = True
-        else:
-            sig.inputs[name].tensor_shape.SetInParent()
-            for size in shape:
-                sig.inputs[name].tensor_shape.dim.add(size=size)
-    for name, dtype in (outputs or {"outputs": DT_FLOAT}).items():
-        sig.outputs[name].dtype = dtype
-    return sig
-
-
-def context(sig: SignatureDef | None = None, **settings_: Any) -> Context:
-    return Context(
-        settings=Settings(**settings_),
-        signature_defs={"serving_default": sig} if sig is not None else {},
-    )
 
 
 def decode(body: bytes, ctx: Context | None = None, media_type: Any = JSONL) -> Any:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from codec_support import context as shared_context
+from codec_support import signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -42,32 +44,10 @@ PREDICT = "tensorflow/serving/predict"
 CLASSIFY = "tensorflow/serving/classify"
 
 
-def signature(
-    inputs: dict[str, tuple[int, list[int] | None]],
-    method: str = PREDICT,
-    outputs: dict[str, int] | None = None,
-) -> SignatureDef:
-    """A SignatureDef with ``inputs`` as ``{name: (dtype, shape or None for unknown rank)}``."""
-    sig = SignatureDef(method_name=method)
-    for name, (dtype, shape) in inputs.items():
-        sig.inputs[name].dtype = dtype
-        if shape is None:
-            sig.inputs[name].tensor_shape.unknown_rank = True
-        else:
-            sig.inputs[name].tensor_shape.SetInParent()
-            for size in shape:
-                sig.inputs[name].tensor_shape.dim.add(size=size)
-    for name, dtype in (outputs or {"outputs": DT_FLOAT}).items():
-        sig.outputs[name].dtype = dtype
-    return sig
-
-
 def context(sig: SignatureDef | None = None, **settings_: Any) -> Context:
+    """The shared context, with pickle enabled unless a test says otherwise."""
     settings_.setdefault("enable_pickle", True)
-    return Context(
-        settings=Settings(**settings_),
-        signature_defs={"serving_default": sig} if sig is not None else {},
-    )
+    return shared_context(sig, **settings_)
 
 
 def decode(body: bytes, ctx: Context | None = None) -> Any:
