@@ -55,8 +55,7 @@ def decode_protobuf(body: bytes, media_type: MediaType, context: Context) -> Mes
             )
     else:
         cls = _BY_METHOD[choose_method(context)]
-    if len(body) > context.limits.max_body_bytes:
-        context.limits.check_body(len(body))
+    context.limits.check_body(len(body))
     try:
         message = cls.FromString(body)
     except DecodeError as exc:
