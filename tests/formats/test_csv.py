@@ -7,7 +7,6 @@ row, the TF Serving container's njs split quoted strings wrongly, and the infere
 
 from __future__ import annotations
 
-import io
 import sys
 from typing import Any
 
@@ -356,27 +355,13 @@ def test_fast_path_row_checks(loader: str) -> None:
         decode(b"1\n2.5\n", context(signature({"v": (DT_INT32, [-1])})))
 
 
-def test_numeric_decoding_is_much_faster_than_genfromtxt() -> None:
-    """The goal is 8x on 1000x784 with the fast extras; this smaller check allows for noise."""
-    pytest.importorskip("simdjson")
-    import time
-
+def test_big_numeric_body_decodes_exactly() -> None:
+    """A 300x784 body (the fast path's territory) gives the very values; its speed against
+    np.genfromtxt is measured in benchmarks/, not here."""
     matrix = np.random.default_rng(0).random((300, 784), dtype=np.float32)
     body = ("\n".join(",".join(map(str, row)) for row in matrix.tolist()) + "\n").encode()
     ctx = context(signature({"x": (DT_FLOAT, [-1, 784])}))
-
-    def best(function: Any) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    ours = best(lambda: decode(body, ctx))
-    numpy_time = best(lambda: np.genfromtxt(io.BytesIO(body), delimiter=",", dtype=np.float32))
     np.testing.assert_array_equal(decode(body, ctx), matrix)
-    assert numpy_time / ours > 4
 
 
 # -- encoding ----------------------------------------------------------------------------------
