@@ -67,6 +67,7 @@ __all__ = [
     "as_data_type",
     "data_type_of",
     "dtype_name",
+    "encode_varint",
     "make_shape",
     "numpy_dtype",
     "shape_of",
@@ -802,6 +803,11 @@ def _layout(dt: int, dims: tuple[int, ...], data: Any, typed_fields: bool) -> Te
         proto.tensor_content = arr.tobytes()
         return proto
     flat = np.ascontiguousarray(arr).reshape(-1)
+    if dt in _RAW_PACKED and (dt == DT_BOOL or not np.isnan(flat).any()):
+        proto.MergeFromString(_packed_field(dt, flat))
+        return proto
+    # Integers: appending is faster than encoding varints in numpy. NaNs go through Python
+    # floats, as every reader of the typed fields does, so a signalling NaN reads back alike.
     if dt in _HALF_BITS:
         items: list[Any] = flat.view("<u2").tolist()
     elif dt in _COMPLEX_PART:
@@ -810,6 +816,40 @@ def _layout(dt: int, dims: tuple[int, ...], data: Any, typed_fields: bool) -> Te
         items = flat.tolist()
     getattr(proto, _FIELD[dt]).extend(items)
     return proto
+
+
+_FIELD_NUMBER: Final[dict[str, int]] = {
+    name: field.number for name, field in TensorProto.DESCRIPTOR.fields_by_name.items()
+}
+
+
+_RAW_PACKED: Final = frozenset({DT_FLOAT, DT_DOUBLE, DT_COMPLEX64, DT_COMPLEX128, DT_BOOL})
+"""Dtypes whose packed typed field is the array's own little-endian bytes (bools: one byte each)."""
+
+
+def _packed_field(dt: int, flat: npt.NDArray[Any]) -> bytes:
+    """The typed field of a :data:`_RAW_PACKED` dtype, serialized as one packed field.
+
+    Parsing these bytes into the message is a copy; appending the values from Python costs one
+    Python number each (about 7 times slower for a [1000, 784] float tensor).
+    """
+    payload = flat.astype(np.uint8).tobytes() if dt == DT_BOOL else flat.tobytes()
+    tag = (_FIELD_NUMBER[_FIELD[dt]] << 3) | 2
+    return encode_varint(tag) + encode_varint(len(payload)) + payload
+
+
+def encode_varint(value: int) -> bytes:
+    """One protobuf varint (a negative value as 64-bit two's complement, as protobuf writes it)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
 
 
 # --------------------------------------------------------------------------------------------

@@ -125,7 +125,8 @@ _QUEUE_FULL: Final = "The batch scheduling queue to which this task was submitte
 # Typed fields whose elements have a fixed width: the packed encoding is the raw little-endian
 # array behind a tag and a length, so a float output slice is written with one memcpy instead of
 # a Python loop (writing float_val from numpy element by element costs ~0.1 us a value).
-_PACKED_TAGS: Final[dict[int, int]] = {DT_FLOAT: (5 << 3) | 2, DT_DOUBLE: (6 << 3) | 2}
+_RAW_PACKED: Final = frozenset({DT_FLOAT, DT_DOUBLE})
+"""Dtypes whose rows :func:`to_tensor_proto` writes as raw packed bytes: re-encoded, not sliced."""
 # Typed fields holding exactly one value per element: a caller's rows are a slice of the field.
 _TYPED_FIELD: Final[dict[int, str]] = {
     DT_INT8: "int_val",
@@ -707,7 +708,7 @@ class _Output:
         dtype = int(tensor.dtype)
         typed = not tensor.tensor_content
         values = None
-        if typed and dtype not in _PACKED_TAGS:
+        if typed and dtype not in _RAW_PACKED:
             name = _TYPED_FIELD.get(dtype)
             if name is not None:
                 field = getattr(tensor, name)
@@ -719,8 +720,7 @@ class _Output:
     def write(self, start: int, rows: int, out: TensorProto) -> None:
         """Rows ``start:start + rows`` into ``out``, in the inner backend's layout."""
         piece = self.array[start : start + rows]
-        tag = _PACKED_TAGS.get(self.dtype) if self.typed else None
-        if tag is None and self.values is None:
+        if self.values is None:
             out.CopyFrom(to_tensor_proto(piece, dtype=self.dtype, typed_fields=self.typed))
             return
         out.dtype = self.dtype  # type: ignore[assignment]
@@ -729,25 +729,9 @@ class _Output:
             dims.add().size = d
         if not piece.size:
             return
-        if tag is not None:  # float/double: the packed field is the raw array
-            little = "<f4" if self.dtype == DT_FLOAT else "<f8"
-            raw = np.ascontiguousarray(piece, dtype=little).tobytes()
-            out.MergeFromString(bytes((tag,)) + _varint(len(raw)) + raw)
-        else:  # a slice of the typed field: the same values, no conversion
-            name = _TYPED_FIELD[self.dtype]
-            getattr(out, name).extend(self.values[start * self.inner : (start + rows) * self.inner])
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+        # A slice of the typed field: the same values, no conversion.
+        name = _TYPED_FIELD[self.dtype]
+        getattr(out, name).extend(self.values[start * self.inner : (start + rows) * self.inner])
 
 
 def _fail(future: Future[Any], error: BaseException) -> None:

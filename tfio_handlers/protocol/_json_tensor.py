@@ -39,7 +39,7 @@ from ..protos import (
     DT_UINT32,
     DT_UINT64,
 )
-from ..tensors import dtype_name
+from ..tensors import dtype_name, encode_varint
 from ._rapidjson_reader import JsonObject
 from ._rapidjson_writer import debug_string
 
@@ -354,19 +354,6 @@ _FIELD: Final[dict[int, int]] = {
 }
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    value &= (1 << 64) - 1
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _varints(values: npt.NDArray[Any]) -> bytes:
     """Protobuf varints of integers (negatives as 64-bit two's complement), vectorized."""
     if values.size == 0:
@@ -389,12 +376,12 @@ def _varints(values: npt.NDArray[Any]) -> bytes:
 
 
 def _length_delimited(field: int, payload: bytes) -> bytes:
-    return _varint((field << 3) | 2) + _varint(len(payload)) + payload
+    return encode_varint((field << 3) | 2) + encode_varint(len(payload)) + payload
 
 
 def shape_bytes(dims: list[int]) -> bytes:
     """A serialized ``TensorShapeProto`` field (field 2 of TensorProto), present even when empty."""
-    body = b"".join(_length_delimited(2, b"\x08" + _varint(d) if d else b"") for d in dims)
+    body = b"".join(_length_delimited(2, b"\x08" + encode_varint(d) if d else b"") for d in dims)
     return _length_delimited(2, body)
 
 
@@ -404,13 +391,13 @@ def tensor_bytes(dtype: int, dims: list[int], values: Values) -> bytes:
     Parsing this (``MergeFromString``) is far faster than appending to a repeated field from
     Python, and gives exactly the message TF Serving builds.
     """
-    head = b"\x08" + _varint(dtype) + shape_bytes(dims)
+    head = b"\x08" + encode_varint(dtype) + shape_bytes(dims)
     field = _FIELD.get(dtype)
     if field is None or len(values) == 0:
         return head
     if dtype == DT_STRING:
-        tag = _varint((field << 3) | 2)
-        return head + b"".join(tag + _varint(len(s)) + s for s in values)
+        tag = encode_varint((field << 3) | 2)
+        return head + b"".join(tag + encode_varint(len(s)) + s for s in values)
     assert isinstance(values, np.ndarray)
     if dtype == DT_FLOAT:
         payload = values.astype("<f4", copy=False).tobytes()
