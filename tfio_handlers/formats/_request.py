@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,10 +266,12 @@ def _first_depth(value: Any, limit: int, where: str) -> None:
         value = value[0]
 
 
-def _walk_strings(
-    value: Any, limits: Limits, where: str, spec: InputSpec | None
-) -> tuple[list[bytes], tuple[int, ...]]:
-    """Flatten a nested list of strings (or b64 objects) checking it is rectangular, like TF Serving."""
+def _walk_rectangular(
+    value: Any, where: str, leaf: Callable[[Any], None], max_depth: int | None = None
+) -> tuple[int, ...]:
+    """Walk a nested list as TF Serving does: the shape comes from the first element at each level,
+    every list must match it and every leaf sit at the innermost level (TF Serving's messages);
+    ``leaf`` sees each leaf in row-major order. Returns the shape."""
     shape: list[int] = []
     probe = value
     while isinstance(probe, list):
@@ -277,12 +279,9 @@ def _walk_strings(
         if not probe:
             break
         probe = probe[0]
-        if len(shape) > limits.max_depth:
-            raise BadRequest(
-                f"{where}: nesting is deeper than the limit of {limits.max_depth} levels"
-            )
+        if max_depth is not None and len(shape) > max_depth:
+            raise BadRequest(f"{where}: nesting is deeper than the limit of {max_depth} levels")
     rank = len(shape)
-    flat: list[bytes] = []
 
     def visit(item: Any, level: int) -> None:
         if level < rank:
@@ -303,6 +302,19 @@ def _walk_strings(
             raise BadRequest(
                 f"{where}: Encountered list at unexpected level: {level} expected < {rank}"
             )
+        leaf(item)
+
+    visit(value, 0)
+    return tuple(shape)
+
+
+def _walk_strings(
+    value: Any, limits: Limits, where: str, spec: InputSpec | None
+) -> tuple[list[bytes], tuple[int, ...]]:
+    """Flatten a nested list of strings (or b64 objects) checking it is rectangular, like TF Serving."""
+    flat: list[bytes] = []
+
+    def leaf(item: Any) -> None:
         if isinstance(item, str):
             data = item.encode("utf-8", "surrogatepass")
         elif isinstance(item, bytes):
@@ -317,8 +329,8 @@ def _walk_strings(
         check_string(data, limits, where)
         flat.append(data)
 
-    visit(value, 0)
-    return flat, tuple(shape)
+    shape = _walk_rectangular(value, where, leaf, limits.max_depth)
+    return flat, shape
 
 
 def _json_type(value: Any) -> str:
@@ -407,35 +419,9 @@ def _exact_integers(value: Any, spec: InputSpec, target: np.dtype[Any], where: s
 
 def _explain_bad_numbers(value: Any, limits: Limits, where: str, spec: InputSpec | None) -> None:
     """Find why numpy could not make a numeric array of ``value`` and raise that as a 400."""
-    shape: list[int] = []
-    probe = value
-    while isinstance(probe, list):
-        shape.append(len(probe))
-        if not probe:
-            break
-        probe = probe[0]
-    rank = len(shape)
     label = spec.label if spec is not None else "input"
 
-    def visit(item: Any, level: int) -> None:
-        if level < rank:
-            if not isinstance(item, list):
-                raise BadRequest(
-                    f"{where}: JSON Value: {item!r:.80} found at incorrect level: {level + 1} in "
-                    f"the JSON DOM. Expected at level: {rank}"
-                )
-            if len(item) != shape[level]:
-                raise BadRequest(
-                    f"{where}: Encountered list at unexpected size: {len(item)} at level: "
-                    f"{level} expected size: {shape[level]}"
-                )
-            for sub in item:
-                visit(sub, level + 1)
-            return
-        if isinstance(item, list):
-            raise BadRequest(
-                f"{where}: Encountered list at unexpected level: {level} expected < {rank}"
-            )
+    def leaf(item: Any) -> None:
         if isinstance(item, (bool, float)):
             return
         if isinstance(item, int):
@@ -444,7 +430,7 @@ def _explain_bad_numbers(value: Any, limits: Limits, where: str, spec: InputSpec
             return
         raise BadRequest(f"{where}: {label} expects numbers, got {_json_type(item)} {item!r:.80}")
 
-    visit(value, 0)
+    _walk_rectangular(value, where, leaf)
     raise BadRequest(f"{where}: {label}: the values do not form a tensor of numbers")
 
 
