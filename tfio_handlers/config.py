@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .errors import BadRequest
+from .errors import BadRequest, HTTPError
 
-__all__ = ["JsonResponseStyle", "Limits", "Settings"]
+__all__ = ["JsonResponseStyle", "Limits", "Settings", "env_int"]
 
 JsonResponseStyle = Literal["legacy", "tfs"]
 """How a plain JSON body (a list, a dict of lists, a TensorProto) is answered.
@@ -64,14 +64,23 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+def env_int(
+    env: Mapping[str, str],
+    name: str,
+    default: int | None,
+    *,
+    error: type[HTTPError] = BadRequest,
+) -> int | None:
+    """The integer an environment variable holds (``default`` when unset or blank); anything else
+    raises ``error`` naming the variable (backends raise 503: a server so configured cannot serve).
+    """
     value = env.get(name)
     if value is None or value.strip() == "":
         return default
     try:
         return int(value)
     except ValueError:
-        raise BadRequest(f"Environment variable {name}={value!r} is not an integer") from None
+        raise error(f"Environment variable {name}={value!r} is not an integer") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,14 +119,14 @@ class Settings:
         """Read the settings from ``env`` (``os.environ`` by default); keyword arguments win."""
         env = os.environ if env is None else env
         limits = Limits()
-        payload_mb = _int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", None)
+        payload_mb = env_int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", None)
         limits = replace(
             limits,
             max_body_bytes=payload_mb * MIB if payload_mb is not None else limits.max_body_bytes,
-            max_elements=_int(env, "TFIO_HANDLERS_MAX_ELEMENTS", limits.max_elements)
+            max_elements=env_int(env, "TFIO_HANDLERS_MAX_ELEMENTS", limits.max_elements)
             or limits.max_elements,
-            max_depth=_int(env, "TFIO_HANDLERS_MAX_DEPTH", limits.max_depth) or limits.max_depth,
-            max_string_bytes=_int(env, "TFIO_HANDLERS_MAX_STRING_BYTES", limits.max_string_bytes)
+            max_depth=env_int(env, "TFIO_HANDLERS_MAX_DEPTH", limits.max_depth) or limits.max_depth,
+            max_string_bytes=env_int(env, "TFIO_HANDLERS_MAX_STRING_BYTES", limits.max_string_bytes)
             or limits.max_string_bytes,
         )
         style = env.get("TFIO_HANDLERS_JSON_RESPONSE", "legacy").strip().lower() or "legacy"

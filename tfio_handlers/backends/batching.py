@@ -67,6 +67,7 @@ from typing import Any, Final
 import numpy as np
 from google.protobuf.message import Message
 
+from ..config import env_int
 from ..errors import BackendUnavailable, HTTPError, InternalError
 from ..protos import (
     DT_BFLOAT16,
@@ -147,18 +148,6 @@ _TYPED_FIELD: Final[dict[int, str]] = {
 # -- the environment ------------------------------------------------------------------------------
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    value = env.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise BackendUnavailable(
-            f"Environment variable {name}={value!r} is not an integer"
-        ) from None
-
-
 def _env_flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -172,10 +161,15 @@ def from_env(inner: Backend, env: Mapping[str, str] | None = None) -> Backend:
         return inner
     return BatchingBackend(
         inner,
-        max_batch_size=_env_int(environ, MAX_BATCH_SIZE_ENV, 8) or 8,
-        batch_timeout_micros=_env_int(environ, BATCH_TIMEOUT_MICROS_ENV, 1000) or 0,
-        num_batch_threads=_env_int(environ, NUM_BATCH_THREADS_ENV, None),
-        max_enqueued_batches=_env_int(environ, MAX_ENQUEUED_BATCHES_ENV, None),
+        max_batch_size=env_int(environ, MAX_BATCH_SIZE_ENV, 8, error=BackendUnavailable) or 8,
+        batch_timeout_micros=env_int(
+            environ, BATCH_TIMEOUT_MICROS_ENV, 1000, error=BackendUnavailable
+        )
+        or 0,
+        num_batch_threads=env_int(environ, NUM_BATCH_THREADS_ENV, None, error=BackendUnavailable),
+        max_enqueued_batches=env_int(
+            environ, MAX_ENQUEUED_BATCHES_ENV, None, error=BackendUnavailable
+        ),
     )
 
 

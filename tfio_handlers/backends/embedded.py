@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..config import env_int
 from ..errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -355,18 +356,6 @@ def _load(name: str, version: int, path: Path) -> _Servable:
 # -- thread pools ---------------------------------------------------------------------------------
 
 
-def _env_threads(env: Mapping[str, str], name: str) -> int | None:
-    value = env.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise BackendUnavailable(
-            f"Environment variable {name}={value!r} is not an integer"
-        ) from None
-
-
 def _configure_threads(inter: int | None, intra: int | None) -> None:
     """Set TensorFlow's thread pools (0 or ``None``: TensorFlow's default), before it starts."""
     import tensorflow as tf
@@ -447,10 +436,10 @@ class EmbeddedBackend(Backend):
         _configure_threads(
             inter_op_threads
             if inter_op_threads is not None
-            else _env_threads(environ, INTER_OP_ENV),
+            else env_int(environ, INTER_OP_ENV, None, error=BackendUnavailable),
             intra_op_threads
             if intra_op_threads is not None
-            else _env_threads(environ, INTRA_OP_ENV),
+            else env_int(environ, INTRA_OP_ENV, None, error=BackendUnavailable),
         )
         self.sources: dict[str, ModelSource] = sources
         self._servables: dict[str, dict[int, _Servable]] = {
