@@ -84,15 +84,13 @@ def test_round_trip_every_dtype(dt: int, data: st.DataObject) -> None:
         assert p.dtype == dt
         assert T.shape_of(p) == arr.shape
         back = T.to_ndarray(TensorProto.FromString(p.SerializeToString()))
-        if (typed or arr.size <= 1) and dt in (P.DT_FLOAT, P.DT_COMPLEX64):
-            # float fields (used for one element too, as TF does) pass through Python floats,
-            # which quiet signalling NaNs
-            np.testing.assert_array_equal(back, arr)
-            assert back.dtype == arr.dtype
-        else:
-            assert same_bits(back, arr)
-        if typed or dt == P.DT_STRING or arr.size <= 1:
+        assert same_bits(back, arr)  # every bit pattern, NaN payloads included, in every layout
+        if typed or dt == P.DT_STRING:
             assert p.tensor_content == b""
+        elif arr.size <= 1:
+            # one element: its typed field, unless a Python float would change its bits
+            through_python = np.array(arr.tolist(), arr.dtype).reshape(arr.shape)
+            assert bool(p.tensor_content) == (not same_bits(through_python, arr))
         else:
             assert p.tensor_content == arr.astype(arr.dtype.newbyteorder("<")).tobytes()
 
@@ -613,3 +611,22 @@ def test_make_shape_and_shape_of() -> None:
         T.make_shape([1] * 65)
     with pytest.raises(BadRequest):
         T.shape_of(b"")  # type: ignore[arg-type]
+
+
+SIGNALLING_NAN_32 = bytes.fromhex("8080807f")  # float32 0x7f808080: quiet bit clear, payload set
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (3,)], ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64], ids=lambda d: d.__name__)
+def test_signalling_nan_bits_read_back_as_written(dtype: type, shape: tuple[int, ...]) -> None:
+    """A Python float quiets a float32 signalling NaN; the writer must not pass one through it."""
+    n = math.prod(shape)
+    parts = SIGNALLING_NAN_32 * (n * (2 if dtype is np.complex64 else 1))
+    arr = np.frombuffer(parts, dtype).reshape(shape)
+    back = T.to_ndarray(T.to_tensor_proto(arr))
+    assert back.tobytes() == arr.tobytes()
+    # Typed fields carry the same bits on the wire (what a C++ reader sees).
+    typed = T.to_tensor_proto(arr, typed_fields=True)
+    assert not typed.tensor_content
+    assert parts in typed.SerializeToString()
+    assert T.to_ndarray(typed).tobytes() == arr.tobytes()

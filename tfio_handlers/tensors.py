@@ -4,7 +4,9 @@ Writing (:func:`to_tensor_proto`) follows ``tf.make_tensor_proto``: the same dty
 Python and numpy values, the same ``shape`` rules (equal element count → reshape; fewer values →
 the shape is kept and readers repeat the last value; more → error). Numeric tensors of more than
 one element go to ``tensor_content`` as little-endian bytes; strings go to ``string_val``; a
-single element goes to its typed field as TensorFlow does. Reading (:func:`to_ndarray`) accepts
+single element goes to its typed field as TensorFlow does (unless a Python float would change its
+bits: a signalling NaN goes to ``tensor_content``), so every bit pattern written reads back.
+Reading (:func:`to_ndarray`) accepts
 every layout TensorFlow reads: ``tensor_content`` (zero-copy), each typed ``*_val`` field, the
 broadcast of fewer values than the shape holds (the last value repeated, zeros when there are
 none) and the varint-prefixed ``tensor_content`` TensorFlow's C++ runtime writes for strings.
@@ -503,10 +505,12 @@ def to_tensor_proto(
     ignores Python values.
 
     Numeric tensors of more than one element go to ``tensor_content`` (little-endian), a single
-    element to its typed field as TensorFlow writes it, strings to ``string_val`` (str as
-    UTF-8). ``typed_fields=True`` puts every value in its typed field instead, the layout TF
-    Serving answers with by default (float32 and complex64 values in typed fields pass through
-    Python floats, which quiet signalling NaNs, as TensorFlow's own writer does). A TensorProto
+    element to its typed field as TensorFlow writes it (a float32 or complex64 signalling NaN,
+    which any Python reader of a typed field would quiet, to ``tensor_content``), strings to
+    ``string_val`` (str as UTF-8): every bit pattern reads back as written. ``typed_fields=True``
+    puts every value in its typed field instead, the layout TF Serving answers with by default,
+    written as packed bytes as TF Serving's C++ writes them (bit-exact: :func:`to_ndarray` and
+    C++ read every NaN payload back; ``tf.make_ndarray`` quiets float32 signalling NaNs). A TensorProto
     given as ``values`` is returned as is (a TensorFlow one converted to ours), ``dtype`` and
     ``shape`` ignored as TensorFlow does.
     """
@@ -795,7 +799,8 @@ def _layout(dt: int, dims: tuple[int, ...], data: Any, typed_fields: bool) -> Te
     n = arr.size
     if n == 0:
         return proto
-    if not typed_fields and n > 1 and n == _product(dims):
+    complete = n == _product(dims)
+    if not typed_fields and complete and (n > 1 or _python_float_changes(dt, arr)):
         if arr.nbytes > _MAX_CONTENT_BYTES:
             raise PayloadTooLarge(
                 f"tensor of {arr.nbytes} bytes is larger than the 2 GiB a message can hold"
@@ -803,11 +808,11 @@ def _layout(dt: int, dims: tuple[int, ...], data: Any, typed_fields: bool) -> Te
         proto.tensor_content = arr.tobytes()
         return proto
     flat = np.ascontiguousarray(arr).reshape(-1)
-    if dt in _RAW_PACKED and (dt == DT_BOOL or not np.isnan(flat).any()):
+    if dt in _RAW_PACKED:
+        # The array's own bytes, NaN payloads included, as TF Serving's C++ AsProtoField writes.
         proto.MergeFromString(_packed_field(dt, flat))
         return proto
-    # Integers: appending is faster than encoding varints in numpy. NaNs go through Python
-    # floats, as every reader of the typed fields does, so a signalling NaN reads back alike.
+    # Integers: appending is faster than encoding varints in numpy (and exact).
     if dt in _HALF_BITS:
         items: list[Any] = flat.view("<u2").tolist()
     elif dt in _COMPLEX_PART:
@@ -822,6 +827,23 @@ _FIELD_NUMBER: Final[dict[str, int]] = {
     name: field.number for name, field in TensorProto.DESCRIPTOR.fields_by_name.items()
 }
 
+
+def _python_float_changes(dt: int, arr: npt.NDArray[Any]) -> bool:
+    """Whether a float32 value would lose bits through a Python float (a signalling NaN is quieted).
+
+    One-element tensors go to their typed field as TensorFlow writes them, but TensorFlow's own
+    Python reader (``tf.make_ndarray``) passes ``float_val``/``scomplex_val`` through Python floats;
+    such a value goes to ``tensor_content`` instead, so that every reader reads the bits written.
+    """
+    if dt not in _SINGLE_PRECISION:
+        return False
+    parts = arr.reshape(-1).view(np.float32)
+    with np.errstate(invalid="ignore"):
+        round_trip = parts.astype(np.float64).astype(np.float32)
+    return bool((round_trip.view(np.uint32) != parts.view(np.uint32)).any())
+
+
+_SINGLE_PRECISION: Final = frozenset({DT_FLOAT, DT_COMPLEX64})
 
 _RAW_PACKED: Final = frozenset({DT_FLOAT, DT_DOUBLE, DT_COMPLEX64, DT_COMPLEX128, DT_BOOL})
 """Dtypes whose packed typed field is the array's own little-endian bytes (bools: one byte each)."""
