@@ -19,11 +19,26 @@ from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
-# CI runs the property tests with a fixed seed, so a red build can be reproduced and a green one
-# is not luck; developers' runs stay random and explore new examples every time.
+# Two ways to run the property tests (the tests marked ``property`` below):
+# - "ci": a fixed seed, so a red build can be reproduced and a green one is not luck; the default
+#   under CI=true;
+# - "random": fresh seeds and no example database, for the CI step that explores new examples
+#   (``pytest -m property --hypothesis-profile=random``); a failure prints the blob to replay it.
+# Developers' runs are random by default and keep failing examples in .hypothesis/.
 settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+settings.register_profile("random", derandomize=False, database=None, print_blob=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") and not config.getoption("hypothesis_profile", None):
+        settings.load_profile("ci")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every Hypothesis test ``property``, so a run can select the property tests alone."""
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.property)
 
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
