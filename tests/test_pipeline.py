@@ -111,7 +111,9 @@ def test_model_errors_carry_the_op_message_only(pipeline: Pipeline) -> None:
     response = pipeline.invoke(b'{"examples": [{"inputs": [1.0, 2.0]}]}', IRIS)
     assert response.status == 400
     message = json.loads(response.body)["error"]
-    assert "Number of float values != expected" in message
+    # the op message, explained: the record rule instead of ParseExample's text
+    assert "holds 2 float value(s)" in message and "4 value(s)" in message
+    assert "ParseExample" not in message and "{{node" not in message
     assert "Graph execution error" not in message and "most recent call last" not in message
 
 

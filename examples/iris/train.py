@@ -169,8 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", type=int, default=1, help="version sub-directory (default 1)")
     args = parser.parse_args(argv)
 
+    from tfio_handlers.backends.embedded import quiet_tensorflow_startup
+
     features, labels = load_data()
-    model = train(features, labels)
+    with quiet_tensorflow_startup():  # TensorFlow's native start-up lines, unless asked for
+        model = train(features, labels)
     accuracy = float((model.predict_on_batch(features).argmax(1) == labels).mean())
     export_dir = export(model, args.output_dir, args.version)
     print(f"training accuracy {accuracy:.3f}; exported to {export_dir}")

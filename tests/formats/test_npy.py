@@ -87,10 +87,10 @@ def test_byte_order_fortran_order_and_strings() -> None:
     np.testing.assert_array_equal(value, big)
     fortran = np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3))
     np.testing.assert_array_equal(npy.decode_npy(save(fortran), NPY, context()), fortran)
-    words = npy.decode_npy(save(np.array(["café", "b"])), NPY, context())
-    assert words.dtype == object and words.tolist() == ["café".encode(), b"b"]
-    raw = npy.decode_npy(save(np.array([b"\x00x", b"y"])), NPY, context())
-    assert raw.tolist() == [b"\x00x", b"y"]
+    words = npy.decode_npy(save(np.array([["café"], ["b"]])), NPY, context())
+    assert words.dtype == object and words.tolist() == [["café".encode()], [b"b"]]
+    raw = npy.decode_npy(save(np.array([[b"\x00x", b"y"]])), NPY, context())
+    assert raw.tolist() == [[b"\x00x", b"y"]]
 
 
 def test_object_arrays_are_refused_and_never_unpickled() -> None:
@@ -163,8 +163,23 @@ def test_typed_by_the_signature() -> None:
 def test_npy_for_classify_is_one_example_per_row() -> None:
     value = npy.decode_npy(save(np.array([[1.5, 2.0], [3.0, 4.0]])), NPY, context(CLASSIFIER))
     assert value == [{"inputs": [1.5, 2.0]}, {"inputs": [3.0, 4.0]}]
-    words = npy.decode_npy(save(np.array(["a", "b"])), NPY, context(CLASSIFIER))
+    words = npy.decode_npy(save(np.array([["a"], ["b"]])), NPY, context(CLASSIFIER))
     assert words == [{"inputs": [b"a"]}, {"inputs": [b"b"]}]
+
+
+@pytest.mark.parametrize("signature_def", [None, CLASSIFIER], ids=["predict", "classify"])
+def test_npy_of_one_dimension_is_one_record_as_a_json_list_is(signature_def: Any) -> None:
+    """``[6.4, 3.2, 4.5, 1.5]`` as npy answers as the same JSON list does: one record, not four."""
+    record = np.array([6.4, 3.2, 4.5, 1.5])
+    value = npy.decode_npy(save(record), NPY, context(signature_def))
+    if signature_def is None:
+        assert value.shape == (1, 4)
+    else:
+        assert value == [{"inputs": [6.4, 3.2, 4.5, 1.5]}]
+    scalar = npy.decode_npy(save(np.float64(2.5)), NPY, context(signature_def))
+    assert (scalar.tolist() if signature_def is None else scalar) == (
+        [2.5] if signature_def is None else [{"inputs": [2.5]}]
+    )
 
 
 def test_npz_names_the_inputs() -> None:
@@ -297,7 +312,7 @@ def test_classify_regress_and_bfloat16() -> None:
 def test_registered_as_binary() -> None:
     registry = Registry(builtins=False)
     registry.register(npy, name="npy", kind=Kind.BUILTIN)
-    assert registry.decode(save(np.ones(2)), NPY, context()).tolist() == [1.0, 1.0]
+    assert registry.decode(save(np.ones((2, 1))), NPY, context()).tolist() == [[1.0], [1.0]]
     assert not registry.is_text("application/x-npy") and not registry.is_text("application/x-npz")
     body, content_type = registry.encode(predict_response(y=np.ones(1)), NPZ, context())
     assert content_type == "application/x-npz" and body.startswith(b"PK")
@@ -347,12 +362,14 @@ def test_npy_round_trip(array: np.ndarray) -> None:
     body = npy.encode_npy(predict_response(x=array), NPY, context())
     sig = signature({"x": (data_type_of(array.dtype), None)})
     back = npy.decode_npy(body, NPY, context(sig))
-    assert back.shape == array.shape
+    # the batch rule: an array of one dimension or none is one record
+    expected = array.reshape((1, *array.shape)) if array.ndim <= 1 else array
+    assert back.shape == expected.shape
     if array.dtype == object:
-        assert back.dtype == object and back.tolist() == array.tolist()
+        assert back.dtype == object and back.tolist() == expected.tolist()
     else:
         assert back.dtype == array.dtype
-        np.testing.assert_array_equal(back, array)
+        np.testing.assert_array_equal(back, expected)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -30,8 +30,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
+import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -81,7 +84,13 @@ from ..tensors import dtype_name, to_ndarray, to_tensor_proto
 from .base import Backend
 from .model_repository import ModelSource, PathLike, resolve_models
 
-__all__ = ["INTER_OP_ENV", "INTRA_OP_ENV", "EmbeddedBackend", "OutputLayout"]
+__all__ = [
+    "INTER_OP_ENV",
+    "INTRA_OP_ENV",
+    "EmbeddedBackend",
+    "OutputLayout",
+    "quiet_tensorflow_startup",
+]
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +169,42 @@ def _tf_message(message: str) -> str:
     return _OP_SUFFIX.sub("", message).strip()
 
 
+_NODE_SUFFIX = re.compile(r"\s*\[\[\{\{node [^}]*\}\}\]\]")
+_EXAMPLE_SIZE = re.compile(
+    r"Name: [^,]*, Key: (?P<key>[^,]+), Index: (?P<index>\d+)\.\s+"
+    r"Number of (?P<kind>\w+) values != expected\.\s+"
+    r"Values size: (?P<got>\d+) but output shape: \[(?P<shape>[^\]]*)\]"
+)
+
+
+def _explained(message: str) -> str:
+    """An op message a client can act on: no graph node names, and the batch rule where it applies.
+
+    A classify/regress model parses each record into an ``Example`` whose feature must hold as many
+    values as its parsing shape: a record of the wrong length (often a batch sent as one record, or
+    the reverse) fails inside ``ParseExample``, whose text names neither the record nor the rule.
+    """
+    message = _NODE_SUFFIX.sub("", message).strip()
+    found = _EXAMPLE_SIZE.search(message)
+    if found is None:
+        return message
+    shape = [int(d) for d in found["shape"].split(",") if d.strip().lstrip("-").isdigit()]
+    want = 1
+    for d in shape:
+        want *= d
+    return (
+        f"Record {found['index']}: feature {found['key']!r} holds {found['got']} "
+        f"{found['kind']} value(s), but the model reads it as shape [{found['shape']}] "
+        f"({want} value(s)). Each record must hold {want} value(s): a flat list (one JSON lines "
+        "or CSV line, an npy array of one dimension) is one record; a list of records (several "
+        "lines, an npy array of two dimensions) is a batch"
+    )
+
+
 def _from_tf_error(exc: Exception) -> HTTPError:
     """A TensorFlow ``OpError`` as the HTTP error TF Serving would answer with."""
     code = int(getattr(exc, "error_code", 2))
-    message = _tf_message(str(getattr(exc, "message", "") or exc))
+    message = _explained(_tf_message(str(getattr(exc, "message", "") or exc)))
     status = _STATUS_BY_CODE.get(code, 500)
     cls = _ERROR_CLASS.get(status)
     return cls(message) if cls is not None else HTTPError(message, status=status)
@@ -353,6 +394,51 @@ def _load(name: str, version: int, path: Path) -> _Servable:
     return servable
 
 
+# -- TensorFlow's start-up chatter ----------------------------------------------------------------
+
+_STARTUP_NOISE = re.compile(
+    r"absl::InitializeLog|oneDNN custom operations|cudart_stub|cuda_platform|cuInit|cuda_dnn"
+    r"|cuda_fft|cuda_blas|Unable to register cu|cpu_feature_guard|To enable the following "
+    r"instructions|TF-TRT Warning|computation_placer|Could not find cuda drivers"
+)
+
+
+@contextmanager
+def quiet_tensorflow_startup(env: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Hide the lines TensorFlow's C++ side prints while it imports and finds its devices.
+
+    ``cuInit`` failures on a machine without a GPU, oneDNN and CPU-feature notices: TensorFlow
+    writes them to the process's standard error before its logging is set up, so
+    ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them all. Inside this block file descriptor 2 goes to a
+    temporary file; afterwards every line that is not such start-up noise is written out again,
+    so real errors still show. When the user has set ``TF_CPP_MIN_LOG_LEVEL`` they asked for
+    TensorFlow's own logging, and nothing is hidden.
+    """
+    environ = os.environ if env is None else env
+    if "TF_CPP_MIN_LOG_LEVEL" in environ:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [
+                line
+                for line in sink.read().decode("utf-8", "replace").splitlines(keepends=True)
+                if not _STARTUP_NOISE.search(line)
+            ]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
 # -- thread pools ---------------------------------------------------------------------------------
 
 
@@ -433,19 +519,23 @@ class EmbeddedBackend(Backend):
         self._closed = False
 
         sources = resolve_models(models)
-        _configure_threads(
+        inter = (
             inter_op_threads
             if inter_op_threads is not None
-            else env_int(environ, INTER_OP_ENV, None, error=BackendUnavailable),
+            else env_int(environ, INTER_OP_ENV, None, error=BackendUnavailable)
+        )
+        intra = (
             intra_op_threads
             if intra_op_threads is not None
-            else env_int(environ, INTRA_OP_ENV, None, error=BackendUnavailable),
+            else env_int(environ, INTRA_OP_ENV, None, error=BackendUnavailable)
         )
         self.sources: dict[str, ModelSource] = sources
-        self._servables: dict[str, dict[int, _Servable]] = {
-            name: {version: _load(name, version, path) for version, path in source.versions.items()}
-            for name, source in sources.items()
-        }
+        with quiet_tensorflow_startup(environ):  # TensorFlow is imported and starts here
+            _configure_threads(inter, intra)
+            self._servables: dict[str, dict[int, _Servable]] = {
+                name: {v: _load(name, v, path) for v, path in source.versions.items()}
+                for name, source in sources.items()
+            }
         if default_model is not None and default_model not in sources:
             raise BackendUnavailable(
                 f"Default model {default_model!r} is not among the models found: "

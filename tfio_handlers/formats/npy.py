@@ -214,13 +214,19 @@ def _single(specs: dict[str, InputSpec], what: str) -> InputSpec | None:
 
 
 def decode_npy(body: bytes, media_type: MediaType, context: Context) -> Any:
-    """Decode an ``.npy`` body: the batch of the single input, or one example per row."""
+    """Decode an ``.npy`` body: the batch of the single input, or one example per row.
+
+    The batch rule is the JSON codec's for plain lists: an array of one dimension or none is one
+    record (``np.array([6.4, 3.2, 4.5, 1.5])`` answers as the JSON body ``[6.4, 3.2, 4.5, 1.5]``
+    does), so it gets a batch dimension of 1; an array of more dimensions is a batch of records
+    along its first one.
+    """
     limits = context.limits
     limits.check_body(len(body))
     array = read_npy(body, limits)
+    if array.ndim <= 1:
+        array = array.reshape((1, *array.shape))
     if method_of(context) != "predict":
-        if array.ndim == 0:
-            return [{"inputs": _feature_values(array, limits, "npy body")}]
         return [
             {"inputs": _feature_values(row, limits, f"npy row {i}")} for i, row in enumerate(array)
         ]
