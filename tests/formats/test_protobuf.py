@@ -91,3 +91,32 @@ def test_errors() -> None:
         encode_protobuf(
             two, parse_media_type("application/x-protobuf; proto=tensorflow.TensorProto"), context()
         )
+
+
+def test_a_message_other_than_the_method_implies_names_the_expected_one() -> None:
+    """A PredictRequest sent as octet-stream to a classify model: a 400 that says what to do."""
+    predict = PredictRequest()
+    predict.inputs["x"].CopyFrom(to_tensor_proto(np.array([[6.4, 3.2, 4.5, 1.5]], np.float32)))
+    octet = parse_media_type("application/octet-stream")
+    classifier = context(signature({"inputs": (DT_STRING, [-1])}, CLASSIFY, {"scores": DT_FLOAT}))
+    with pytest.raises(BadRequest) as caught:
+        decode_protobuf(predict.SerializeToString(), octet, classifier)
+    message = caught.value.message
+    assert "tensorflow.serving.ClassificationRequest" in message
+    assert "proto=" in message and "tfs-method" in message
+    # The reverse: a ClassificationRequest to a predict model.
+    classify = ClassificationRequest()
+    classify.input.example_list.examples.add().features.feature["x"].float_list.value.append(1.0)
+    with pytest.raises(BadRequest, match=r"tensorflow\.serving\.PredictRequest.*proto="):
+        decode_protobuf(classify.SerializeToString(), octet, context())
+    # Naming the message type is the way out.
+    named = parse_media_type("application/octet-stream; proto=tensorflow.serving.PredictRequest")
+    assert decode_protobuf(predict.SerializeToString(), named, classifier) == predict
+
+
+def test_fields_the_implied_message_lacks_are_refused() -> None:
+    request = PredictRequest()
+    request.model_spec.name = "m"
+    unknown = b"\xa0\x06\x01"  # field 100, varint 1: in no request message
+    with pytest.raises(BadRequest, match="is not a tensorflow.serving.PredictRequest"):
+        decode_protobuf(request.SerializeToString() + unknown, PROTOBUF, context())

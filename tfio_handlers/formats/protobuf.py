@@ -44,7 +44,12 @@ def _requested_type(media_type: MediaType) -> str | None:
 
 
 def decode_protobuf(body: bytes, media_type: MediaType, context: Context) -> Message:
-    """Parse the body as the request message its media type (or the method) names."""
+    """Parse the body as the request message its media type (or the method) names.
+
+    A body that does not parse as the message the method implies, or parses only with fields that
+    message does not have (a ``PredictRequest`` sent to a model whose default signature classifies,
+    say), is a 400 that names the message expected and how to send another one.
+    """
     name = _requested_type(media_type)
     if name is not None:
         cls = _BY_NAME.get(name)
@@ -56,11 +61,33 @@ def decode_protobuf(body: bytes, media_type: MediaType, context: Context) -> Mes
     else:
         cls = _BY_METHOD[choose_method(context)]
     context.limits.check_body(len(body))
+    full_name = cls.DESCRIPTOR.full_name
     try:
         message = cls.FromString(body)
     except DecodeError as exc:
-        raise BadRequest(f"Invalid {cls.DESCRIPTOR.full_name} protobuf: {exc}") from None
+        detail = f"Invalid {full_name} protobuf: {exc}"
+        raise BadRequest(detail if name is not None else _not_implied(full_name, detail)) from None
+    if name is None and _has_unknown_fields(message):
+        raise BadRequest(_not_implied(full_name, f"The body is not a {full_name}"))
     return message
+
+
+def _has_unknown_fields(message: Message) -> bool:
+    """Whether parsing kept fields the message type does not declare (at any depth)."""
+    size = message.ByteSize()
+    message.DiscardUnknownFields()
+    return bool(message.ByteSize() != size)
+
+
+def _not_implied(full_name: str, detail: str) -> str:
+    """``detail``, and how to send another message than the one the method implies."""
+    method = next(m for m, cls in _BY_METHOD.items() if cls.DESCRIPTOR.full_name == full_name)
+    return (
+        f"{detail}. A protobuf body without a message type must be the request of the model's "
+        f"method ({method}: {full_name}). To send another message, name it: "
+        f"'Content-Type: {PROTOBUF}; proto=<type>' with one of {', '.join(sorted(_BY_NAME))}, "
+        "or choose the method with the custom attribute 'tfs-method=predict|classify|regress'"
+    )
 
 
 def encode_protobuf(response: Any, media_type: MediaType, context: Context) -> bytes:
