@@ -79,6 +79,9 @@ class Pipeline:
         self.user_code = user_code
         if user_code is not None:
             self.registry.register(user_code, name="user-code", kind=Kind.USER)
+        from .formats.pickle import switched_off
+
+        self.registry.switch_off(switched_off(self.settings))
         self.registry.check()
         self.backend = backend
         self.default_model = (

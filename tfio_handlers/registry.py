@@ -108,6 +108,7 @@ class Registry:
         self._negotiated: dict[tuple[str | None, str], MediaType] = {}
         self._decode_links: dict[str, list[tuple[Kind, int, Callable[..., Any], str]]] = {}
         self._encode_links: dict[str, list[tuple[Kind, int, Callable[..., Any], str]]] = {}
+        self._switched_off: frozenset[str] = frozenset()
         if builtins:
             from .formats import BUILTIN_PLUGINS
 
@@ -129,6 +130,16 @@ class Registry:
         """Remove a plugin by name; the dispatch tables are rebuilt on next use."""
         self.pm.unregister(name=name)
         self._kinds.pop(name, None)
+        self._invalidate()
+
+    def switch_off(self, media_types: Iterable[str]) -> None:
+        """Leave ``media_types`` out of negotiation and of the "supported types" in 415/406 answers.
+
+        For types a setting turns off (pickle, unless enabled): their codecs stay registered, so a
+        request that names one still reaches the codec and gets its own explanation, but a client
+        is never offered or answered a type the server refuses.
+        """
+        self._switched_off = frozenset(_essence(m) for m in media_types)
         self._invalidate()
 
     def _invalidate(self) -> None:
@@ -257,7 +268,9 @@ class Registry:
         self._encode_links = encode_links
         self._decode_chains = {}
         self._encode_chains = {}
-        self._encodable = tuple(dict.fromkeys(name for name in encode_links))
+        self._encodable = tuple(
+            dict.fromkeys(name for name in encode_links if name not in self._switched_off)
+        )
         self._dirty = False
 
     def _chain(
@@ -334,7 +347,7 @@ class Registry:
         """Every media type some decoder claims, sorted."""
         if self._dirty:
             self.check()
-        return sorted(self._decode_links)
+        return sorted(m for m in self._decode_links if m not in self._switched_off)
 
     def encodable(self) -> list[str]:
         """Every media type some encoder claims, in registration order."""
@@ -387,10 +400,13 @@ class Registry:
         try:
             return negotiate(accept, self._encodable, default)
         except NotAcceptable:
-            if not self._any_encoders or accept is None:
+            if accept is None:
                 raise
             for entry in parse_accept(accept):
-                if entry.quality > 0 and "*" not in entry.essence:
+                if entry.quality <= 0 or "*" in entry.essence:
+                    continue
+                # A user output_fn may answer any type; a switched-off type's codec explains itself.
+                if self._any_encoders or self.canonical(entry.essence) in self._switched_off:
                     return entry.media_type
             raise
 

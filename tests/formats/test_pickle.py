@@ -10,6 +10,7 @@ import io
 import os
 import pickle
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -331,6 +332,59 @@ def test_the_response_is_pickled_as_plain_data() -> None:
     assert value["classes"].tolist() == [["cat"]] and value["scores"].tolist() == [[0.5]]
 
 
+def pickle_modules(body: bytes) -> set[str]:
+    """The modules a pickle imports classes and functions from."""
+    modules: set[str] = set()
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            modules.add(module)
+            return super().find_class(module, name)
+
+    Recording(io.BytesIO(body)).load()
+    return modules
+
+
+def test_every_response_pickles_with_numpy_and_builtins_only(tmp_path: Path) -> None:
+    """A client with numpy alone (no tfio-handlers, no ml_dtypes) loads every pickled answer."""
+    pytest.importorskip("ml_dtypes")
+    import ml_dtypes
+
+    outputs = {
+        "f": np.array([1.5, 2.0], np.float32),
+        "bf": np.array([1.5, 2.0], ml_dtypes.bfloat16),
+        "s": np.array([b"x", b"\xff"], object),
+        "i": np.array([[1, 2]], np.int64),
+        "b": np.array([True]),
+        "h": np.array([0.5], np.float16),
+        "c": np.array([1 + 2j], np.complex64),
+    }
+    classification = ClassificationResponse()
+    classification.result.classifications.add().classes.add(label="cat", score=0.5)
+    bodies = [
+        pickle_codec.encode_pickle(predict_response(**outputs), PICKLE, context()),
+        pickle_codec.encode_pickle(classification, PICKLE, context()),
+    ]
+    for body in bodies:
+        assert {m.split(".")[0] for m in pickle_modules(body)} <= {"numpy", "builtins", "_codecs"}
+    script = (
+        "import pickle, sys\n"
+        "sys.modules['tfio_handlers'] = sys.modules['ml_dtypes'] = None\n"
+        "for path in sys.argv[1:]:\n"
+        "    value = pickle.load(open(path, 'rb'))\n"
+        "    print(sorted(value))\n"
+    )
+    paths = []
+    for i, body in enumerate(bodies):
+        paths.append(tmp_path / f"{i}.pickle")
+        paths[-1].write_bytes(body)
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, paths)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'bf'" in result.stdout and "'scores'" in result.stdout
+
+
 DTYPES = [
     np.bool_,
     np.int8,
@@ -406,3 +460,28 @@ def test_end_to_end_when_enabled(embedded_backend: Any) -> None:
     assert outputs["total"].tolist() == [3.0, 4.0]
     assert outputs["c_length"].tolist() == [1, 2]
     assert on.invoke(_payload(os.system, "true"), headers).status == 400
+
+
+def test_switched_off_pickle_is_never_offered() -> None:
+    """415/406 "supported types" leave pickle out while it is off; naming it still explains why."""
+    registry = Registry()
+    registry.switch_off(pickle_codec.switched_off(Settings()))
+    with pytest.raises(UnsupportedMediaType) as unsupported:
+        registry.decode(b"x", parse_media_type("application/x-foo"), context(enable_pickle=False))
+    assert "pickle" not in unsupported.value.message
+    with pytest.raises(NotAcceptable) as unacceptable:
+        registry.negotiate("application/x-foo", "application/json")
+    assert "pickle" not in unacceptable.value.message
+    # A client that prefers pickle but takes JSON gets JSON.
+    chosen = registry.negotiate("application/python-pickle, application/json;q=0.5", "x")
+    assert chosen.essence == "application/json"
+    # One that takes only pickle reaches the codec, which says how to turn it on.
+    chosen = registry.negotiate("application/x-pickle", "application/json")
+    with pytest.raises(NotAcceptable, match="TFIO_HANDLERS_ENABLE_PICKLE"):
+        registry.encode(predict_response(a=np.ones(1)), chosen, context(enable_pickle=False))
+    with pytest.raises(UnsupportedMediaType, match="TFIO_HANDLERS_ENABLE_PICKLE"):
+        registry.decode(b"x", PICKLE, context(enable_pickle=False))
+    # Turned on, pickle is a supported type like any other.
+    assert pickle_codec.switched_off(Settings(enable_pickle=True)) == ()
+    registry.switch_off(())
+    assert "application/python-pickle" in registry.decodable()

@@ -41,7 +41,7 @@ import numpy as np
 from google.protobuf.message import Message
 from numpy.typing import NDArray
 
-from ..config import Limits
+from ..config import Limits, Settings
 from ..context import Context
 from ..errors import (
     BadRequest,
@@ -86,6 +86,11 @@ _DISABLED = (
     "server. Set TFIO_HANDLERS_ENABLE_PICKLE=1 to accept pickles through a restricted unpickler that "
     "loads only numpy arrays and plain builtin values, or send application/x-npy"
 )
+
+
+def switched_off(settings: Settings) -> tuple[str, ...]:
+    """The pickle media types when the settings leave pickle off (the default), else none."""
+    return () if settings.enable_pickle or settings.unsafe_pickle else (MEDIA_TYPE, *ALIASES)
 
 
 @hookimpl
@@ -551,11 +556,23 @@ def decode_pickle(body: bytes, media_type: MediaType, context: Context) -> Any:
 
 
 def encode_pickle(response: Any, media_type: MediaType, context: Context) -> bytes:
-    """Pickle the response as a plain ``dict`` of numpy arrays (protocol 4); 406 unless enabled."""
+    """Pickle the response as a plain ``dict`` of numpy arrays (protocol 4); 406 unless enabled.
+
+    Only ``builtins`` and ``numpy`` appear in the pickle, so a client loads it with numpy alone
+    (no tfio-handlers, no ml_dtypes).
+    """
     settings = context.settings
     if not (settings.enable_pickle or settings.unsafe_pickle):
         raise NotAcceptable(
             "application/python-pickle responses are disabled; set TFIO_HANDLERS_ENABLE_PICKLE=1 "
             "or ask for application/x-npy, application/x-npz or application/json"
         )
-    return pickle.dumps(dict(response_arrays(response)), protocol=PROTOCOL)
+    return pickle.dumps(
+        {name: _plain(array) for name, array in response_arrays(response).items()},
+        protocol=PROTOCOL,
+    )
+
+
+def _plain(array: NDArray[Any]) -> NDArray[Any]:
+    """An array whose pickle needs numpy alone: bfloat16 (an ``ml_dtypes`` type) as float32."""
+    return array.astype(np.float32) if array.dtype.name == "bfloat16" else array
