@@ -215,7 +215,7 @@ def serve(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tfio_handlers.grpc_server",
+        prog="tfio-handlers grpc-serve",
         description="Serve TF Serving's gRPC API (PredictionService, ModelService) over a backend.",
     )
     parser.add_argument(
