@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import sys
 
 import numpy as np
+import pytest
 from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -74,3 +77,67 @@ def test_predict_matches_message_to_json() -> None:
     response.outputs["s"].CopyFrom(to_tensor_proto(np.array([b"a\xff"], object), typed_fields=True))
     response.model_spec.name = "m"
     same(response_to_legacy_json(response), response)
+
+
+# -- the same bytes with and without orjson -------------------------------------------------------
+
+F32_MAX = float(np.finfo(np.float32).max)
+EDGE_SCORES = [0.1, F32_MAX, 1e-45, -0.0, math.nan, math.inf, 0.0]
+
+
+def classification(scores: list[float]) -> ClassificationResponse:
+    response = ClassificationResponse()
+    response.model_spec.name = "iris"
+    item = response.result.classifications.add()
+    for i, score in enumerate(scores):
+        item.classes.add(label="abcdefg"[i % 7], score=score)
+    return response
+
+
+def float_predict(values: list[float]) -> PredictResponse:
+    response = PredictResponse()
+    response.outputs["y"].CopyFrom(to_tensor_proto(np.array(values, np.float32), typed_fields=True))
+    return response
+
+
+def without_orjson(response: object) -> bytes:
+    """The legacy JSON as a core-only install writes it (orjson hidden)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "orjson", None)
+        return response_to_legacy_json(response)  # type: ignore[arg-type]
+
+
+def test_without_orjson_scores_are_shortest_float32_texts() -> None:
+    assert without_orjson(classification(EDGE_SCORES)) == (
+        b'{"result":{"classifications":[{"classes":[{"label":"a","score":0.1},'
+        b'{"label":"b","score":3.4028235e+38},{"label":"c","score":1e-45},'
+        b'{"label":"d","score":-0.0},{"label":"e","score":"NaN"},'
+        b'{"label":"f","score":"Infinity"},{"label":"g"}]}]},"modelSpec":{"name":"iris"}}'
+    )
+    regression = RegressionResponse()
+    for value in (0.1, F32_MAX, -math.inf):
+        regression.result.regressions.add(value=value)
+    assert without_orjson(regression) == (
+        b'{"result":{"regressions":[{"value":0.1},{"value":3.4028235e+38},{"value":"-Infinity"}]}}'
+    )
+
+
+def test_float_tensors_with_non_finite_values_keep_float32_texts() -> None:
+    expected = (
+        b'{"outputs":{"y":{"dtype":"DT_FLOAT","tensorShape":{"dim":[{"size":"3"}]},'
+        b'"floatVal":[0.1,"NaN",3.4028235e+38]}}}'
+    )
+    response = float_predict([0.1, math.nan, F32_MAX])
+    assert without_orjson(response) == expected
+    assert response_to_legacy_json(response) == expected
+
+
+@pytest.mark.skipif(importlib.util.find_spec("orjson") is None, reason="compares with orjson")
+@settings(max_examples=60, deadline=None)
+@given(
+    scores=st.lists(floats32 | st.sampled_from(EDGE_SCORES), max_size=6),
+    values=st.lists(floats32 | st.sampled_from(EDGE_SCORES), min_size=1, max_size=6),
+)
+def test_the_same_bytes_with_and_without_orjson(scores: list[float], values: list[float]) -> None:
+    for response in (classification(scores), float_predict(values)):
+        assert without_orjson(response) == response_to_legacy_json(response)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import math
 from typing import Any
 
@@ -29,6 +28,7 @@ from ..protos import (
     coerce,
 )
 from ..tensors import to_ndarray
+from ._json_compact import dumps
 from .rest_json import (
     JsonFormat,
     classification_result_to_json,
@@ -90,8 +90,12 @@ def response_to_json(response: Message, context: Context) -> bytes:
 
 
 def _float_list(values: np.ndarray, strict: bool) -> list[Any]:
-    """Float values as proto3 JSON writes them: non-finite values as the strings "NaN"/"Infinity"."""
-    items: list[Any] = values.tolist()
+    """Float values as proto3 JSON writes them: non-finite values as the strings "NaN"/"Infinity".
+
+    The finite values stay numpy scalars of the array's dtype, so that a float32 is written as the
+    shortest float32 text (``0.1``), not widened to a Python float (``0.10000000149011612``).
+    """
+    items: list[Any] = list(values)
     if values.size and not np.all(np.isfinite(values)):
         for i, v in enumerate(items):
             if not math.isfinite(v):
@@ -172,12 +176,12 @@ def response_to_legacy_json(response: Message, *, strict: bool = False) -> bytes
     """
     kind = _message_kind(response)
     if kind == "tensorflow.serving.ClassificationResponse":
-        return _dumps(_classification_document(coerce(response, ClassificationResponse)), strict)
+        return _dumps(_classification_document(coerce(response, ClassificationResponse)))
     if kind == "tensorflow.serving.RegressionResponse":
-        return _dumps(_regression_document(coerce(response, RegressionResponse)), strict)
+        return _dumps(_regression_document(coerce(response, RegressionResponse)))
     if kind != "tensorflow.serving.PredictResponse":
         doc = json_format.MessageToDict(response, descriptor_pool=POOL)
-        return _dumps(doc, strict)
+        return _dumps(doc)
     predict = coerce(response, PredictResponse)
     outputs = {
         name: _tensor_document(predict.outputs[name], strict) for name in sorted(predict.outputs)
@@ -186,7 +190,7 @@ def response_to_legacy_json(response: Message, *, strict: bool = False) -> bytes
     spec = _model_spec_document(predict)
     if spec is not None:
         doc["modelSpec"] = spec
-    return _dumps(doc, strict)
+    return _dumps(doc)
 
 
 def _float32(value: float) -> Any:
@@ -248,23 +252,14 @@ def _regression_document(response: RegressionResponse) -> dict[str, Any]:
 
 
 def _default(value: Any) -> Any:
+    """The ``default`` hook of :func:`._json_compact.dumps`: a :class:`_FloatArray` is written as
+    its array (or as its list, when it holds non-finite values)."""
     if isinstance(value, _FloatArray):
-        plain = value.plain()
-        return plain.tolist() if isinstance(plain, np.ndarray) else plain
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+        return value.plain()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _dumps(doc: Any, strict: bool) -> bytes:
-    try:
-        import orjson
-    except ImportError:
-        return json.dumps(doc, default=_default, allow_nan=not strict).encode("utf-8")
-
-    def default(value: Any) -> Any:
-        if isinstance(value, _FloatArray):
-            return value.plain()
-        raise TypeError
-
-    return orjson.dumps(doc, default=default, option=orjson.OPT_SERIALIZE_NUMPY)
+def _dumps(doc: Any) -> bytes:
+    """Compact proto3 JSON: by orjson when installed, else by the standard library, the same
+    bytes either way (float32 values as their shortest float32 text)."""
+    return dumps(doc, default=_default)
