@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from typing import Any
@@ -24,6 +25,7 @@ from tfio_handlers.protos import (
     DT_INT32,
     DT_INT64,
     DT_STRING,
+    DT_UINT64,
     ClassificationResponse,
     PredictResponse,
     RegressionResponse,
@@ -215,6 +217,77 @@ def test_the_same_json_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [json.loads(x) for x in fast.splitlines()] == [json.loads(x) for x in slow.splitlines()]
     monkeypatch.setattr(jsonlines, "_LOADS", [])
     assert decode(b"[1, 2]\n[NaN, 3]\n").shape == (2, 2)
+
+
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def edge_responses() -> list[Any]:
+    """Responses whose float32 values have a shortest text unlike their widened double's."""
+    classify = ClassificationResponse()
+    item = classify.result.classifications.add()
+    for label, score in (("a", 0.1), ("b", F32_MAX), ("c", 1e-45), ("d", -0.0), ("e", 0.7)):
+        item.classes.add(label=label, score=score)
+    regress = RegressionResponse()
+    for value in (0.1, F32_MAX, 1e-45):
+        regress.result.regressions.add(value=value)
+    return [
+        predict_response(y=np.array([[0.1, F32_MAX], [1e-45, -0.0]], np.float32)),
+        predict_response(y=np.array([[0.1, np.nan], [np.inf, 0.3]], np.float32)),
+        predict_response(
+            y=np.array([0.1, 1e-6], np.float32), z=np.array([np.inf, 0.5], np.float16)
+        ),
+        classify,
+        regress,
+    ]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_float32_values_are_their_shortest_texts_without_orjson(
+    monkeypatch: pytest.MonkeyPatch, strict: bool
+) -> None:
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    ctx = context(strict_json=strict)
+    texts = [encode(response, ctx) for response in edge_responses()]
+    nan, inf = (b"null", b"null") if strict else (b"NaN", b"Infinity")
+    assert texts == [
+        b"[0.1,3.4028235e+38]\n[1e-45,-0.0]\n",
+        b"[0.1," + nan + b"]\n[" + inf + b",0.3]\n",
+        b'{"y":0.1,"z":' + inf + b'}\n{"y":0.000001,"z":0.5}\n',
+        b'[["a",0.1],["b",3.4028235e+38],["c",1e-45],["d",-0.0],["e",0.7]]\n',
+        b"0.1\n3.4028235e+38\n1e-45\n",
+    ]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("orjson") is None, reason="compares with orjson")
+@pytest.mark.parametrize("strict", [False, True])
+def test_the_same_bytes_with_and_without_orjson(
+    monkeypatch: pytest.MonkeyPatch, strict: bool
+) -> None:
+    ctx = context(strict_json=strict)
+    fast = [encode(response, ctx) for response in edge_responses()]
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    assert [encode(response, ctx) for response in edge_responses()] == fast
+
+
+@pytest.mark.parametrize("hide_orjson", [False, True])
+def test_big_integers_read_as_orjson_reads_them(
+    monkeypatch: pytest.MonkeyPatch, hide_orjson: bool
+) -> None:
+    """An integer beyond 64 bits is a float, whichever reader reads the line (orjson refuses a
+    line with ``NaN`` and hands it to the standard library)."""
+    if hide_orjson:
+        monkeypatch.setitem(sys.modules, "orjson", None)
+    monkeypatch.setattr(jsonlines, "_LOADS", [])
+    big = float(np.float32(1e23))
+    assert decode(b"[1, 100000000000000000000000]\n").tolist() == [[1.0, big]]
+    array = decode(b"[NaN, 100000000000000000000000, -18446744073709551616]\n")
+    assert np.isnan(array[0, 0]) and array[0, 1:].tolist() == [big, -float(2**64)]
+    uint64 = context(signature({"x": (DT_UINT64, None)}))
+    assert decode(b"[18446744073709551615]\n", uint64).tolist() == [[2**64 - 1]]
+    int64 = context(signature({"x": (DT_INT64, None)}))
+    with pytest.raises(BadRequest, match=r"expects integers|out of the 64-bit range"):
+        decode(b"[NaN]\n[100000000000000000000000]\n", int64)
 
 
 def test_classify_and_regress_lines() -> None:

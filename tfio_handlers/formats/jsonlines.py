@@ -17,14 +17,14 @@ them.
 
 Encoding writes one result per line, in batch order and ending with a newline, so that a SageMaker
 batch transform's output lines up with its input; see :func:`encode_jsonlines`. orjson is used when
-installed (the ``fast`` extra), the standard library otherwise; the output is the same JSON.
+installed (the ``fast`` extra), the standard library otherwise; the output is the same bytes.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from ..context import Context
 from ..errors import BadRequest, HTTPError, PayloadTooLarge, Unimplemented
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
+from ..protocol._json_compact import NULLS, TOKENS, orjson_module, write
 from ._request import (
     InputSpec,
     array_from_json,
@@ -79,13 +80,29 @@ def register_codecs(register: Register) -> None:
 # -- reading ---------------------------------------------------------------------------------------
 
 
+_INT_MIN = -(2**63)
+_UINT_MAX = 2**64 - 1
+
+
+def _json_int(text: str) -> int | float:
+    """An integer literal as orjson reads it: an ``int`` within int64/uint64, a float beyond."""
+    value = int(text)
+    return value if _INT_MIN <= value <= _UINT_MAX else float(text)
+
+
+def _stdlib_loads(line: bytes) -> Any:
+    """The standard library's reader, reading numbers as orjson does (and ``NaN``/``Infinity``
+    tokens, which orjson refuses), so that a line means the same with or without orjson."""
+    return json.loads(line, parse_int=_json_int)
+
+
 def _json_loader() -> Callable[[bytes], Any]:
-    """orjson when installed (falling back to the standard library for ``NaN`` tokens and integers
-    beyond 64 bits, which orjson refuses), else the standard library."""
+    """orjson when installed (falling back to the standard library for ``NaN`` tokens and numbers
+    orjson refuses), else the standard library."""
     try:
         import orjson
     except ImportError:
-        return json.loads
+        return _stdlib_loads
 
     fast = orjson.loads
     error = orjson.JSONDecodeError
@@ -94,7 +111,7 @@ def _json_loader() -> Callable[[bytes], Any]:
         try:
             return fast(line)
         except error:
-            return json.loads(line)
+            return _stdlib_loads(line)
 
     return loads
 
@@ -284,32 +301,19 @@ def _strings(array: Array, name: str) -> Any:
     return walk(array.tolist())
 
 
-def _plain_numbers(value: Any, strict: bool) -> Any:
-    """Replace non-finite floats by ``None`` in nested lists (strict JSON)."""
-    if isinstance(value, list):
-        return [_plain_numbers(v, strict) for v in value]
-    if isinstance(value, float) and strict and not np.isfinite(value):
-        return None
-    return value
-
-
 class _Writer:
-    """Serializes one value per line; numpy arrays go straight to orjson when it can write them."""
+    """Serializes one value per line: orjson when installed, else :func:`._json_compact.write`,
+    which writes the same bytes (float32 values as their shortest float32 text)."""
 
     def __init__(self, strict: bool) -> None:
-        self.strict = strict
+        self.non_finite = NULLS if strict else TOKENS
         self.standard = False
         """Set once some value holds non-finite floats that must be written as bare tokens, which
-        orjson cannot do: from then on every line goes through the standard library."""
-        try:
-            import orjson
-        except ImportError:
-            self.orjson: Any = None
-        else:
-            self.orjson = orjson
+        orjson cannot do: from then on every line goes through :func:`._json_compact.write`."""
+        self.orjson = orjson_module()
 
     def prepare(self, array: Array, name: str) -> tuple[Array | None, Any]:
-        """Either the array itself (orjson writes it), or nested lists for the standard library."""
+        """Either the numeric array itself, or nested lists (strings)."""
         kind = array.dtype.kind
         if kind in "OSU":
             return None, _strings(array, name)
@@ -323,13 +327,10 @@ class _Writer:
                 array = array.astype(np.float32)
             else:
                 raise Unimplemented(f"Output {name!r} is {array.dtype}, which JSON cannot carry")
-        finite = kind != "f" or bool(np.isfinite(array).all())
-        if self.orjson is not None and (finite or self.strict):
-            # (np.ascontiguousarray would make a scalar 1-d.)
-            return (array if array.flags.c_contiguous else array.copy()), None
-        if not finite and not self.strict:
+        if kind == "f" and self.non_finite is TOKENS and not np.isfinite(array).all():
             self.standard = True
-        return None, _plain_numbers(array.tolist(), self.strict)
+        # (np.ascontiguousarray would make a scalar 1-d.)
+        return (array if array.flags.c_contiguous else array.copy()), None
 
     def dumps(self, value: Any) -> bytes:
         if self.orjson is not None and not self.standard:
@@ -338,19 +339,7 @@ class _Writer:
                 return data
             except TypeError:
                 pass
-        return json.dumps(
-            _plain(value), allow_nan=True, ensure_ascii=False, separators=(",", ":")
-        ).encode("utf-8")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray | np.generic):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+        return write(value, non_finite=self.non_finite)
 
 
 def _item(prepared: tuple[Array | None, Any], index: int | None) -> Any:
