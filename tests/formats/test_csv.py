@@ -7,6 +7,7 @@ row, the TF Serving container's njs split quoted strings wrongly, and the infere
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from typing import Any
 
@@ -398,6 +399,39 @@ def test_encode_non_finite_and_round_trip_floats() -> None:
     assert text == b"nan\ninf\n-inf\n-0.0\n0.33333334\n3.4028235e+38\n"
     back = decode(text, context(signature({"y": (DT_FLOAT, [-1])})))
     np.testing.assert_array_equal(back, values)
+
+
+def float_outputs() -> list[PredictResponse]:
+    """Float outputs whose texts differ between numpy's ``str`` and orjson's layout."""
+    f32_max = float(np.finfo(np.float32).max)
+    return [
+        predict_response(y=np.array([[1e-4, 16777216.0, 0.1, f32_max, 1e-45, 1e13]], np.float32)),
+        predict_response(y=np.array([[1e-4, np.nan, 1e-7]], np.float32)),
+        predict_response(y=np.array([[1e-5, 1e16, 0.1]], np.float64)),
+        predict_response(y=np.array([[0.1, 1e-7]], np.float16)),
+    ]
+
+
+FLOAT_ROWS = [
+    b"0.0001,16777216.0,0.1,3.4028235e+38,1e-45,1e+13\n",
+    b"0.0001,nan,1e-7\n",
+    b"0.00001,1e+16,0.1\n",
+    b"0.099975586,1.1920929e-7\n",
+]
+
+
+def test_float_texts_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core-only install writes the shortest texts in orjson's layout, and ``nan``/``inf``."""
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    assert [encode(response) for response in float_outputs()] == FLOAT_ROWS
+
+
+@pytest.mark.skipif(importlib.util.find_spec("orjson") is None, reason="compares with orjson")
+def test_float_texts_are_the_same_with_and_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = [encode(response) for response in float_outputs()]
+    assert fast == FLOAT_ROWS
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    assert [encode(response) for response in float_outputs()] == fast
 
 
 def test_encode_errors() -> None:

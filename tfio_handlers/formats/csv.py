@@ -45,6 +45,7 @@ from ..context import Context
 from ..errors import BadRequest, HTTPError, NotAcceptable
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
+from ..protocol._json_compact import float_texts
 from ._request import InputSpec, check_string, input_specs, method_of, shape_text
 from ._response import (
     batch_size,
@@ -632,6 +633,9 @@ def _quote(text: str) -> str:
     return text
 
 
+_CSV_NON_FINITE = ("nan", "inf", "-inf")
+
+
 def _orjson_rows(block: Array) -> list[str] | None:
     try:
         import orjson
@@ -665,9 +669,10 @@ def _text_rows(block: Array, name: str) -> list[str]:
     elif kind in "iuc":
         cells = block.astype(str)
     elif kind == "f" or block.dtype.name == "bfloat16":
-        if block.dtype.name == "bfloat16":
-            block = block.astype(np.float32)
-        cells = block.astype(str)
+        # The texts orjson writes (shortest round trip; float16 and bfloat16 as float32), so that
+        # a body does not change with the fast extra, and ``nan``/``inf``/``-inf`` for the rest.
+        texts = float_texts(block.astype(np.float32) if kind != "f" else block, _CSV_NON_FINITE)
+        cells = np.array(texts, dtype=object).reshape(count, width)
     elif kind == "O" or kind == "S" or kind == "U":
         try:
             flat = [
