@@ -446,6 +446,7 @@ class TestConstruction:
         ],
     )
     def test_load_failure_names_the_path(self, tmp_path: Path, content: bytes, reason: str) -> None:
+        pytest.importorskip("tensorflow")
         broken = tmp_path / "broken" / "1"
         broken.mkdir(parents=True)
         (broken / "saved_model.pb").write_bytes(content)

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from test_grpc_cases import CASES, Case, Slow, assert_same_response, call, free_port, spec
 
@@ -52,6 +51,8 @@ from tfio_handlers.protos import (
     coerce,
     unpack_signature_def_map,
 )
+
+grpc = pytest.importorskip("grpc", reason="the gRPC backend needs grpcio (the grpc extra)")
 
 pytestmark = pytest.mark.tensorflow
 
@@ -558,17 +559,7 @@ def test_cancelled_task_cancels_the_call(embedded_backend: Backend) -> None:
         server.stop(None)
 
 
-# -- imports and the command -----------------------------------------------------------------------
-
-
-def test_modules_import_without_grpcio_or_httpx() -> None:
-    code = (
-        "import sys, tfio_handlers, tfio_handlers.backends.grpc, tfio_handlers.backends.rest, "
-        "tfio_handlers.grpc_server; "
-        "bad = [m for m in ('grpc', 'httpx', 'tensorflow') if m in sys.modules]; "
-        "assert not bad, bad"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+# -- the command (the imports are tested in tests/test_imports.py) ---------------------------------
 
 
 @pytest.mark.slow

@@ -272,6 +272,7 @@ def test_read_timeout_is_504(embedded_backend: Backend) -> None:
 
 
 def test_connection_refused_is_503_after_retries() -> None:
+    pytest.importorskip("httpx", reason="the REST backend needs httpx (the http extra)")
     port = free_port()
     with RestBackend(
         f"http://127.0.0.1:{port}",
@@ -503,6 +504,7 @@ def test_tensor_json_round_trip(tensor: tuple[int, list[int], list[Any]]) -> Non
 
 
 def test_startup_wait_is_bounded_by_the_call_timeout() -> None:
+    pytest.importorskip("httpx", reason="the REST backend needs httpx (the http extra)")
     with RestBackend(
         f"http://127.0.0.1:{free_port()}",
         timeout=0.3,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from typing import Any
 
@@ -81,7 +82,6 @@ def test_non_finite_and_errors_take_the_exact_path() -> None:
 
 # -- the request side: the simdjson fast path gives the exact path's very message ------------------
 
-simdjson = pytest.importorskip("simdjson")
 
 REQUEST_DTYPES = {
     np.float32: 1,
@@ -100,6 +100,9 @@ def signatures_for(dtype_enum: int) -> dict[str, Any]:
     return {"serving_default": signature}
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("simdjson") is None, reason="compares with pysimdjson (the fast extra)"
+)
 @settings(max_examples=40, deadline=None)
 @given(
     dtype=st.sampled_from(list(REQUEST_DTYPES)),
