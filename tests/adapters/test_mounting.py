@@ -123,3 +123,35 @@ def test_falcon_snippet(monkeypatch: pytest.MonkeyPatch, half_plus_two_model: Pa
     error = client.simulate_post("/v1/models", body=b"{}")
     assert error.status_code == 400
     assert error.json == {"error": "Malformed request: POST /v1/models"}
+
+
+def test_fastapi_logs_snippet_shows_the_access_log_under_uvicorn(
+    half_plus_two_model: Path, tmp_path: Path
+) -> None:
+    """Mounted in FastAPI and run by the ``uvicorn`` command, the library's access lines show."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    import sys
+
+    from live_server import LiveServer, clean_env, free_port
+
+    (tmp_path / "mounted.py").write_text(snippet("fastapi_logs"))
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(tmp_path), "mounted:app"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    env = clean_env({"TFIO_HANDLERS_MODEL_DIR": str(half_plus_two_model)})
+    server = LiveServer("fastapi-logs", argv, env, port, tmp_path / "server.log").start()
+    try:
+
+        def status() -> int:
+            try:
+                return server.request("GET", "/model/ping", timeout=5).status
+            except OSError:
+                return 0
+
+        wait_ready(status, timeout=120)
+        answer = server.request("POST", "/model/invocations", b"[1.0, 3.0]")
+        assert answer.status == 200
+    finally:
+        server.stop(10)
+    assert re.search(r'tfio_handlers.access .*"POST /invocations" 200 ', server.log()), server.log()
