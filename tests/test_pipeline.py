@@ -339,3 +339,182 @@ def test_user_error_is_500_without_traceback(embedded_backend: Any, tmp_path: Pa
     response = make(embedded_backend, code).invoke(b"[1.0]", {})
     assert response.status == 500
     assert json.loads(response.body) == {"error": "input_fn failed: RuntimeError: boom"}
+
+
+# -- output_handler answers the model server's errors (SageMaker's TF Serving container) -----------
+
+SHAPING_HANDLERS = """
+import json
+
+def input_handler(data, context):
+    body = data.read()
+    if body == b"refuse":
+        raise ValueError("input_handler refused the body")
+    return body
+
+def output_handler(response, context):
+    if response.status_code != 200:
+        if context.accept_header == "application/x-raise":
+            raise ValueError(response.content.decode())
+        if context.accept_header == "application/x-pass":
+            return None
+        shaped = {"failed": response.status_code, "why": response.json()["error"]}
+        assert not response.ok and response.headers["Content-Type"] == "application/json"
+        return json.dumps(shaped), "application/vnd.failure+json"
+    return response.content, "application/json"
+"""
+
+
+def test_output_handler_shapes_the_model_servers_errors(
+    embedded_backend: Any, tmp_path: Path
+) -> None:
+    pipeline = make(embedded_backend, user(tmp_path, SHAPING_HANDLERS))
+    # A body TF Serving refuses (400), an unknown model (404): the handler sees and shapes both.
+    bad = pipeline.invoke(b'{"instances": "nope"}', {})
+    assert bad.status == 400
+    assert dict(bad.headers)["content-type"] == "application/vnd.failure+json"
+    shaped = json.loads(bad.body)
+    assert shaped["failed"] == 400 and shaped["why"]
+    missing = pipeline.invoke(
+        b'{"instances": [1.0]}', {"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=nope"}
+    )
+    assert missing.status == 404
+    assert json.loads(missing.body)["failed"] == 404
+    assert "nope" in json.loads(missing.body)["why"]
+    # Success still goes through it.
+    assert json.loads(ok(pipeline.invoke(b'{"instances": [1.0]}', {})).body) == {
+        "predictions": [2.5]
+    }
+
+
+def test_output_handler_raising_or_passing_on_an_error_keeps_the_error(
+    embedded_backend: Any, tmp_path: Path
+) -> None:
+    pipeline = make(embedded_backend, user(tmp_path, SHAPING_HANDLERS))
+    plain = pipeline.invoke(b'{"instances": "nope"}', {"Accept": "application/x-pass"})
+    for accept in ("application/x-raise", "application/x-pass"):
+        answer = pipeline.invoke(b'{"instances": "nope"}', {"Accept": accept})
+        assert answer.status == 400, answer.body
+        assert dict(answer.headers)["content-type"] == "application/json"
+        assert answer.body == plain.body and json.loads(answer.body)["error"]
+
+
+def test_output_handler_does_not_see_decode_errors(embedded_backend: Any, tmp_path: Path) -> None:
+    pipeline = make(embedded_backend, user(tmp_path, SHAPING_HANDLERS))
+    refused = pipeline.invoke(b"refuse", {})
+    assert refused.status == 500
+    assert json.loads(refused.body) == {
+        "error": "input_handler failed: ValueError: input_handler refused the body"
+    }
+
+
+# -- a wildcard content type from user code becomes the negotiated type ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("*/*", "application/json"),
+        ("application/*", "application/json"),
+        ("text/csv;q=0.9, */*;q=0.1", "text/csv"),
+    ],
+)
+def test_user_answers_typed_with_the_accept_header_get_a_concrete_type(
+    embedded_backend: Any, tmp_path: Path, accept: str, expected: str
+) -> None:
+    sources = {
+        "output_fn": """
+            def output_fn(prediction, accept, context):
+                return b"body", context.accept_header
+        """,
+        "output_handler": """
+            def output_handler(response, context):
+                return b"body", context.accept_header
+        """,
+        "transform_fn": """
+            def transform_fn(data, content_type, accept, context):
+                return b"body", context.accept_header
+        """,
+        "handler": """
+            def handler(data, context):
+                return b"body", context.accept_header
+        """,
+    }
+    for name, source in sources.items():
+        pipeline = make(embedded_backend, user(tmp_path, source))
+        answer = ok(pipeline.invoke(b"[1.0]", {"Accept": accept}))
+        assert dict(answer.headers)["content-type"] == expected, name
+        assert answer.body == b"body"
+
+
+def test_seed_transform_fn_returning_accept_under_a_wildcard(
+    embedded_backend: Any, tmp_path: Path
+) -> None:
+    code = user(
+        tmp_path,
+        """
+        def transform_fn(data, content_type, accept):
+            return data, accept
+        """,
+    )
+    pipeline = make(embedded_backend, code, default_accept="text/csv")
+    answer = ok(pipeline.invoke(b"[1.0]", {"Accept": "*/*"}))
+    assert dict(answer.headers)["content-type"] == "text/csv"
+    listed = ok(pipeline.invoke(b"[1.0]", {"Accept": "text/csv;q=0.5, application/json"}))
+    assert dict(answer.headers)["content-type"] == "text/csv"
+    assert dict(listed.headers)["content-type"] == "application/json"
+    odd = ok(pipeline.invoke(b"[1.0]", {"Accept": "image/*"}))
+    assert dict(odd.headers)["content-type"] == "application/octet-stream"
+
+
+# -- error texts name the user's function ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "def output_fn(prediction, accept):\n    return {'y': 1}\n",
+            "output_fn returned dict; expected bytes, str or (body, content_type)",
+        ),
+        (
+            "def output_fn(prediction, accept):\n    return b'x', None\n",
+            "output_fn returned (body, NoneType); the content type must be a str",
+        ),
+        (
+            "def output_handler(response, context):\n    return response.json()\n",
+            "output_handler returned dict; expected bytes, str or (body, content_type)",
+        ),
+        (
+            "def output_handler(response, context):\n    return [1], 'application/json'\n",
+            "output_handler returned (list, content_type); expected bytes, str or (body, "
+            "content_type)",
+        ),
+        (
+            "def transform_fn(data, content_type, accept):\n    return 1, 2, 3\n",
+            "transform_fn returned a tuple of 3 items; expected (body, content_type)",
+        ),
+        (
+            "def transform_fn(data, content_type, accept):\n    return None\n",
+            "transform_fn returned None; expected bytes, str or (body, content_type)",
+        ),
+        (
+            "def handler(data, context):\n    return {'y': 1}, 'application/json'\n",
+            "handler returned (dict, content_type); expected bytes, str or (body, content_type)",
+        ),
+        (
+            "def input_fn(data, content_type):\n    return {1.0, 2.0}\n",
+            "input_fn returned set; expected a TF Serving request message",
+        ),
+        (
+            "def input_handler(data, context):\n    return object()\n",
+            "input_handler returned object; expected a TF Serving request message",
+        ),
+    ],
+)
+def test_wrong_return_types_name_the_users_function(
+    embedded_backend: Any, tmp_path: Path, source: str, message: str
+) -> None:
+    answer = make(embedded_backend, user(tmp_path, source)).invoke(b"[1.0]", {})
+    assert answer.status == 500
+    assert json.loads(answer.body)["error"].startswith(message), answer.body

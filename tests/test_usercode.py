@@ -206,3 +206,66 @@ def test_neighbour_modules_import(tmp_path: Path) -> None:
         write(tmp_path, "from helper_mod_xyz import VALUE\ndef input_fn(d, c):\n    return VALUE\n")
     )
     assert registry_with(user).decode(b"", MediaType("text/csv"), Context()) == 42
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        (
+            "def output_fn(prediction): pass\n",
+            "output_fn must take 2 arguments (prediction, accept), or 3 with a trailing "
+            "context; it takes 1",
+        ),
+        (
+            "def transform_fn(a, b, c, d, e): pass\n",
+            "transform_fn must take 3 arguments (data, content_type, accept), or 4 with a "
+            "trailing context; it takes 5",
+        ),
+        (
+            "def input_handler(data): pass\n",
+            "input_handler must take 2 arguments (data, context); it takes 1",
+        ),
+        (
+            "def output_handler(response, context, extra): pass\n",
+            "output_handler must take 2 arguments (response, context); it takes 3",
+        ),
+        (
+            "def handler(data, context, *, mode): pass\n",
+            "handler must take 2 arguments (data, context); it also requires the keyword-only "
+            "argument mode",
+        ),
+    ],
+)
+def test_wrong_arity_names_the_file_and_the_signature_wanted(
+    tmp_path: Path, source: str, problem: str
+) -> None:
+    path = write(tmp_path, source)
+    with pytest.raises(InternalError) as info:
+        load_user_code(path)
+    assert info.value.message == f"{path}: {problem}"
+
+
+def test_arity_accepts_defaults_and_star_args(tmp_path: Path) -> None:
+    user = load_user_code(
+        write(
+            tmp_path,
+            """
+        def input_fn(data, content_type, context=None, extra=None): pass
+        def output_fn(*args): pass
+    """,
+        )
+    )
+    assert user.input_fn is not None and user.input_fn.takes_context
+    assert user.output_fn is not None and user.output_fn.takes_context
+
+
+def test_import_error_names_the_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "import os\n\nraise RuntimeError('no settings')\n", "failing.py")
+    with pytest.raises(InternalError) as info:
+        load_user_code(path)
+    assert info.value.message == (
+        f"Importing user code {path} failed at line 3: RuntimeError: no settings"
+    )
+    exits = write(tmp_path, "import sys\nsys.exit(3)\n", "exits.py")
+    with pytest.raises(InternalError, match=r"exits\.py failed at line 2: SystemExit: 3"):
+        load_user_code(exits)

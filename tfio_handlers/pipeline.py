@@ -24,19 +24,22 @@ from .errors import (
     BadRequest,
     HTTPError,
     InternalError,
+    NotAcceptable,
     NotFound,
     UserCodeError,
     error_body,
 )
-from .media import JSON, MediaType, parse_media_type
+from .media import ANY, JSON, MediaType, parse_accept, parse_media_type
 from .registry import Kind, Registry
-from .usercode import UserCode, call_user
+from .usercode import UserCode, call_user, user_answer
 
 __all__ = ["Pipeline", "Response"]
 
 log = logging.getLogger(__name__)
 
 _METHODS: frozenset[str] = frozenset({"predict", "classify", "regress"})
+
+OCTET_STREAM = "application/octet-stream"
 
 
 @dataclass(slots=True)
@@ -77,7 +80,7 @@ class Pipeline:
         if registry is None and self.settings.load_plugins:
             self.registry.load_entry_points(self.settings.allowed_plugins)
         self.user_code = user_code
-        if user_code is not None:
+        if user_code is not None and not self.registry.pm.is_registered(user_code):
             self.registry.register(user_code, name="user-code", kind=Kind.USER)
         from .formats.pickle import switched_off
 
@@ -158,6 +161,8 @@ class Pipeline:
                 self._load_signatures(context)
                 return self._run_user_pipeline(body, media_type, context)
             accept = self.registry.negotiate(context.accept_header, self.settings.default_accept)
+            if self.user_code is not None and self.user_code.output_handler is not None:
+                return self._invoke_with_output_handler(body, media_type, accept, context)
             self._load_signatures(context)
             request = self._decode(body, media_type, context)
             response = self._call(request, context)
@@ -167,6 +172,61 @@ class Pipeline:
         except Exception as exc:  # a bug: log it, never show it
             log.exception("Unexpected error while handling a request")
             return Response.error(InternalError(f"Internal error: {type(exc).__name__}"), codec)
+
+    def _invoke_with_output_handler(
+        self, body: bytes, media_type: MediaType, accept: MediaType, context: Context
+    ) -> Response:
+        """``/invocations`` with an ``output_handler``: it answers the model server's errors too.
+
+        As in SageMaker's TF Serving container, where ``output_handler`` gets TF Serving's HTTP
+        response whatever its status: the model's side (finding the model and signature, turning
+        the decoded value into a request for them, the model call) answers through it. Decoding
+        the client's body (``input_handler`` or the built-in codecs) does not: those errors answer
+        as they are.
+        """
+        try:
+            self._load_signatures(context)
+        except HTTPError as exc:
+            return self._answer_error(exc, accept, context, media_type.essence)
+        value = self.registry.decode(body, media_type, context)
+        try:
+            response = self._call(self._to_request(value, context), context)
+        except HTTPError as exc:
+            return self._answer_error(exc, accept, context, media_type.essence)
+        return self._encode(response, accept, context)
+
+    def _answer_error(
+        self, error: HTTPError, accept: MediaType, context: Context, codec: str
+    ) -> Response:
+        """The answer ``output_handler`` gives to ``error``; the error itself when it gives none."""
+        assert self.user_code is not None
+        answer = self.user_code.answer_error(error, context)
+        if answer is None:
+            return Response.error(error, codec)
+        body, content_type = answer
+        chosen = self.concrete_type(content_type or str(accept))
+        return Response(
+            error.status_code, body, [("content-type", chosen), ("vary", "Accept")], codec
+        )
+
+    def concrete_type(self, content_type: str) -> str:
+        """``content_type`` as a user function returned it, made a single concrete media type.
+
+        A user function that answers with the client's ``Accept`` value (the seed document's
+        ``return data, accept``) may hand back a range (``*/*``, ``application/*``) or a list; the
+        answer then carries what the registry negotiates for that value (``*/*`` is
+        ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``), or ``application/octet-stream`` when no encoder
+        matches it. A concrete type passes through as given, parameters and all.
+        """
+        ranges = parse_accept(content_type)
+        if len(ranges) == 1 and ranges[0].specificity == 2:
+            return content_type
+        if not ranges:
+            return content_type or OCTET_STREAM
+        try:
+            return str(self.registry.negotiate(content_type, self.settings.default_accept))
+        except NotAcceptable:
+            return OCTET_STREAM
 
     async def ainvoke(self, body: bytes, headers: Mapping[str, str] | Any) -> Response:
         """Answer ``/invocations`` without blocking the event loop on the model or big payloads.
@@ -203,9 +263,13 @@ class Pipeline:
     # -- steps ---------------------------------------------------------------------------------------
 
     def _decode(self, body: bytes, media_type: MediaType, context: Context) -> Message:
+        return self._to_request(self.registry.decode(body, media_type, context), context)
+
+    @staticmethod
+    def _to_request(value: Any, context: Context) -> Message:
+        """A decoded value as a TF Serving request for the context's model and signature."""
         from .protocol.requests import build_request
 
-        value = self.registry.decode(body, media_type, context)
         if isinstance(value, (bytes, str)):
             # An input_handler answers with a TF Serving REST body, as in SageMaker's container.
             from .formats.json import decode_json
@@ -235,6 +299,8 @@ class Pipeline:
 
     def _encode(self, response: Message, accept: MediaType, context: Context) -> Response:
         body, content_type = self.registry.encode(response, accept, context)
+        if self.user_code is not None:
+            content_type = self.concrete_type(content_type)
         return Response(
             200, body, [("content-type", content_type), ("vary", "Accept")], accept.essence
         )
@@ -248,29 +314,37 @@ class Pipeline:
             args: tuple[Any, ...] = (
                 user.data_for(body, media_type),
                 media_type.essence,
-                context.accept_header,
+                self._transform_accept(context.accept_header),
             )
             if hook.takes_context:
                 args += (context,)
-            result = call_user("transform_fn", hook.function, *args)
-            default_type = context.accept_header
+            name = "transform_fn"
+            result = call_user(name, hook.function, *args)
+            default_type = args[2]
         else:
             assert user.handler is not None
-            result = call_user("handler", user.handler.function, io.BytesIO(body), context)
+            name = "handler"
+            result = call_user(name, user.handler.function, io.BytesIO(body), context)
             default_type = JSON
-        content_type = default_type
-        if isinstance(result, tuple) and len(result) == 2:
-            result, content_type = result
-        if isinstance(result, str):
-            result = result.encode("utf-8")
-        if not isinstance(result, (bytes, bytearray)):
+        answer = user_answer(name, result)
+        if answer is None:
             raise UserCodeError(
-                f"{'transform_fn' if user.transform_fn else 'handler'} returned "
-                f"{type(result).__name__}; expected bytes, str or (body, content_type)"
+                f"{name} returned None; expected bytes, str or (body, content_type)"
             )
-        return Response(
-            200, bytes(result), [("content-type", str(content_type))], media_type.essence
-        )
+        answer_body, content_type = answer
+        chosen = self.concrete_type(content_type or default_type)
+        return Response(200, answer_body, [("content-type", chosen)], media_type.essence)
+
+    def _transform_accept(self, accept_header: str) -> str:
+        """The ``accept`` that ``transform_fn`` receives: the header, ``*/*`` meaning the default.
+
+        As the inference toolkit does, an ``Accept`` of only ``*/*`` becomes
+        ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``; anything else is passed on as the client sent it.
+        """
+        ranges = parse_accept(accept_header)
+        if ranges and all(r.essence == ANY and r.quality > 0 for r in ranges):
+            return self.settings.default_accept
+        return accept_header
 
     # -- predict from code -----------------------------------------------------------------------------
 

@@ -22,18 +22,30 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+from google.protobuf.message import Message
+
 from .context import Context
 from .errors import HTTPError, InternalError, UserCodeError
 from .hookspecs import hookimpl
 from .media import MediaType, text_of
 
-__all__ = ["ResponseView", "UserCode", "call_user", "load_user_code"]
+__all__ = [
+    "ResponseView",
+    "UserCode",
+    "call_user",
+    "check_decoded",
+    "load_user_code",
+    "optional_context",
+    "user_answer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,28 +62,63 @@ class _Hook:
     takes_context: bool
 
 
-def _takes_context(function: Callable[..., Any], base_arity: int, name: str) -> bool:
-    """True when ``function`` accepts ``base_arity + 1`` positional arguments (the toolkit's rule)."""
+_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "input_fn": ("data", "content_type"),
+    "output_fn": ("prediction", "accept"),
+    "transform_fn": ("data", "content_type", "accept"),
+    "input_handler": ("data", "context"),
+    "output_handler": ("response", "context"),
+    "handler": ("data", "context"),
+}
+"""Each user function's positional parameters, without the optional trailing ``context``."""
+
+_CONTEXT_REQUIRED = frozenset({"input_handler", "output_handler", "handler"})
+"""The TF Serving container's functions always take the context; the others may (the toolkit's rule)."""
+
+
+def optional_context(name: str) -> bool:
+    """Whether the user function ``name`` may leave out the trailing ``context`` argument."""
+    return name not in _CONTEXT_REQUIRED
+
+
+def _takes_context(function: Callable[..., Any], name: str, file: str) -> bool:
+    """Whether ``function`` gets the trailing ``context``; refuses a signature it cannot be called with.
+
+    The legacy functions take their parameters, or those and a trailing ``context`` (the inference
+    toolkit's rule, decided by the number of positional parameters); the TF Serving container's
+    take ``(value, context)``. The message names ``file`` and the function.
+    """
     try:
         parameters = list(inspect.signature(function).parameters.values())
     except (TypeError, ValueError):
-        return False
-    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
-        return True
+        return not optional_context(name)  # a C callable: nothing to inspect; call it plainly
+    names = _PARAMETERS[name]
+    optional = optional_context(name)
+    most = len(names) + 1 if optional else len(names)
     positional = [
         p
         for p in parameters
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
     required = [p for p in positional if p.default is inspect.Parameter.empty]
-    if len(positional) >= base_arity + 1:
-        return True
-    if len(required) > base_arity or len(positional) < base_arity:
+    keyword_only = [
+        p.name
+        for p in parameters
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+    ]
+    var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    wanted = f"{len(names)} arguments ({', '.join(names)})"
+    if optional:
+        wanted += f", or {most} with a trailing context"
+    if keyword_only:
         raise InternalError(
-            f"{name} must take {base_arity} arguments (or {base_arity + 1} with a trailing "
-            f"context); it takes {len(positional)}"
+            f"{file}: {name} must take {wanted}; it also requires the keyword-only "
+            f"argument{'s' if len(keyword_only) > 1 else ''} {', '.join(keyword_only)}"
         )
-    return False
+    if len(required) > most or (len(positional) < len(names) and not var_positional):
+        takes = len(required) if len(required) > most else len(positional)
+        raise InternalError(f"{file}: {name} must take {wanted}; it takes {takes}")
+    return var_positional or len(positional) >= most
 
 
 def call_user(name: str, function: Callable[..., Any], *args: Any) -> Any:
@@ -112,6 +159,72 @@ class ResponseView:
 
     def json(self) -> Any:
         return json.loads(self.content)
+
+
+_DECODED_TYPES: tuple[type, ...] = (
+    Message,
+    np.ndarray,
+    np.generic,
+    list,
+    tuple,
+    dict,
+    str,
+    bytes,
+    bytearray,
+    int,
+    float,
+    complex,
+)
+"""What ``input_fn``/``input_handler`` may return (besides ``None`` and array-likes)."""
+
+
+def check_decoded(name: str, value: Any) -> Any:
+    """``value`` as ``input_fn``/``input_handler`` returned it, or a 500 naming the function.
+
+    Only a type that can never become a TF Serving request is refused here; whether a list or an
+    array fits the model's signature is the model's question (a 400 from the request builder).
+    """
+    if value is None or isinstance(value, _DECODED_TYPES) or hasattr(value, "__array__"):
+        return value
+    raise UserCodeError(
+        f"{name} returned {type(value).__name__}; expected a TF Serving request message, a "
+        "TensorProto, a numpy array, a (nested) list, a dict of input name to value, a TF Serving "
+        "REST JSON body (str or bytes), or None"
+    )
+
+
+def user_answer(name: str, result: Any) -> tuple[bytes, str | None] | None:
+    """What an answering user function returned, as ``(body, content_type or None)``.
+
+    ``output_fn``, ``output_handler``, ``transform_fn`` and ``handler`` return ``bytes``, ``str`` or
+    ``(body, content_type)``; ``None`` (the caller decides what it means). Anything else is a 500
+    whose message names the function and what it returned.
+    """
+    if result is None:
+        return None
+    content_type: Any = None
+    if isinstance(result, tuple):
+        if len(result) != 2:
+            raise UserCodeError(
+                f"{name} returned a tuple of {len(result)} items; expected (body, content_type)"
+            )
+        result, content_type = result
+        if not isinstance(content_type, str):
+            raise UserCodeError(
+                f"{name} returned (body, {type(content_type).__name__}); the content type must "
+                "be a str such as 'application/json'"
+            )
+        if isinstance(result, tuple) or result is None:
+            raise UserCodeError(
+                f"{name} returned ({type(result).__name__}, content_type); the body must be "
+                "bytes or str"
+            )
+    if isinstance(result, str):
+        return result.encode("utf-8"), content_type
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return bytes(result), content_type
+    what = f"({type(result).__name__}, content_type)" if content_type else type(result).__name__
+    raise UserCodeError(f"{name} returned {what}; expected bytes, str or (body, content_type)")
 
 
 class UserCode:
@@ -158,21 +271,18 @@ class UserCode:
                 f"{self.name}: mixes SageMaker's legacy functions ({', '.join(sorted(legacy))}) with "
                 f"the TF Serving container's ({', '.join(sorted(tfs))}); define one set"
             )
-        self.input_fn = self._hook("input_fn", 2)
-        self.output_fn = self._hook("output_fn", 2)
-        self.transform_fn = self._hook("transform_fn", 3)
-        self.input_handler = self._hook("input_handler", 1, context_required=True)
-        self.output_handler = self._hook("output_handler", 1, context_required=True)
-        self.handler = self._hook("handler", 1, context_required=True)
+        self.input_fn = self._hook("input_fn")
+        self.output_fn = self._hook("output_fn")
+        self.transform_fn = self._hook("transform_fn")
+        self.input_handler = self._hook("input_handler")
+        self.output_handler = self._hook("output_handler")
+        self.handler = self._hook("handler")
 
-    def _hook(self, name: str, arity: int, *, context_required: bool = False) -> _Hook | None:
+    def _hook(self, name: str) -> _Hook | None:
         function = getattr(self.module, name, None)
         if not callable(function):
             return None
-        if context_required:
-            _takes_context(function, arity, name)
-            return _Hook(name, function, True)
-        return _Hook(name, function, _takes_context(function, arity, name))
+        return _Hook(name, function, _takes_context(function, name, self.name))
 
     @property
     def replaces_pipeline(self) -> bool:
@@ -192,14 +302,14 @@ class UserCode:
             args: tuple[Any, ...] = (self.data_for(body, media_type), media_type.essence)
             if hook.takes_context:
                 args += (context,)
-            return call_user(hook.name, hook.function, *args)
+            return check_decoded(hook.name, call_user(hook.name, hook.function, *args))
         if self.input_handler is not None:
             result = call_user(
                 "input_handler", self.input_handler.function, io.BytesIO(body), context
             )
             if result is not None:
                 context.extras["from_input_handler"] = True
-            return result
+            return check_decoded("input_handler", result)
         return None
 
     @hookimpl
@@ -209,13 +319,48 @@ class UserCode:
             args: tuple[Any, ...] = (response, media_type.essence)
             if hook.takes_context:
                 args += (context,)
-            return call_user(hook.name, hook.function, *args)
+            result = call_user(hook.name, hook.function, *args)
+            return self._answer(hook.name, result, media_type)
         if self.output_handler is not None:
             from .protocol.responses import response_to_tfs_json
 
             view = ResponseView(response_to_tfs_json(response, context))
-            return call_user("output_handler", self.output_handler.function, view, context)
+            result = call_user("output_handler", self.output_handler.function, view, context)
+            return self._answer("output_handler", result, media_type)
         return None
+
+    @staticmethod
+    def _answer(name: str, result: Any, media_type: MediaType) -> tuple[bytes, str] | None:
+        answer = user_answer(name, result)
+        if answer is None:
+            return None
+        body, content_type = answer
+        return body, content_type or media_type.essence
+
+    def answer_error(self, error: HTTPError, context: Context) -> tuple[bytes, str | None] | None:
+        """``output_handler``'s answer to the model server's error, as SageMaker's container gives it.
+
+        The handler sees a response with the error's status and ``{"error": ...}`` body. ``None``
+        when there is no ``output_handler``, when it returns ``None``, or when it raises something
+        other than :class:`HTTPError` (the ``if response.status_code != 200: raise ...`` idiom): the
+        error then answers as it is, keeping its status, and the exception is logged. An
+        :class:`HTTPError` it raises answers instead.
+        """
+        if self.output_handler is None:
+            return None
+        view = ResponseView(error.to_json(), error.status_code)
+        try:
+            result = self.output_handler.function(view, context)
+        except HTTPError:
+            raise
+        except Exception:
+            log.warning(
+                "output_handler raised on a %d answer; answering that error as it is",
+                error.status_code,
+                exc_info=True,
+            )
+            return None
+        return user_answer("output_handler", result)
 
 
 def load_user_code(
@@ -241,9 +386,22 @@ def load_user_code(
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
         raise InternalError(
-            f"Importing user code {file} failed: {type(exc).__name__}: {exc}"
+            f"Importing user code {file} failed{_where(exc, file)}: {type(exc).__name__}: {exc}"
         ) from exc
     return UserCode(module, is_text=is_text)
+
+
+def _where(exc: BaseException, file: Path) -> str:
+    """`` at line N`` of ``file`` where ``exc`` was raised (its last frame there), or ``""``."""
+    if isinstance(exc, SyntaxError):
+        return ""  # its message already says "(file, line N)"
+    target = os.path.realpath(file)
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if os.path.realpath(frame.filename) == target
+    ]
+    return f" at line {lines[-1]}" if lines and lines[-1] is not None else ""
