@@ -6,7 +6,8 @@ One server for the module, started as a SageMaker container would start it: the 
 ``SAGEMAKER_BIND_TO_PORT``, ``SAGEMAKER_PROGRAM``, ``SAGEMAKER_REQUIREMENTS`` (a local wheel, no
 network), ``SAGEMAKER_MODEL_SERVER_WORKERS=2``, ``SAGEMAKER_MODEL_SERVER_TIMEOUT``,
 ``SAGEMAKER_MAX_PAYLOAD_IN_MB`` and ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``; pickle is enabled. The
-user code sleeps at import, standing in for a slow-loading model.
+user code sleeps at import, standing in for slow user code: the command imports it once to check it,
+each worker again before it listens, and then loads the model while ``/ping`` answers 503.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from live_server import (
     LiveServer,
     build_tiny_wheel,
     clean_env,
+    free_port,
     raw_exchange,
     serve_cli,
     start_all,
@@ -134,7 +136,7 @@ def ok(answer: Answer) -> Answer:
     return answer
 
 
-def test_503_while_the_user_code_and_model_load(sagemaker: LiveServer) -> None:
+def test_503_while_the_model_loads(sagemaker: LiveServer) -> None:
     assert 503 in sagemaker.pings and sagemaker.pings[-1] == 200, sagemaker.pings
     (early,) = sagemaker.loading_answers
     assert early.status == 503
@@ -340,3 +342,178 @@ def test_readme_main_job_demo(tmp_path: Path) -> None:
     assert [c["label"] for c in classes] == ["0", "1", "2"]
     assert "most likely class: 1 (score " in out
     assert (example / "model" / "1" / "saved_model.pb").is_file()
+
+
+# -- configuration errors stop `serve` at start-up ---------------------------------------------------
+
+
+def fake_saved_model(tmp_path: Path) -> Path:
+    """A base path whose version 1 looks like a SavedModel: enough for the start-up check, which
+    reads only the file system (the model is loaded by the workers, after it)."""
+    version = tmp_path / "model" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    return version.parent
+
+
+def serve_fails(
+    tmp_path: Path, args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``tfio-handlers serve ARGS``, which must end by itself, well before any model could load."""
+    argv = [PYTHON, "-m", "tfio_handlers", "serve", *args, "--host", "127.0.0.1"]
+    argv += ["--port", str(free_port())]
+    return subprocess.run(
+        argv, env=clean_env(env), cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tfio-handlers serve: cannot start: "), lines[0]
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "Uvicorn running" not in result.stderr + result.stdout
+
+
+@pytest.mark.skipif(Path("/opt/ml/model").exists(), reason="/opt/ml/model is the default model")
+def test_serve_without_a_model_exits_at_once(tmp_path: Path) -> None:
+    assert_refused(serve_fails(tmp_path, []), "No model: give --model-dir")
+
+
+def test_serve_with_a_model_dir_that_does_not_exist_exits_at_once(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    assert_refused(
+        serve_fails(tmp_path, ["--model-dir", str(missing)]), f"Model path {missing} does not exist"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_refused(
+        serve_fails(tmp_path, ["--model-dir", str(empty)]), f"No SavedModel found in {empty}"
+    )
+
+
+BROKEN_USER_CODE = {
+    "import": (
+        "import json\n\nraise RuntimeError('settings.yaml is missing')\n",
+        "failed at line 3: RuntimeError: settings.yaml is missing",
+    ),
+    "syntax": ("def input_fn(data, content_type)\n    return None\n", "SyntaxError"),
+    "arity": (
+        "def output_fn(prediction):\n    return None\n",
+        "output_fn must take 2 arguments (prediction, accept), or 3 with a trailing context; "
+        "it takes 1",
+    ),
+    "handler arity": (
+        "def input_handler(data):\n    return data.read()\n",
+        "input_handler must take 2 arguments (data, context); it takes 1",
+    ),
+    "legacy with tfs": (
+        "def input_fn(data, content_type):\n    pass\n\n"
+        "def output_handler(response, context):\n    pass\n",
+        "mixes SageMaker's legacy functions (input_fn) with the TF Serving container's "
+        "(output_handler)",
+    ),
+    "transform with input_fn": (
+        "def transform_fn(data, content_type, accept):\n    pass\n\n"
+        "def input_fn(data, content_type):\n    pass\n",
+        "transform_fn cannot be declared together with an input or output function",
+    ),
+    "handler with input_handler": (
+        "def handler(data, context):\n    pass\n\ndef input_handler(data, context):\n    pass\n",
+        "handler cannot be declared together with input_handler",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_USER_CODE))
+def test_serve_with_broken_user_code_exits_at_once_naming_the_file(
+    tmp_path: Path, case: str
+) -> None:
+    source, problem = BROKEN_USER_CODE[case]
+    code = tmp_path / "inference.py"
+    code.write_text(source)
+    model = fake_saved_model(tmp_path)
+    result = serve_fails(tmp_path, ["--model-dir", str(model), "--entry-point", str(code)])
+    assert_refused(result, str(code), problem)
+
+
+def test_gunicorn_and_sagemaker_program_also_refuse_before_any_worker(tmp_path: Path) -> None:
+    model = fake_saved_model(tmp_path)
+    code = model / "code"
+    code.mkdir()
+    (code / "serve_me.py").write_text("import not_installed_anywhere_xyz\n")
+    result = serve_fails(
+        tmp_path,
+        ["--server", "gunicorn", "--model-dir", str(model)],
+        {"SAGEMAKER_PROGRAM": "serve_me.py", "SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
+    )
+    assert_refused(
+        result,
+        str(code / "serve_me.py"),
+        "ModuleNotFoundError: No module named 'not_installed_anywhere_xyz'",
+    )
+    assert "Booting worker" not in result.stderr
+
+
+def test_bare_uvicorn_factory_refuses_broken_user_code(tmp_path: Path) -> None:
+    """Without the CLI, ``uvicorn --factory`` gets the same check: it stops instead of serving 503."""
+    code = tmp_path / "inference.py"
+    code.write_text("def output_handler(response):\n    pass\n")
+    env = {
+        "TFIO_HANDLERS_MODEL_DIR": str(fake_saved_model(tmp_path)),
+        "TFIO_HANDLERS_ENTRY_POINT": str(code),
+    }
+    argv = [PYTHON, "-m", "uvicorn", "tfio_handlers.adapters.asgi:app_from_env", "--factory"]
+    argv += ["--host", "127.0.0.1", "--port", str(free_port())]
+    result = subprocess.run(argv, env=clean_env(env), capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"{code}: output_handler must take 2 arguments (response, context)" in result.stderr
+    assert "Uvicorn running" not in result.stderr
+
+
+@pytest.mark.tensorflow
+def test_remote_model_server_not_up_yet_is_waited_for_with_ping_503(
+    half_plus_two_model: Path, tmp_path: Path
+) -> None:
+    """The one start-up condition worth waiting for: the model server comes up later."""
+    grpc_port = free_port()
+    live = serve_cli(
+        "remote",
+        tmp_path,
+        ["--backend", f"grpc://127.0.0.1:{grpc_port}"],
+        {"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": "half_plus_two"},
+    )
+    live.start()
+    model_server = None
+    try:
+        waiting = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and waiting is None:
+            assert live.process is not None and live.process.poll() is None, live.log()[-3000:]
+            try:
+                waiting = live.get("/ping", timeout=5)
+            except OSError:
+                time.sleep(0.1)
+        assert waiting is not None and waiting.status == 503, live.log()[-3000:]
+        assert waiting.json() == {"error": "Model is loading"}
+        time.sleep(2)
+        assert live.process is not None and live.process.poll() is None
+        assert live.get("/ping").status == 503
+        grpc_serve = [PYTHON, "-m", "tfio_handlers", "grpc-serve", "--port", str(grpc_port)]
+        model_server = subprocess.Popen(
+            [*grpc_serve, "--model-dir", str(half_plus_two_model.parent)],
+            env=clean_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        live.wait_ready(120)
+        answer = ok(live.post("/invocations", "[1.0]", headers={"Accept": "application/json"}))
+        assert answer.json()["outputs"]["y"]["floatVal"] == [2.5]
+    finally:
+        live.stop()
+        if model_server is not None:
+            model_server.terminate()
+            model_server.wait(30)

@@ -10,9 +10,12 @@ Options fall back to SageMaker's environment: ``SAGEMAKER_BIND_TO_PORT``, ``SAGE
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -59,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import configure_logging, find_entry_point, install_requirements
+    from .errors import HTTPError
+    from .server import configure_logging, find_entry_point, install_requirements, load_config
 
     env = os.environ
     if args.model:
@@ -77,7 +81,14 @@ def _serve(args: argparse.Namespace) -> int:
     # Workers are new processes: they read the level from the environment.
     env["TFIO_HANDLERS_LOG_LEVEL"] = args.log_level.upper()
     configure_logging(env)
-    install_requirements(env, find_entry_point(env, models))
+    # Everything that waiting cannot fix is checked here, once, before any worker starts: a worker
+    # that fails on it would only crash-loop or answer 503 for ever.
+    try:
+        install_requirements(env, find_entry_point(env, models))
+        config = load_config(env)
+        _check_server_installed(args.server)
+    except HTTPError as exc:
+        return _cannot_start(exc.message)
     if args.server == "gunicorn":
         argv = [
             sys.executable,
@@ -99,17 +110,42 @@ def _serve(args: argparse.Namespace) -> int:
         os.execv(sys.executable, argv)
     import uvicorn
 
-    uvicorn.run(
-        "tfio_handlers.adapters.asgi:app_from_env",
-        factory=True,
-        host=args.host,
-        port=port,
-        workers=workers,
-        log_level=args.log_level,
-        access_log=False,  # the app writes its own access line, with the codec used
-        timeout_graceful_shutdown=timeout,
-    )
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": port,
+        "log_level": args.log_level,
+        "access_log": False,  # the app writes its own access line, with the codec used
+        "timeout_graceful_shutdown": timeout,
+    }
+    if workers == 1:
+        # One worker is this process: it serves the configuration just checked (the user's code
+        # is not imported twice) and loads the model in the background.
+        from .adapters.asgi import ASGIApp
+        from .server import pipeline_from_config
+
+        uvicorn.run(ASGIApp(functools.partial(pipeline_from_config, config)), **options)
+    else:
+        uvicorn.run(
+            "tfio_handlers.adapters.asgi:app_from_env", factory=True, workers=workers, **options
+        )
     return 0
+
+
+def _check_server_installed(server: str) -> None:
+    """Refuse a server that is not installed, saying which extra brings it."""
+    from .errors import InternalError
+
+    if importlib.util.find_spec(server) is None:
+        raise InternalError(
+            f"{server} is not installed; install it with: pip install 'tfio-handlers[server]'"
+        )
+
+
+def _cannot_start(message: str) -> int:
+    """Say on stderr, in one paragraph, why the server cannot start; the exit status (2)."""
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"tfio-handlers serve: cannot start: {text}", file=sys.stderr, flush=True)
+    return 2
 
 
 def _plugins() -> int:

@@ -23,8 +23,12 @@ Environment (besides :class:`~tfio_handlers.config.Settings`' own):
 * ``SAGEMAKER_TFS_ENABLE_BATCHING`` (with ``SAGEMAKER_TFS_MAX_BATCH_SIZE``,
   ``SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS``): dynamic batching in front of the embedded backend.
 
-A remote backend (gRPC or REST) is waited for before the pipeline is ready, so ``/ping`` answers 503
-until the model server answers.
+Building happens in two steps. :func:`load_config` reads and checks everything that cannot get better
+by waiting (the settings, the model paths on disk, the backend's address, the user's code, imported and
+its contract checked, the plugins) without loading TensorFlow or calling a model server, so a mistake
+stops the server at start-up with a message that names the file and the problem. :func:`pipeline_from_config`
+then builds the backend: it loads the SavedModel, or waits for a remote model server (gRPC or REST) that
+is still starting; the adapters run that step in the background while ``/ping`` answers 503.
 """
 
 from __future__ import annotations
@@ -34,19 +38,28 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .errors import InternalError
 from .pipeline import Pipeline
 
+if TYPE_CHECKING:
+    from .registry import Registry
+    from .usercode import UserCode
+
 __all__ = [
+    "ServeConfig",
+    "check_backend",
     "configure_logging",
     "find_entry_point",
     "install_requirements",
     "labels_from_env",
+    "load_config",
     "make_backend",
+    "pipeline_from_config",
     "pipeline_from_env",
 ]
 
@@ -54,6 +67,8 @@ log = logging.getLogger(__name__)
 
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 SAGEMAKER_CODE_DIR = Path("/opt/ml/code")
+
+_REMOTE_SCHEMES = ("grpc://", "http://", "https://")
 
 
 def _models_from_env(env: Mapping[str, str]) -> dict[str, str] | str | None:
@@ -116,18 +131,47 @@ def make_backend(
         return RestBackend(
             kind, timeout=settings.request_timeout, default_model=settings.default_model_name
         )
-    if kind != "embedded":
-        raise InternalError(
-            f"Unknown backend {kind!r}: use embedded, grpc://host:port or http://host:port"
-        )
-    if models is None:
-        raise InternalError(
-            "No model: give --model-dir or --model NAME=PATH (or TFIO_HANDLERS_MODEL_DIR); "
-            f"{SAGEMAKER_MODEL_DIR} does not exist"
-        )
+    problem = _backend_problem(kind, models)
+    if problem is not None or models is None:
+        raise InternalError(problem or "No model")
     from .backends.embedded import EmbeddedBackend
 
     return EmbeddedBackend(models, default_model=settings.default_model_name, labels=labels)
+
+
+def _backend_problem(kind: str, models: Mapping[str, str] | str | None) -> str | None:
+    """Why ``kind`` with ``models`` can never serve, judged from the text alone; ``None`` if it may."""
+    if kind.startswith(_REMOTE_SCHEMES):
+        address = kind.split("://", 1)[1].rstrip("/")
+        host, colon, port = address.rpartition(":")
+        if not colon or not host or not port.isdigit():
+            return f"Backend {kind!r} has no host:port (e.g. grpc://localhost:8500)"
+        return None
+    if kind != "embedded":
+        return f"Unknown backend {kind!r}: use embedded, grpc://host:port or http://host:port"
+    if models is None:
+        return (
+            "No model: give --model-dir or --model NAME=PATH (or TFIO_HANDLERS_MODEL_DIR); "
+            f"{SAGEMAKER_MODEL_DIR} does not exist"
+        )
+    return None
+
+
+def check_backend(kind: str, models: Mapping[str, str] | str | None) -> None:
+    """Refuse a backend that can never serve, without loading TensorFlow or calling a model server.
+
+    ``embedded`` needs models, and each path must be a SavedModel or a TF Serving base path of
+    versions (or a folder of them): only the file system is read. A remote backend needs a
+    ``host:port``; whether its server is up yet is not a configuration error (it is waited for).
+    """
+    problem = _backend_problem(kind, models)
+    if problem is not None:
+        raise InternalError(problem)
+    if kind != "embedded" or models is None:
+        return  # a remote backend: its models are the model server's business
+    from .backends.model_repository import resolve_models
+
+    resolve_models(models)  # BackendUnavailable naming the path when nothing servable is there
 
 
 def _code_dirs(models: Mapping[str, str] | str | None) -> list[Path]:
@@ -174,8 +218,32 @@ def install_requirements(env: Mapping[str, str], entry_point: Path | None) -> No
         raise InternalError(f"pip install -r {path} failed with status {result.returncode}")
 
 
-def pipeline_from_env(env: Mapping[str, str] | None = None) -> Pipeline:
-    """A pipeline configured by the environment (see the module docstring)."""
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything serving needs but the backend, read from the environment and checked."""
+
+    settings: Settings
+    kind: str
+    """``embedded``, ``grpc://host:port`` or ``http(s)://host:port``."""
+    models: Mapping[str, str] | str | None
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    entry_point: Path | None = None
+    user_code: UserCode | None = None
+    registry: Registry | None = None
+    """The plugins (entry points loaded when the settings say so); the user's code is not in it yet."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The environment it was read from (the backend reads its batching variables there)."""
+
+
+def load_config(env: Mapping[str, str] | None = None) -> ServeConfig:
+    """Read and check the configuration (see the module docstring); import the user's code.
+
+    Raises an :class:`~tfio_handlers.errors.HTTPError` whose message names the setting or file at
+    fault: malformed variables, a missing or empty model path, an unknown backend, a code file that
+    is missing or fails to import, user functions with the wrong arity or of mixed contracts, and
+    conflicting plugins. Neither TensorFlow (unless the user's code imports it) nor the network is
+    touched, so the CLI runs it before it starts any worker.
+    """
     from .registry import Registry
     from .usercode import load_user_code
 
@@ -183,21 +251,40 @@ def pipeline_from_env(env: Mapping[str, str] | None = None) -> Pipeline:
     settings = Settings.from_env(env)
     models = _models_from_env(env)
     kind = env.get("TFIO_HANDLERS_BACKEND", "embedded")
-    backend = make_backend(kind, models, settings, labels=labels_from_env(env))
-    if kind == "embedded":
-        from .backends.batching import from_env as with_batching
-
-        backend = with_batching(backend, env)  # SAGEMAKER_TFS_ENABLE_BATCHING
-    else:
-        # This runs while /ping answers 503: wait out a model server that is still starting
-        # (the SageMaker container's "connection refused during batch" defect).
-        backend.wait_until_ready(model_name=settings.default_model_name)
+    labels = labels_from_env(env)
+    check_backend(kind, models)
     registry = Registry()
     if settings.load_plugins:
         registry.load_entry_points(settings.allowed_plugins)
+    registry.check()
     entry_point = find_entry_point(env, models)
     user_code = load_user_code(entry_point, is_text=registry.is_text) if entry_point else None
-    return Pipeline(backend, settings=settings, registry=registry, user_code=user_code)
+    return ServeConfig(settings, kind, models, labels, entry_point, user_code, registry, env)
+
+
+def pipeline_from_config(config: ServeConfig) -> Pipeline:
+    """Build the backend (load the model, or wait for a remote model server) and the pipeline.
+
+    Slow, and the only step that may wait: the adapters run it in the background while ``/ping``
+    answers 503.
+    """
+    backend = make_backend(config.kind, config.models, config.settings, labels=config.labels)
+    if config.kind == "embedded":
+        from .backends.batching import from_env as with_batching
+
+        backend = with_batching(backend, config.env)  # SAGEMAKER_TFS_ENABLE_BATCHING
+    else:
+        # This runs while /ping answers 503: wait out a model server that is still starting
+        # (the SageMaker container's "connection refused during batch" defect).
+        backend.wait_until_ready(model_name=config.settings.default_model_name)
+    return Pipeline(
+        backend, settings=config.settings, registry=config.registry, user_code=config.user_code
+    )
+
+
+def pipeline_from_env(env: Mapping[str, str] | None = None) -> Pipeline:
+    """A pipeline configured by the environment: :func:`load_config`, then :func:`pipeline_from_config`."""
+    return pipeline_from_config(load_config(env))
 
 
 def configure_logging(env: Mapping[str, str] | None = None) -> None:

@@ -63,7 +63,12 @@ def input_handler(data, context):
 
 def output_handler(response, context):
     if response.status_code != 200:
+        if context.accept_header == "application/vnd.failure+json":
+            failure = {"failed": response.status_code, "why": response.json()["error"]}
+            return json.dumps(failure), context.accept_header
         raise ValueError(response.content.decode())
+    if "*" in context.accept_header:
+        return response.content, context.accept_header  # a range: the server picks the type
     prediction = response.json()
     answer = {
         "doubled": [2 * v for v in prediction["predictions"]],
@@ -78,6 +83,8 @@ import json
 
 
 def transform_fn(data, content_type, accept, context):
+    if content_type == "application/x-echo":
+        return data, accept  # the seed document's shape: answer with the accept given
     if content_type == "text/csv":
         rows = [[float(v)] for v in data.split(",")]
     else:
@@ -247,3 +254,34 @@ def test_every_contract_server_logs_access_lines(servers: dict[str, LiveServer])
         ok(server.get("/ping"))
         log = server.wait_log('"GET /ping" 200 0 ')
         assert '"GET /ping" 200 0 ' in log, (name, log[-1500:])
+
+
+def test_output_handler_shapes_error_bodies_over_http(servers: dict[str, LiveServer]) -> None:
+    server = servers["tfs"]
+    shaped = server.post(
+        "/invocations",
+        '{"instances": "nope"}',
+        headers={"Accept": "application/vnd.failure+json"},
+    )
+    assert shaped.status == 400, shaped.body
+    assert shaped.content_type == "application/vnd.failure+json"
+    assert shaped.json()["failed"] == 400 and shaped.json()["why"]
+    # Raising on the error keeps the model server's status and body.
+    raised = server.post("/invocations", '{"instances": "nope"}')
+    assert raised.status == 400 and raised.json()["error"] == shaped.json()["why"]
+
+
+def test_wildcard_accept_answers_with_a_concrete_content_type(
+    servers: dict[str, LiveServer],
+) -> None:
+    for accept in ("*/*", "application/*"):
+        tfs = ok(
+            servers["tfs"].post("/invocations", '{"instances": [1.0]}', headers={"Accept": accept})
+        )
+        assert tfs.content_type == "application/json" and tfs.json() == {"predictions": [2.5]}
+    echo = ok(
+        servers["transform"].post(
+            "/invocations", "[1]", headers={"Content-Type": "application/x-echo", "Accept": "*/*"}
+        )
+    )
+    assert echo.content_type == "application/json" and echo.body == b"[1]"

@@ -10,6 +10,7 @@ off the event loop, a request that takes longer than ``SAGEMAKER_MODEL_SERVER_TI
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -203,11 +204,15 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 def app_from_env() -> ASGIApp:
-    """The ASGI app configured from the environment (see :func:`tfio_handlers.server.pipeline_from_env`).
+    """The ASGI app configured from the environment (see :func:`tfio_handlers.server.load_config`).
 
-    A factory for ``uvicorn --factory``: the model loads in the background once the server starts.
+    A factory for ``uvicorn --factory``. The configuration, the user's code included, is read and
+    checked here, so a mistake stops the server before it listens (uvicorn prints the message and
+    exits); the model loads (or a remote model server is waited for) in the background once the
+    server starts, while ``/ping`` answers 503.
     """
-    from ..server import configure_logging, pipeline_from_env
+    from ..server import configure_logging, load_config, pipeline_from_config
 
     configure_logging()
-    return ASGIApp(pipeline_from_env)
+    config = load_config()
+    return ASGIApp(functools.partial(pipeline_from_config, config))

@@ -9,6 +9,7 @@ is answered 504 instead of holding the worker until the server kills it.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -186,11 +187,14 @@ def app_from_env() -> WSGIApp:
     """The WSGI app configured from the environment, the model loading in the background.
 
     For ``gunicorn 'tfio_handlers.adapters.wsgi:app_from_env()'``: each worker builds its own app
-    and loads the model itself.
+    and loads the model itself. The configuration, the user's code included, is read and checked
+    here first (see :func:`tfio_handlers.server.load_config`), so a mistake fails the worker's boot
+    and gunicorn stops instead of serving 503 for ever.
     """
-    from ..server import configure_logging, pipeline_from_env
+    from ..server import configure_logging, load_config, pipeline_from_config
 
     configure_logging()
-    app = WSGIApp(pipeline_from_env)
+    config = load_config()
+    app = WSGIApp(functools.partial(pipeline_from_config, config))
     app.state.start_loading()
     return app
