@@ -39,7 +39,9 @@ def as_request(words: list[str]) -> tuple[str, dict[str, str], bytes]:
 
 @pytest.mark.tensorflow
 @pytest.mark.slow
-def test_readme_curl_examples_answer_200_on_the_iris_model(model_root: Path, tmp_path: Path) -> None:
+def test_readme_curl_examples_answer_200_on_the_iris_model(
+    model_root: Path, tmp_path: Path
+) -> None:
     curls = readme_curls()
     assert len(curls) >= 3
     served = tmp_path / "model"  # the quick start's examples/iris/model: the model is named "model"

@@ -118,5 +118,5 @@ def test_fields_the_implied_message_lacks_are_refused() -> None:
     request = PredictRequest()
     request.model_spec.name = "m"
     unknown = b"\xa0\x06\x01"  # field 100, varint 1: in no request message
-    with pytest.raises(BadRequest, match="is not a tensorflow.serving.PredictRequest"):
+    with pytest.raises(BadRequest, match=r"is not a tensorflow\.serving\.PredictRequest"):
         decode_protobuf(request.SerializeToString() + unknown, PROTOBUF, context())
