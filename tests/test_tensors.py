@@ -630,3 +630,28 @@ def test_signalling_nan_bits_read_back_as_written(dtype: type, shape: tuple[int,
     assert not typed.tensor_content
     assert parts in typed.SerializeToString()
     assert T.to_ndarray(typed).tobytes() == arr.tobytes()
+
+
+def test_rows_of_no_elements_count_against_the_limit() -> None:
+    """``[N, 0]`` holds nothing, but writers of nested lists write N rows: N is what is bounded."""
+    hollow = proto(P.DT_FLOAT, [10**6, 0])
+    with pytest.raises(PayloadTooLarge, match="rows of no elements"):
+        T.to_ndarray(hollow, max_elements=1000)
+    assert T.to_ndarray(hollow, max_elements=10**6).shape == (10**6, 0)
+    assert T.to_ndarray(proto(P.DT_FLOAT, [0, 10**6]), max_elements=1000).shape == (0, 10**6)
+
+
+def test_shape_extent() -> None:
+    from tfio_handlers.config import Limits, shape_extent
+
+    assert [shape_extent(d) for d in ([], [3], [2, 3], [5, 0], [5, 0, 7], [0, 9])] == [
+        1,
+        3,
+        6,
+        5,
+        5,
+        1,
+    ]
+    with pytest.raises(PayloadTooLarge, match="rows"):
+        Limits(max_elements=4).check_shape([5, 0], "output 'y'")
+    Limits(max_elements=4).check_shape([0, 5])

@@ -8,7 +8,7 @@ is documented in ``docs/configuration.md``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -55,6 +55,33 @@ class Limits:
             raise PayloadTooLarge(
                 f"{what} holds {count} elements, over the limit of {self.max_elements}"
             )
+
+    def check_shape(self, dims: Sequence[int], what: str = "tensor") -> None:
+        """Bound a shape by :func:`shape_extent`: its elements, and the rows a zero dimension hides."""
+        from .errors import PayloadTooLarge
+
+        extent = shape_extent(dims)
+        if extent > self.max_elements:
+            raise PayloadTooLarge(
+                f"{what} of shape {list(dims)} takes {extent} "
+                f"{'elements' if 0 not in dims else 'rows'} to write, over the limit of "
+                f"{self.max_elements}"
+            )
+
+
+def shape_extent(dims: Sequence[int]) -> int:
+    """How much a shape costs to write: its element count, or, with a zero dimension, the rows before it.
+
+    A tensor of shape ``[N, 0]`` holds no elements, yet every writer of nested lists (TF Serving
+    JSON, CSV, JSON lines) writes its ``N`` empty rows and every reader that walks rows (a classify
+    request's examples) makes ``N`` of something: so ``N`` is what the limits bound.
+    """
+    extent = 1
+    for d in dims:
+        if d == 0:
+            return extent
+        extent *= d
+    return extent
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import Message
 
+from tfio_handlers.config import shape_extent
 from tfio_handlers.errors import BadRequest, PayloadTooLarge, Unimplemented
 from tfio_handlers.protos import (
     DT_BFLOAT16,
@@ -462,6 +463,11 @@ def _concrete(sp: Any, limit: int | None) -> tuple[tuple[int, ...], int]:
     if limit is not None and found[1] > limit:
         raise PayloadTooLarge(
             f"tensor shape {list(found[0])} has {found[1]} elements, more than the limit of {limit}"
+        )
+    if limit is not None and not found[1] and shape_extent(found[0]) > limit:
+        raise PayloadTooLarge(
+            f"tensor shape {list(found[0])} has {shape_extent(found[0])} rows of no elements, "
+            f"more than the limit of {limit}"
         )
     return found
 
