@@ -321,6 +321,8 @@ def test_readme_main_job_demo(tmp_path: Path) -> None:
 
     Run on a copy of ``examples/iris`` so the trained model lands in a temporary folder.
     """
+    for extra in ("tensorflow", "uvicorn", "httpx"):  # the quick start's extras
+        pytest.importorskip(extra)
     example = tmp_path / "iris"
     shutil.copytree(ROOT / "examples" / "iris", example, ignore=shutil.ignore_patterns("model"))
     result = subprocess.run(
@@ -460,6 +462,7 @@ def test_gunicorn_and_sagemaker_program_also_refuse_before_any_worker(tmp_path: 
 
 def test_bare_uvicorn_factory_refuses_broken_user_code(tmp_path: Path) -> None:
     """Without the CLI, ``uvicorn --factory`` gets the same check: it stops instead of serving 503."""
+    pytest.importorskip("uvicorn")
     code = tmp_path / "inference.py"
     code.write_text("def output_handler(response):\n    pass\n")
     env = {
