@@ -16,6 +16,8 @@ from tfio_handlers.errors import (
     NotAcceptable,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
+    ServerBusy,
     Unimplemented,
     UnsupportedMediaType,
     UserCodeError,
@@ -81,6 +83,8 @@ def test_limits() -> None:
         (Unimplemented, 501),
         (BackendUnavailable, 503),
         (BackendTimeout, 504),
+        (RequestTimeout, 408),
+        (ServerBusy, 503),
     ],
 )
 def test_each_error_carries_its_status_and_json_body(cls: type[HTTPError], status: int) -> None:
@@ -93,6 +97,12 @@ def test_http_error_with_own_status() -> None:
     assert HTTPError("teapot", status=418).status_code == 418
 
 
+def test_busy_and_request_timeout_carry_their_headers() -> None:
+    assert ("retry-after", "1") in ServerBusy("busy").headers
+    assert ("connection", "close") in RequestTimeout("slow").headers
+    assert BadRequest("bad").headers == ()
+
+
 def test_custom_attributes() -> None:
     assert parse_custom_attributes("tfs-model-name=iris, tfs-method=classify,flag") == {
         "tfs-model-name": "iris",
@@ -100,3 +110,46 @@ def test_custom_attributes() -> None:
         "flag": "",
     }
     assert parse_custom_attributes(None) == {}
+
+
+def test_serving_limits_from_the_environment_and_their_defaults() -> None:
+    defaults = Settings.from_env({})
+    assert (
+        defaults.max_concurrent_requests,
+        defaults.header_timeout,
+        defaults.body_timeout,
+        defaults.keep_alive_timeout,
+        defaults.max_connections,
+    ) == (32, 10.0, 60.0, 5.0, 1000)
+    settings = Settings.from_env(
+        {
+            "TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS": "3",
+            "TFIO_HANDLERS_HEADER_TIMEOUT": "1.5",
+            "TFIO_HANDLERS_BODY_TIMEOUT": "0",
+            "TFIO_HANDLERS_KEEP_ALIVE_TIMEOUT": "75",
+            "TFIO_HANDLERS_MAX_CONNECTIONS": "20",
+        }
+    )
+    assert (
+        settings.max_concurrent_requests,
+        settings.header_timeout,
+        settings.body_timeout,
+        settings.keep_alive_timeout,
+        settings.max_connections,
+    ) == (3, 1.5, 0.0, 75.0, 20)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS", "0"),
+        ("TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS", "many"),
+        ("TFIO_HANDLERS_HEADER_TIMEOUT", "-1"),
+        ("TFIO_HANDLERS_BODY_TIMEOUT", "soon"),
+        ("TFIO_HANDLERS_KEEP_ALIVE_TIMEOUT", "nan"),
+        ("TFIO_HANDLERS_MAX_CONNECTIONS", "0"),
+    ],
+)
+def test_serving_limits_refuse_nonsense_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(BadRequest, match=name):
+        Settings.from_env({name: value})

@@ -14,7 +14,7 @@ from typing import Literal
 
 from .errors import BadRequest, HTTPError
 
-__all__ = ["JsonResponseStyle", "Limits", "Settings", "env_int"]
+__all__ = ["JsonResponseStyle", "Limits", "Settings", "env_int", "env_seconds"]
 
 JsonResponseStyle = Literal["legacy", "tfs"]
 """How a plain JSON body (a list, a dict of lists, a TensorProto) is answered.
@@ -110,6 +110,27 @@ def env_int(
         raise error(f"Environment variable {name}={value!r} is not an integer") from None
 
 
+def env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A duration in seconds from an environment variable (``default`` when unset or blank; 0 turns
+    the deadline off); anything else, negative numbers included, raises BadRequest naming it."""
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise BadRequest(f"Environment variable {name}={value!r} is not a number of seconds")
+    return seconds
+
+
+def _positive(value: int, name: str) -> int:
+    if value < 1:
+        raise BadRequest(f"Environment variable {name}={value!r} must be at least 1")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a pipeline needs to know that is not in the request."""
@@ -140,6 +161,21 @@ class Settings:
     none (no ``tfs-model-name``)."""
     request_timeout: float = 60.0
     """``SAGEMAKER_MODEL_SERVER_TIMEOUT``: seconds before a request is answered 504."""
+    max_concurrent_requests: int = 32
+    """``TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS``: requests whose user code or model work may run at
+    once in one worker process (the size of its work pool); past it, 503 with ``Retry-After`` at
+    once. Work that outlived its timeout keeps its slot until it really ends."""
+    header_timeout: float = 10.0
+    """``TFIO_HANDLERS_HEADER_TIMEOUT``: seconds from a connection's first byte (or its opening, or
+    the previous answer) until the request's headers are in; then 408 and the connection closed."""
+    body_timeout: float = 60.0
+    """``TFIO_HANDLERS_BODY_TIMEOUT``: seconds from the headers until the declared body is in; then
+    408 and the connection closed."""
+    keep_alive_timeout: float = 5.0
+    """``TFIO_HANDLERS_KEEP_ALIVE_TIMEOUT``: seconds an idle keep-alive connection stays open."""
+    max_connections: int = 1000
+    """``TFIO_HANDLERS_MAX_CONNECTIONS``: open connections per worker process; past it a new
+    connection gets 503 and is closed."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -177,5 +213,16 @@ class Settings:
             program=env.get("SAGEMAKER_PROGRAM") or "inference.py",
             default_model_name=env.get("SAGEMAKER_TFS_DEFAULT_MODEL_NAME") or None,
             request_timeout=float(timeout) if timeout else 60.0,
+            max_concurrent_requests=_positive(
+                env_int(env, "TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS", 32) or 0,
+                "TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS",
+            ),
+            header_timeout=env_seconds(env, "TFIO_HANDLERS_HEADER_TIMEOUT", 10.0),
+            body_timeout=env_seconds(env, "TFIO_HANDLERS_BODY_TIMEOUT", 60.0),
+            keep_alive_timeout=env_seconds(env, "TFIO_HANDLERS_KEEP_ALIVE_TIMEOUT", 5.0),
+            max_connections=_positive(
+                env_int(env, "TFIO_HANDLERS_MAX_CONNECTIONS", 1000) or 0,
+                "TFIO_HANDLERS_MAX_CONNECTIONS",
+            ),
         )
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]

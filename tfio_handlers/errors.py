@@ -19,6 +19,8 @@ __all__ = [
     "NotAcceptable",
     "NotFound",
     "PayloadTooLarge",
+    "RequestTimeout",
+    "ServerBusy",
     "Unimplemented",
     "UnsupportedMediaType",
     "UserCodeError",
@@ -35,6 +37,8 @@ class HTTPError(Exception):
 
     status: ClassVar[int] = 500
     """The default status of this class; an instance may override it (see :attr:`status_code`)."""
+    headers: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """Headers the answer carries besides ``Content-Type`` (``Retry-After``, ``Connection``)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -73,6 +77,13 @@ class PayloadTooLarge(HTTPError):
     status = 413
 
 
+class RequestTimeout(HTTPError):
+    """408: the request's body did not arrive within the body deadline; the connection is closed."""
+
+    status = 408
+    headers = (("connection", "close"),)
+
+
 class UnsupportedMediaType(HTTPError):
     """415: no registered decoder takes the request's media type (or it is disabled, as pickle is)."""
 
@@ -101,6 +112,16 @@ class BackendUnavailable(HTTPError):
     """503: the model server cannot be reached, or this server is not ready or is shutting down."""
 
     status = 503
+
+
+class ServerBusy(BackendUnavailable):
+    """503 with ``Retry-After``: every slot for user code and model work is taken; try again soon.
+
+    Answered at once, before any of the request's work starts, so a saturated worker sheds load
+    instead of queueing it behind requests that may never finish.
+    """
+
+    headers = (("retry-after", "1"),)
 
 
 class BackendTimeout(HTTPError):
