@@ -71,6 +71,20 @@ def test_limits() -> None:
         limits.check_elements(6)
 
 
+def test_response_limit_default_environment_and_check() -> None:
+    assert Limits().max_response_bytes == 100 * 1024 * 1024
+    settings = Settings.from_env({"TFIO_HANDLERS_MAX_RESPONSE_BYTES": "1000"})
+    assert settings.limits.max_response_bytes == 1000
+    with pytest.raises(BadRequest, match="TFIO_HANDLERS_MAX_RESPONSE_BYTES"):
+        Settings.from_env({"TFIO_HANDLERS_MAX_RESPONSE_BYTES": "big"})
+    limits = Limits(max_response_bytes=100)
+    limits.check_response(100, "output 'y'", [50, 0], "text/csv")
+    with pytest.raises(PayloadTooLarge) as info:
+        limits.check_response(101, "output 'y'", [50, 0], "text/csv")
+    assert "output 'y' of shape [50, 0]" in info.value.message
+    assert "limit of 100 bytes" in info.value.message
+
+
 @pytest.mark.parametrize(
     ("cls", "status"),
     [

@@ -32,13 +32,18 @@ class Limits:
     """Bounds every codec enforces before it allocates, so hostile input costs nothing.
 
     The defaults allow a 100 MiB body holding up to 2**27 values (a 512 MiB float32 tensor), JSON nested
-    up to 64 levels (a rank-63 tensor) and strings of up to 64 MiB each.
+    up to 64 levels (a rank-63 tensor), strings of up to 64 MiB each, and answers of up to 100 MiB
+    (as large as a request may be).
     """
 
     max_body_bytes: int = 100 * MIB
     max_elements: int = 2**27
     max_depth: int = 64
     max_string_bytes: int = 64 * MIB
+    max_response_bytes: int = 100 * MIB
+    """What one answer may write, checked before writing from the outputs' shapes and a lower
+    bound of what the chosen format takes per element and per row (so an npy answer is not
+    refused for what JSON would cost); see :meth:`check_response`."""
 
     def check_body(self, size: int) -> None:
         from .errors import PayloadTooLarge
@@ -66,6 +71,23 @@ class Limits:
                 f"{what} of shape {list(dims)} takes {extent} "
                 f"{'elements' if 0 not in dims else 'rows'} to write, over the limit of "
                 f"{self.max_elements}"
+            )
+
+
+    def check_response(
+        self, estimate: int, what: str, dims: Sequence[int] | None, media_type: str
+    ) -> None:
+        """Refuse an answer that would write more than ``max_response_bytes`` (413), before it is
+        written. ``estimate`` is a lower bound of its bytes in ``media_type``; ``what`` names the
+        output that costs most (``dims`` its shape) so the client knows what to ask for instead."""
+        from .errors import PayloadTooLarge
+
+        if estimate > self.max_response_bytes:
+            shape = f" of shape {list(dims)}" if dims is not None else ""
+            raise PayloadTooLarge(
+                f"The answer would take at least {estimate} bytes as {media_type} ({what}{shape}), "
+                f"over the limit of {self.max_response_bytes} bytes on an answer "
+                "(TFIO_HANDLERS_MAX_RESPONSE_BYTES)"
             )
 
 
@@ -139,7 +161,8 @@ class Settings:
     """``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``: the response type for a missing or ``*/*`` Accept."""
     limits: Limits = field(default_factory=Limits)
     """``SAGEMAKER_MAX_PAYLOAD_IN_MB`` sets ``limits.max_body_bytes``; ``TFIO_HANDLERS_MAX_ELEMENTS``,
-    ``TFIO_HANDLERS_MAX_DEPTH`` and ``TFIO_HANDLERS_MAX_STRING_BYTES`` the others."""
+    ``TFIO_HANDLERS_MAX_DEPTH``, ``TFIO_HANDLERS_MAX_STRING_BYTES`` and
+    ``TFIO_HANDLERS_MAX_RESPONSE_BYTES`` the others."""
     json_response_style: JsonResponseStyle = "legacy"
     """``TFIO_HANDLERS_JSON_RESPONSE``: ``legacy`` or ``tfs``, see :data:`JsonResponseStyle`."""
     strict_json: bool = False
@@ -191,6 +214,10 @@ class Settings:
             max_depth=env_int(env, "TFIO_HANDLERS_MAX_DEPTH", limits.max_depth) or limits.max_depth,
             max_string_bytes=env_int(env, "TFIO_HANDLERS_MAX_STRING_BYTES", limits.max_string_bytes)
             or limits.max_string_bytes,
+            max_response_bytes=env_int(
+                env, "TFIO_HANDLERS_MAX_RESPONSE_BYTES", limits.max_response_bytes
+            )
+            or limits.max_response_bytes,
         )
         style = env.get("TFIO_HANDLERS_JSON_RESPONSE", "legacy").strip().lower() or "legacy"
         if style not in ("legacy", "tfs"):
