@@ -9,37 +9,46 @@ traceback and answered 500 without one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
-from collections.abc import Iterable, Mapping
+import os
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from .config import Settings
 from .context import Context, Method, parse_custom_attributes
 from .errors import (
-    BackendTimeout,
     BadRequest,
     HTTPError,
     InternalError,
     NotAcceptable,
     NotFound,
+    PayloadTooLarge,
+    ServerBusy,
+    UnsupportedMediaType,
     UserCodeError,
     error_body,
 )
 from .media import ANY, JSON, MediaType, parse_accept, parse_media_type
 from .registry import Kind, Registry
-from .usercode import UserCode, call_user, user_answer
+from .usercode import USER_FAILURES, UserCode, call_user, user_answer
 
-__all__ = ["Pipeline", "Response"]
+__all__ = ["Pipeline", "Response", "WorkPool", "decode_content_encoding"]
 
 log = logging.getLogger(__name__)
 
 _METHODS: frozenset[str] = frozenset({"predict", "classify", "regress"})
 
 OCTET_STREAM = "application/octet-stream"
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -54,7 +63,190 @@ class Response:
 
     @classmethod
     def error(cls, exc: HTTPError, codec: str = "-") -> Response:
-        return cls(exc.status_code, exc.to_json(), [("content-type", JSON)], codec)
+        """``{"error": ...}`` with the error's status and headers.
+
+        An error status is 400-599; an :class:`HTTPError` carrying anything else (user code's
+        ``HTTPError("...", status=99)``, or 200) answers 500 naming the status it tried.
+        """
+        if not 400 <= exc.status_code <= 599:
+            log.error("HTTPError with status %r is not an error status", exc.status_code)
+            exc = InternalError(
+                f"An error was raised with status {exc.status_code}, which is not an HTTP error "
+                f"status (400-599): {exc.message}"
+            )
+        return cls(exc.status_code, exc.to_json(), [("content-type", JSON), *exc.headers], codec)
+
+    def problem(self) -> str | None:
+        """Why this answer cannot be sent as it is (a status or header no server may write), or None.
+
+        User code chooses content types and statuses; a header value outside latin-1 or holding a
+        control character (CR/LF would split the header) and a status outside 100-599 are refused
+        here, so the adapters answer 500 JSON instead of a dropped connection.
+        """
+        if not 100 <= self.status <= 599:
+            return f"status {self.status} is not an HTTP status"
+        for name, value in self.headers:
+            try:
+                name.encode("ascii")
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                return f"header {name!r} has the value {value!r}, which is not latin-1 text"
+            if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in name + value):
+                return f"header {name!r} has the value {value!r}, which holds a control character"
+        return None
+
+    def checked(self) -> Response:
+        """This answer, or a 500 JSON one saying why it cannot be sent (see :meth:`problem`)."""
+        problem = self.problem()
+        if problem is None:
+            return self
+        log.error("Refusing to send an answer: %s", problem)
+        return Response.error(InternalError(f"The answer cannot be sent: {problem}"), self.codec)
+
+
+class WorkPool:
+    """The bounded pool that runs user code and model work: a saturated worker answers 503 at once.
+
+    ``size`` requests' work (``TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS``) may run at once; one more is
+    refused with :class:`~tfio_handlers.errors.ServerBusy` (503, ``Retry-After``) before any of its
+    work starts, so routes that do no such work (``/ping``, model status) keep answering. A slot is
+    held until the work really ends: a request answered 504 whose user code still runs keeps its
+    slot, so work that cannot be interrupted is still bounded. The threads are made per process (a
+    pool inherited through ``fork`` has no threads).
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("a work pool needs at least one slot")
+        self.size = size
+        self._slots = threading.BoundedSemaphore(size)
+        self._busy = 0
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    @property
+    def busy(self) -> int:
+        """Slots taken now."""
+        return self._busy
+
+    def _take(self) -> None:
+        if not self._slots.acquire(blocking=False):
+            raise ServerBusy(
+                f"Server is busy: all {self.size} request slots are taken "
+                "(TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS); retry later"
+            )
+        with self._lock:
+            self._busy += 1
+
+    def _give(self, *_: object) -> None:
+        with self._lock:
+            self._busy -= 1
+        self._slots.release()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a slot while running work in the calling thread (raises ServerBusy when none)."""
+        self._take()
+        try:
+            yield
+        finally:
+            self._give()
+
+    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``function(*args)`` in the pool; its slot is given back when it ends."""
+        self._take()
+        try:
+            future = self._pool().submit(function, *args)
+        except BaseException:
+            self._give()
+            raise
+        future.add_done_callback(self._give)
+        return future
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in the pool, awaited; cancelling the await does not free the slot
+        until the function has returned."""
+        return await asyncio.wrap_future(self.submit(function, *args))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        executor = self._executor
+        if executor is not None and self._pid == os.getpid():
+            return executor
+        with self._lock:
+            if self._executor is None or self._pid != os.getpid():
+                self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="tfio-work")
+                self._pid = os.getpid()
+            return self._executor
+
+
+_ENCODINGS = ("gzip", "deflate", "identity")
+"""Content-Encoding values a request body may carry (``x-gzip`` is ``gzip``)."""
+
+
+def decode_content_encoding(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """``body`` with its ``Content-Encoding`` undone, never producing more than ``limit`` bytes.
+
+    ``gzip`` (several members too) and ``deflate`` (zlib-wrapped as RFC 9110 says, or raw as some
+    clients send it) are inflated by a bounded decompressor: a gzip bomb stops at the body limit
+    with 413, having allocated at most that much. ``identity`` passes; any other coding is 415
+    naming those supported. Several codings (``gzip, identity``) are undone last first.
+    """
+    if not encoding:
+        return body
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    for coding in reversed(codings):
+        if coding == "identity":
+            continue
+        if coding in ("gzip", "x-gzip"):
+            body = _inflate(body, 16 + zlib.MAX_WBITS, "gzip", limit)
+        elif coding == "deflate":
+            try:
+                body = _inflate(body, zlib.MAX_WBITS, "deflate", limit)
+            except BadRequest:
+                body = _inflate(body, -zlib.MAX_WBITS, "deflate", limit)
+        else:
+            raise UnsupportedMediaType(
+                f"Content-Encoding {coding!r} is not supported; use one of: "
+                + ", ".join(_ENCODINGS)
+            )
+    return body
+
+
+_INFLATE_STEP = 1 << 20
+
+
+def _inflate(data: bytes, wbits: int, name: str, limit: int) -> bytes:
+    """Inflate ``data`` (all its gzip members), at most ``limit + 1`` bytes held at any time."""
+    out = bytearray()
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        pending = rest
+        try:
+            while True:
+                room = limit + 1 - len(out)
+                out += inflater.decompress(pending, min(room, _INFLATE_STEP))
+                if len(out) > limit:
+                    raise PayloadTooLarge(
+                        f"Request body is over the limit of {limit} bytes once {name}-decoded"
+                    )
+                pending = inflater.unconsumed_tail
+                if inflater.eof or not pending:
+                    break
+            if not inflater.eof:
+                out += inflater.flush()
+                if len(out) > limit:
+                    raise PayloadTooLarge(
+                        f"Request body is over the limit of {limit} bytes once {name}-decoded"
+                    )
+                if not inflater.eof:
+                    raise BadRequest(f"Request body is not complete {name} data (it ends early)")
+        except zlib.error as exc:
+            raise BadRequest(f"Request body is not valid {name} data: {exc}") from None
+        rest = inflater.unused_data
+        if name != "gzip" or not rest.strip(b"\0"):
+            return bytes(out)
 
 
 def _lower_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -87,6 +279,8 @@ class Pipeline:
         self.registry.switch_off(switched_off(self.settings))
         self.registry.check()
         self.backend = backend
+        self.work = WorkPool(self.settings.max_concurrent_requests)
+        """Where user code and model calls run (``TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS`` slots)."""
         self.default_model = (
             default_model
             or self.settings.default_model_name
@@ -152,9 +346,14 @@ class Pipeline:
     # -- /invocations --------------------------------------------------------------------------------
 
     def invoke(self, body: bytes, headers: Mapping[str, str] | Any) -> Response:
-        """Answer a SageMaker ``/invocations`` request (sync: for WSGI servers and plain code)."""
+        """Answer a SageMaker ``/invocations`` request (sync: for WSGI servers and plain code).
+
+        Runs in the calling thread; :meth:`ainvoke` and the WSGI adapter call it in :attr:`work`.
+        """
         codec = "-"
         try:
+            headers = _lower_headers(headers)
+            body = self.decoded_body(body, headers)
             context, media_type = self.context_for(body, headers)
             codec = media_type.essence
             if self.user_code is not None and self.user_code.replaces_pipeline:
@@ -169,9 +368,16 @@ class Pipeline:
             return self._encode(response, accept, context)
         except HTTPError as exc:
             return Response.error(exc, codec)
-        except Exception as exc:  # a bug: log it, never show it
+        except USER_FAILURES as exc:  # a bug: log it, never show it
             log.exception("Unexpected error while handling a request")
             return Response.error(InternalError(f"Internal error: {type(exc).__name__}"), codec)
+
+    def decoded_body(self, body: bytes, headers: Mapping[str, str]) -> bytes:
+        """``body`` with its ``Content-Encoding`` (lower-cased ``headers``) undone, bounded by the
+        body limit: see :func:`decode_content_encoding`."""
+        return decode_content_encoding(
+            body, headers.get("content-encoding"), self.settings.limits.max_body_bytes
+        )
 
     def _invoke_with_output_handler(
         self, body: bytes, media_type: MediaType, accept: MediaType, context: Context
@@ -229,36 +435,17 @@ class Pipeline:
             return OCTET_STREAM
 
     async def ainvoke(self, body: bytes, headers: Mapping[str, str] | Any) -> Response:
-        """Answer ``/invocations`` without blocking the event loop on the model or big payloads.
+        """Answer ``/invocations`` without ever running its work on the event loop.
 
-        With user code the whole request runs in a worker thread: ``input_fn`` and friends are
-        ordinary blocking functions.
+        The whole request (content decoding, the codecs, user code, the model call and the writing
+        of the answer) runs in :attr:`work`, so however big the answer, the event loop stays free
+        for ``/ping`` and other requests, and an adapter's timeout around this await covers all of
+        it. A saturated pool answers 503 with ``Retry-After`` at once.
         """
-        if self.user_code is not None:
-            return await asyncio.to_thread(self.invoke, body, headers)
-        codec = "-"
         try:
-            context, media_type = self.context_for(body, headers)
-            codec = media_type.essence
-            accept = self.registry.negotiate(context.accept_header, self.settings.default_accept)
-            resolved = await self.backend.asignatures(
-                context.model_name, context.model_version, context.version_label
-            )
-            self._use_signatures(context, resolved)
-            big = len(body) > 256 * 1024
-            if big:
-                request = await asyncio.to_thread(self._decode, body, media_type, context)
-            else:
-                request = self._decode(body, media_type, context)
-            response = await self._acall(request, context)
-            if big or _response_is_big(response):
-                return await asyncio.to_thread(self._encode, response, accept, context)
-            return self._encode(response, accept, context)
+            return await self.work.run(self.invoke, body, headers)
         except HTTPError as exc:
-            return Response.error(exc, codec)
-        except Exception as exc:
-            log.exception("Unexpected error while handling a request")
-            return Response.error(InternalError(f"Internal error: {type(exc).__name__}"), codec)
+            return Response.error(exc)
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -283,19 +470,6 @@ class Pipeline:
         call = getattr(self.backend, method)
         response: Message = call(request)
         return response
-
-    async def _acall(self, request: Message, context: Context) -> Message:
-        method: Method = context.method or "predict"
-        call = getattr(self.backend, "a" + method)
-        try:
-            response: Message = await asyncio.wait_for(
-                call(request), self.settings.request_timeout or None
-            )
-            return response
-        except asyncio.TimeoutError:
-            raise BackendTimeout(
-                f"Model call took longer than {self.settings.request_timeout:g} s"
-            ) from None
 
     def _encode(self, response: Message, accept: MediaType, context: Context) -> Response:
         body, content_type = self.registry.encode(response, accept, context)
@@ -367,7 +541,3 @@ class Pipeline:
                 503, error_body(f"Model not ready: {exc.message}"), [("content-type", JSON)]
             )
         return Response(200, b"", [("content-type", JSON)])
-
-
-def _response_is_big(response: Message) -> bool:
-    return bool(response.ByteSize() > 256 * 1024)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -22,7 +23,7 @@ from google.protobuf.message import Message
 
 from .errors import BadRequest, HTTPError, InternalError
 from .media import JSON
-from .pipeline import Pipeline, Response
+from .pipeline import Pipeline, Response, decode_content_encoding
 from .protocol.rest_json import (
     classification_result_to_json,
     classify_request_from_json,
@@ -41,7 +42,14 @@ from .protos import (
     unpack_signature_def_map,
 )
 
-__all__ = ["TFSRoute", "handle_tfs_rest", "is_tfs_path", "match_tfs_route"]
+__all__ = [
+    "TFSRoute",
+    "ahandle_tfs_rest",
+    "handle_tfs_rest",
+    "is_tfs_path",
+    "match_tfs_route",
+    "needs_model",
+]
 
 _ANY_V1 = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 _POST = re.compile(
@@ -168,10 +176,23 @@ def _answer(route: TFSRoute, body: bytes, pipeline: Pipeline) -> bytes:
     return regression_result_to_json(backend.regress(regress).result, strict=strict)
 
 
-def handle_tfs_rest(pipeline: Pipeline, method: str, path: str, body: bytes) -> Response:
-    """Answer one TF Serving REST request; every response is ``application/json``."""
+def handle_tfs_rest(
+    pipeline: Pipeline,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Answer one TF Serving REST request; every response is ``application/json``.
+
+    ``headers`` (lower-cased names) matter only for ``Content-Encoding``: a gzip or deflate body is
+    inflated, bounded by the body limit, as TF Serving's HTTP server does.
+    """
     try:
-        pipeline.settings.limits.check_body(len(body))
+        limits = pipeline.settings.limits
+        encoding = (headers or {}).get("content-encoding")
+        body = decode_content_encoding(body, encoding, limits.max_body_bytes)
+        limits.check_body(len(body))
         route = match_tfs_route(method, path)
         payload = _answer(route, body, pipeline)
         return Response(200, payload, [("content-type", JSON)], f"tfs:{route.action}")
@@ -184,6 +205,33 @@ def handle_tfs_rest(pipeline: Pipeline, method: str, path: str, body: bytes) -> 
         return Response.error(InternalError(f"Internal error: {type(exc).__name__}"), "tfs")
 
 
-async def ahandle_tfs_rest(pipeline: Pipeline, method: str, path: str, body: bytes) -> Response:
-    """:func:`handle_tfs_rest` in a worker thread, so the event loop never waits on the model."""
-    return await asyncio.to_thread(handle_tfs_rest, pipeline, method, path, body)
+def needs_model(method: str, path: str) -> bool:
+    """Whether ``method path`` calls the model (``:predict``, ``:classify``, ``:regress``).
+
+    Those run in the pipeline's bounded work pool; model status and metadata, and requests that
+    do not dispatch, do not, so they keep answering when the pool is saturated.
+    """
+    try:
+        return match_tfs_route(method, path).action in _MODEL_ACTIONS
+    except HTTPError:
+        return False
+
+
+_MODEL_ACTIONS = frozenset({"predict", "classify", "regress"})
+
+
+async def ahandle_tfs_rest(
+    pipeline: Pipeline,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """:func:`handle_tfs_rest` off the event loop: model calls in the pipeline's work pool (503 with
+    ``Retry-After`` when it is saturated), status and metadata in a worker thread."""
+    if not needs_model(method, path):
+        return await asyncio.to_thread(handle_tfs_rest, pipeline, method, path, body, headers)
+    try:
+        return await pipeline.work.run(handle_tfs_rest, pipeline, method, path, body, headers)
+    except HTTPError as exc:
+        return Response.error(exc, "tfs")

@@ -38,6 +38,7 @@ from .hookspecs import hookimpl
 from .media import MediaType, text_of
 
 __all__ = [
+    "USER_FAILURES",
     "ResponseView",
     "UserCode",
     "call_user",
@@ -121,16 +122,22 @@ def _takes_context(function: Callable[..., Any], name: str, file: str) -> bool:
     return var_positional or len(positional) >= most
 
 
+USER_FAILURES: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
+"""What user code may raise and still get an answer: ``sys.exit()`` or ``KeyboardInterrupt`` in an
+``input_fn`` is a failed request (500 JSON), never a worker (or uvicorn's event loop) taken down."""
+
+
 def call_user(name: str, function: Callable[..., Any], *args: Any) -> Any:
     """Call user code; an :class:`HTTPError` passes through, anything else becomes a 500.
 
-    The traceback is logged here, server-side; the client gets only the message.
+    ``SystemExit`` and ``KeyboardInterrupt`` included (see :data:`USER_FAILURES`). The traceback is
+    logged here, server-side; the client gets only the message.
     """
     try:
         return function(*args)
     except HTTPError:
         raise
-    except Exception as exc:
+    except USER_FAILURES as exc:
         log.exception("%s raised", name)
         raise UserCodeError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -214,6 +221,7 @@ def user_answer(name: str, result: Any) -> tuple[bytes, str | None] | None:
                 f"{name} returned (body, {type(content_type).__name__}); the content type must "
                 "be a str such as 'application/json'"
             )
+        _check_content_type(name, content_type)
         if isinstance(result, tuple) or result is None:
             raise UserCodeError(
                 f"{name} returned ({type(result).__name__}, content_type); the body must be "
@@ -225,6 +233,22 @@ def user_answer(name: str, result: Any) -> tuple[bytes, str | None] | None:
         return bytes(result), content_type
     what = f"({type(result).__name__}, content_type)" if content_type else type(result).__name__
     raise UserCodeError(f"{name} returned {what}; expected bytes, str or (body, content_type)")
+
+
+def _check_content_type(name: str, content_type: str) -> None:
+    """Refuse a content type no HTTP header can carry: non-latin-1 text, CR/LF or other controls."""
+    try:
+        content_type.encode("latin-1")
+    except UnicodeEncodeError:
+        raise UserCodeError(
+            f"{name} returned the content type {content_type!r}, which is not latin-1 text "
+            "(an HTTP header cannot carry it)"
+        ) from None
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in content_type):
+        raise UserCodeError(
+            f"{name} returned the content type {content_type!r}, which holds a control character "
+            "(CR, LF, ...); an HTTP header cannot carry it"
+        )
 
 
 class UserCode:
@@ -353,7 +377,7 @@ class UserCode:
             result = self.output_handler.function(view, context)
         except HTTPError:
             raise
-        except Exception:
+        except USER_FAILURES:
             log.warning(
                 "output_handler raised on a %d answer; answering that error as it is",
                 error.status_code,

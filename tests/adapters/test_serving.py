@@ -21,7 +21,7 @@ from tfio_handlers.adapters.asgi import ASGIApp
 from tfio_handlers.adapters.serving import Route, ServingState, Target, route_of, strip_mount
 from tfio_handlers.adapters.wsgi import WSGIApp, _target
 from tfio_handlers.config import Limits, Settings
-from tfio_handlers.pipeline import Response
+from tfio_handlers.pipeline import Response, WorkPool
 
 
 class FakePipeline:
@@ -32,6 +32,7 @@ class FakePipeline:
             {}, request_timeout=timeout, limits=Limits(max_body_bytes=limit)
         )
         self.user_code = None
+        self.work = WorkPool(4)
         self.delay = delay
         self.seen: list[tuple[bytes, dict[str, str]]] = []
 

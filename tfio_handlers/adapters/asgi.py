@@ -13,7 +13,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import HTTPError
 from ..pipeline import Pipeline, Response
@@ -36,7 +36,19 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+T = TypeVar("T")
+
 _timeout_scope: Callable[[float], Any] | None = getattr(asyncio, "timeout", None)
+
+
+async def _within(seconds: float | None, work: Awaitable[T]) -> T:
+    """``await work``, raising :class:`asyncio.TimeoutError` after ``seconds`` (``None``: no limit)."""
+    if seconds is None:
+        return await work
+    if _timeout_scope is not None:  # Python >= 3.11: no extra task
+        async with _timeout_scope(seconds):
+            return await work
+    return await asyncio.wait_for(work, seconds)
 
 
 class _TooLarge(Exception):
@@ -63,10 +75,12 @@ class ASGIApp:
         *,
         max_body_bytes: int | None = None,
         timeout: float | None = None,
+        body_timeout: float | None = None,
     ) -> None:
         self.state = ServingState(source)
         self._max_body = max_body_bytes
         self._timeout = timeout
+        self._body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -90,6 +104,7 @@ class ASGIApp:
                 return  # the client left: nobody to answer
             except Exception:
                 response = internal_error("the ASGI adapter")
+            response = response.checked()
             await send(
                 {
                     "type": "http.response.start",
@@ -120,35 +135,34 @@ class ASGIApp:
             return self.state.ping()
         if route == Route.NOT_FOUND:
             return ServingState.not_found(method, target.path)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         limit = self.state.max_body(self._max_body)
-        declared = next((v for k, v in headers if k.lower() == "content-length"), None)
+        declared = headers.get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             return ServingState.too_large(int(declared), limit)
         try:
             pipeline: Pipeline = self.state.pipeline
         except HTTPError as exc:
             return Response.error(exc)
+        body_timeout = self.state.body_timeout(self._body_timeout)
         try:
-            body = await _read_body(receive, limit)
+            body = await _within(body_timeout, _read_body(receive, limit))
         except _TooLarge:
             return ServingState.too_large(None, limit)
+        except asyncio.TimeoutError:
+            # The declared body did not arrive in time: answer and close (whatever the server).
+            return ServingState.body_timed_out(body_timeout or 0.0)
         timeout = self.state.timeout(self._timeout)
-        if route == Route.INVOCATIONS and pipeline.user_code is not None:
-            # User code may block (sleep, I/O, image decoding): run the whole request in a worker
-            # thread so that it never stalls the event loop and the timeout can fire.
-            work = asyncio.to_thread(pipeline.invoke, body, headers)
-        elif route == Route.INVOCATIONS:
+        # The work (user code, codecs, model) runs in the pipeline's bounded pool, never on the
+        # event loop; a saturated pool answers 503 at once.
+        if route == Route.INVOCATIONS:
             work = pipeline.ainvoke(body, headers)
         else:
-            work = ahandle_tfs_rest(pipeline, method, target.raw, body)
+            work = ahandle_tfs_rest(pipeline, method, target.raw, body, headers)
         if timeout is None:
             return await work
         try:
-            if _timeout_scope is not None:  # Python >= 3.11: no extra task per request
-                async with _timeout_scope(timeout):
-                    return await work
-            return await asyncio.wait_for(work, timeout)
+            return await _within(timeout, work)
         except asyncio.TimeoutError:
             return ServingState.timed_out(timeout)
 

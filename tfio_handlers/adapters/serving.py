@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from ..errors import BackendUnavailable, HTTPError, InternalError, NotFound, PayloadTooLarge
+from ..errors import (
+    BackendUnavailable,
+    HTTPError,
+    InternalError,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+)
 from ..pipeline import Pipeline, Response
 
 __all__ = [
@@ -195,6 +202,15 @@ class ServingState:
         seconds = pipeline.settings.request_timeout if pipeline else None
         return seconds if seconds and seconds > 0 else None
 
+    def body_timeout(self, override: float | None) -> float | None:
+        """Seconds the request body may take to arrive (``TFIO_HANDLERS_BODY_TIMEOUT``); ``None``: no
+        limit. Before the pipeline is built no body is read, so only a ready pipeline's counts."""
+        if override is not None:
+            return override if override > 0 else None
+        pipeline = self._pipeline
+        seconds = pipeline.settings.body_timeout if pipeline else None
+        return seconds if seconds and seconds > 0 else None
+
     def enter(self) -> None:
         with self._lock:
             self.in_flight += 1
@@ -220,6 +236,16 @@ class ServingState:
         what = f"of {size} bytes " if size is not None else ""
         return Response.error(
             PayloadTooLarge(f"Request body {what}is over the limit of {limit} bytes")
+        )
+
+    @staticmethod
+    def body_timed_out(seconds: float) -> Response:
+        """408 (and ``Connection: close``): the declared body did not arrive within ``seconds``."""
+        return Response.error(
+            RequestTimeout(
+                f"Request body did not arrive within the body timeout of {seconds:g} s "
+                "(TFIO_HANDLERS_BODY_TIMEOUT)"
+            )
         )
 
     @staticmethod

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import HTTPError
 from ..pipeline import Response
-from ..rest_api import handle_tfs_rest
+from ..rest_api import handle_tfs_rest, needs_model
 from .serving import (
     PipelineSource,
     Route,
@@ -42,6 +42,7 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     406: "Not Acceptable",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
@@ -54,6 +55,14 @@ _REASONS = {
 }
 
 _POOL_THREADS = 32
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _ShortBody(Exception):
+    pass
 
 
 class WSGIApp:
@@ -70,10 +79,12 @@ class WSGIApp:
         *,
         max_body_bytes: int | None = None,
         timeout: float | None = None,
+        body_timeout: float | None = None,
     ) -> None:
         self.state = ServingState(source)
         self._max_body = max_body_bytes
         self._timeout = timeout
+        self._body_timeout = body_timeout
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
@@ -89,6 +100,7 @@ class WSGIApp:
             response = internal_error("the WSGI adapter")
         finally:
             self.state.leave()
+        response = response.checked()
         status = f"{response.status} {_REASONS.get(response.status, 'Unknown')}"
         start_response(status, [*response.headers, ("Content-Length", str(len(response.body)))])
         access_log(
@@ -115,16 +127,13 @@ class WSGIApp:
             pipeline = self.state.pipeline
         except HTTPError as exc:
             return Response.error(exc)
-        stream = environ["wsgi.input"]
-        if length is not None:
-            body = stream.read(length) if length else b""
-        elif environ.get("wsgi.input_terminated"):
-            # A chunked body (no Content-Length): read it to its end, but never past the limit.
-            body = stream.read(limit + 1)
-            if len(body) > limit:
-                return ServingState.too_large(None, limit)
-        else:
-            body = b""
+        try:
+            body = self._read_body(environ, length, limit)
+        except _TooLarge:
+            return ServingState.too_large(None, limit)
+        except (OSError, _ShortBody):
+            # The declared body did not arrive (in time: see _read_body): answer and close.
+            return ServingState.body_timed_out(self.state.body_timeout(self._body_timeout) or 0.0)
         headers = {
             key[5:].replace("_", "-").lower(): value
             for key, value in environ.items()
@@ -137,17 +146,53 @@ class WSGIApp:
         def work() -> Response:
             if route == Route.INVOCATIONS:
                 return pipeline.invoke(body, headers)
-            return handle_tfs_rest(pipeline, method, target.raw, body)
+            return handle_tfs_rest(pipeline, method, target.raw, body, headers)
 
+        # User code and model calls run in the pipeline's bounded pool (503 at once when it is
+        # saturated); status and metadata in this adapter's own pool, so they keep answering.
+        bounded = route == Route.INVOCATIONS or needs_model(method, target.raw)
         timeout = self.state.timeout(self._timeout)
-        if timeout is None:
-            return work()
-        future = self._executor().submit(work)
+        try:
+            if timeout is None:
+                if not bounded:
+                    return work()
+                with pipeline.work.slot():
+                    return work()
+            future = pipeline.work.submit(work) if bounded else self._executor().submit(work)
+        except HTTPError as exc:
+            return Response.error(exc)
         try:
             return future.result(timeout)
         except FutureTimeout:
             future.cancel()
             return ServingState.timed_out(timeout)
+
+    def _read_body(self, environ: dict[str, Any], length: int | None, limit: int) -> bytes:
+        """The request body, all ``length`` bytes of it, or :class:`_ShortBody`.
+
+        Under gunicorn, whose socket the environ carries, every read waits at most
+        ``TFIO_HANDLERS_BODY_TIMEOUT`` (a silent client raises :class:`OSError`); under
+        :class:`~tfio_handlers.adapters.gunicorn.DeadlineWorker` (``tfio-handlers serve --server
+        gunicorn``) the whole body has that deadline. Other servers read the body with their own
+        timeouts.
+        """
+        stream = environ["wsgi.input"]
+        sock = environ.get("gunicorn.socket")
+        seconds = self.state.body_timeout(self._body_timeout)
+        if sock is not None and seconds is not None and not hasattr(sock, "deadline"):
+            sock.settimeout(seconds)
+        if length is not None:
+            body: bytes = stream.read(length) if length else b""
+            if len(body) < length:
+                raise _ShortBody
+            return body
+        if environ.get("wsgi.input_terminated"):
+            # A chunked body (no Content-Length): read it to its end, but never past the limit.
+            body = stream.read(limit + 1)
+            if len(body) > limit:
+                raise _TooLarge
+            return body
+        return b""
 
     def _executor(self) -> ThreadPoolExecutor:
         """This process's pool (made after a ``fork``, never inherited from the parent)."""
