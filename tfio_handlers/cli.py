@@ -104,6 +104,9 @@ def _serve(args: argparse.Namespace) -> int:
             str(timeout + 5),
             "--graceful-timeout",
             str(timeout),
+            # Header and body deadlines (TFIO_HANDLERS_HEADER_TIMEOUT, _BODY_TIMEOUT).
+            "--worker-class",
+            "tfio_handlers.adapters.gunicorn_worker.DeadlineWorker",
             "--log-level",
             args.log_level,
         ]
@@ -116,6 +119,11 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "access_log": False,  # the app writes its own access line, with the codec used
         "timeout_graceful_shutdown": timeout,
+        # Connection deadlines uvicorn lacks (headers, a connection cap), and its keep-alive idle
+        # timeout: TFIO_HANDLERS_HEADER_TIMEOUT, _MAX_CONNECTIONS, _KEEP_ALIVE_TIMEOUT. The body
+        # deadline is the app's.
+        "http": "tfio_handlers.adapters.uvicorn_protocol:DeadlineProtocol",
+        "timeout_keep_alive": config.settings.keep_alive_timeout,
     }
     if workers == 1:
         # One worker is this process: it serves the configuration just checked (the user's code
