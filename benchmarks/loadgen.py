@@ -8,6 +8,13 @@ It prints one JSON object: completed requests and req/s in the measured window, 
 (ms), status counts, the first response body (for correctness checks) and the CPU seconds this
 process used, so that the caller can tell whether the generator itself was the bottleneck.
 
+Count mode (``--total N``, used by ``reliability/campaign.py``): instead of a timed window, exactly N
+requests are sent after the warm-up, shared by the connections (each takes the next ticket until none
+is left), and ``--time-limit`` bounds the run in time too. A connection that fails (refused, reset,
+closed without an answer) counts its request as an error and reconnects, so every ticket ends as an
+answer or an error: ``completed + error_count == total`` unless the time limit struck
+(``timed_out``). Time mode keeps its behaviour: a failed connection ends.
+
 Why not httpx: on a two-core machine the generator competes with the server for CPU. A bare
 ``asyncio`` stream client costs about a third of httpx's CPU per request (measured: ~60 us against
 ~200 us), which leaves the server its core. Only what these benchmarks need is implemented:
@@ -71,7 +78,13 @@ async def _connection(
     statuses: dict[int, int],
     first: list[bytes],
     errors: list[str],
+    tickets: list[int] | None = None,
 ) -> None:
+    if tickets is not None:
+        await _counted_connection(
+            host, port, request, measure_from, stop_at, latencies, statuses, first, errors, tickets
+        )
+        return
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while True:
@@ -93,6 +106,66 @@ async def _connection(
         writer.close()
 
 
+async def _counted_connection(
+    host: str,
+    port: int,
+    request: bytes,
+    measure_from: float,
+    stop_at: float,
+    latencies: list[float],
+    statuses: dict[int, int],
+    first: list[bytes],
+    errors: list[str],
+    tickets: list[int],
+) -> None:
+    """Count mode: take tickets (``tickets[0]`` is how many are left) until none is left or time is up.
+
+    Requests sent before ``measure_from`` are warm-up and take no ticket. A failure costs the ticket
+    (an error) and the connection, which is opened again for the next one.
+    """
+    writer: asyncio.StreamWriter | None = None
+    reader: asyncio.StreamReader | None = None
+    try:
+        while True:
+            sent = time.perf_counter()
+            if sent >= stop_at:
+                return
+            counted = sent >= measure_from
+            if counted:
+                if tickets[0] <= 0:
+                    return
+                tickets[0] -= 1
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                assert reader is not None
+                writer.write(request)
+                await writer.drain()
+                left = None if stop_at == float("inf") else stop_at - time.perf_counter()
+                status, body = await asyncio.wait_for(
+                    _read_response(reader), None if left is None else max(0.001, left)
+                )
+            except (OSError, asyncio.IncompleteReadError, ValueError, asyncio.TimeoutError) as exc:
+                if counted:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                if writer is not None:
+                    writer.close()
+                writer = reader = None
+                if isinstance(exc, asyncio.TimeoutError):
+                    return
+                await asyncio.sleep(0.01)  # a refused connection is not retried in a hot loop
+                continue
+            done = time.perf_counter()
+            if not first:
+                first.append(body)
+            if counted:
+                latencies.append(done - sent)
+                statuses[status] = statuses.get(status, 0) + 1
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 async def run(
     url: str,
     body: bytes,
@@ -100,7 +173,11 @@ async def run(
     concurrency: int,
     warmup: float,
     duration: float,
+    total: int | None = None,
+    time_limit: float | None = None,
 ) -> dict[str, object]:
+    """Time mode (``total`` None): ``duration`` seconds measured after ``warmup``. Count mode:
+    ``total`` requests after ``warmup``, the whole run cut at ``time_limit`` seconds (if given)."""
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or 80
@@ -115,6 +192,10 @@ async def run(
     start = time.perf_counter()
     measure_from = start + warmup
     stop_at = measure_from + duration
+    tickets: list[int] | None = None
+    if total is not None:
+        tickets = [total]
+        stop_at = start + time_limit if time_limit is not None else float("inf")
     cpu_before = _cpu_seconds()
     await asyncio.gather(
         *(
@@ -129,6 +210,7 @@ async def run(
                 statuses,
                 first,
                 errors,
+                tickets,
             )
             for _ in range(concurrency)
         )
@@ -142,7 +224,7 @@ async def run(
             return float("nan")
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
 
-    return {
+    result: dict[str, object] = {
         "concurrency": concurrency,
         "completed": len(latencies),
         "seconds": elapsed,
@@ -158,6 +240,11 @@ async def run(
         "cpu_share": cpu / (time.perf_counter() - start),
         "first_body": (first[0] if first else b"").decode("utf-8", "replace"),
     }
+    if tickets is not None:
+        result["total"] = total
+        result["max_ms"] = latencies[-1] * 1000 if latencies else float("nan")
+        result["timed_out"] = time.perf_counter() >= stop_at
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +255,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument(
+        "--total",
+        type=int,
+        default=None,
+        help="count mode: send exactly this many requests after the warm-up (--duration unused)",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="count mode: stop after this many seconds even if requests are left",
+    )
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     args = parser.parse_args(argv)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
@@ -178,7 +277,18 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.header:
         name, _, value = item.partition(":")
         headers.append((name.strip(), value.strip()))
-    result = asyncio.run(run(args.url, body, headers, args.concurrency, args.warmup, args.duration))
+    result = asyncio.run(
+        run(
+            args.url,
+            body,
+            headers,
+            args.concurrency,
+            args.warmup,
+            args.duration,
+            total=args.total,
+            time_limit=args.time_limit,
+        )
+    )
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0
