@@ -11,7 +11,7 @@ Served methods: ``PredictionService`` ``Predict``, ``Classify``, ``Regress``, ``
 ``GetModelStatus``; ``HandleReloadConfigRequest`` answers UNIMPLEMENTED. Handlers are generic
 (``grpc.method_handlers_generic_handler``) over our own message classes, so no generated stubs are
 needed. A backend's :class:`~tfio_handlers.errors.HTTPError` becomes the gRPC code TF Serving would
-have used (:func:`~tfio_handlers.backends.grpc.grpc_code_for_status`) with the same message, and the
+have used (:func:`~tfio_handlers.backends.status.grpc_code_for_status`) with the same message, and the
 exact HTTP status travels in the trailing metadata ``tfio-http-status`` for our own client.
 """
 
@@ -34,8 +34,8 @@ from .backends.grpc import (
     MAX_MESSAGE_BYTES,
     MODEL_SERVICE,
     PREDICTION_SERVICE,
-    grpc_code_for_status,
 )
+from .backends.status import grpc_code_for_status
 from .errors import BadRequest, HTTPError
 from .protos import (
     ClassificationRequest,

@@ -22,13 +22,8 @@ import pytest
 from test_grpc_cases import CASES, Case, Slow, assert_same_response, call, free_port, spec
 
 from tfio_handlers.backends.base import Backend
-from tfio_handlers.backends.grpc import (
-    GRPC_TO_HTTP,
-    HTTP_STATUS_METADATA,
-    GrpcBackend,
-    grpc_code_for_status,
-    http_status_for_code,
-)
+from tfio_handlers.backends.grpc import HTTP_STATUS_METADATA, GrpcBackend
+from tfio_handlers.backends.status import GRPC_TO_HTTP, grpc_code_for_status, http_status_for_code
 from tfio_handlers.errors import (
     BackendTimeout,
     BackendUnavailable,

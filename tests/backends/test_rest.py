@@ -26,7 +26,8 @@ from test_grpc_cases import CASES, Case, Slow, assert_same_response, call, free_
 from tfio_handlers.backends import rest
 from tfio_handlers.backends.base import Backend
 from tfio_handlers.backends.grpc import GrpcBackend
-from tfio_handlers.backends.rest import RestBackend, http_error
+from tfio_handlers.backends.rest import RestBackend
+from tfio_handlers.backends.status import http_error
 from tfio_handlers.errors import (
     BackendTimeout,
     BackendUnavailable,

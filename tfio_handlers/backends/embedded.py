@@ -43,13 +43,10 @@ import numpy as np
 
 from ..config import env_int
 from ..errors import (
-    BackendTimeout,
     BackendUnavailable,
     BadRequest,
     HTTPError,
-    InternalError,
     NotFound,
-    Unimplemented,
 )
 from ..protocol.signatures import (
     DEFAULT_SIGNATURE,
@@ -83,6 +80,7 @@ from ..protos import (
 from ..tensors import dtype_name, to_ndarray, to_tensor_proto
 from .base import Backend
 from .model_repository import ModelSource, PathLike, resolve_models
+from .status import http_error, http_status_for_code
 
 __all__ = [
     "INTER_OP_ENV",
@@ -114,37 +112,6 @@ def _joined(names: Iterable[str]) -> str:
 
 
 # -- TensorFlow status → HTTP error ----------------------------------------------------------------
-
-# absl/TF status codes (tensorflow/core/protobuf/error_codes.proto) to the HTTP statuses TF Serving's
-# REST server answers with (http_server.cc).
-_STATUS_BY_CODE: dict[int, int] = {
-    1: 499,  # CANCELLED
-    2: 500,  # UNKNOWN
-    3: 400,  # INVALID_ARGUMENT
-    4: 504,  # DEADLINE_EXCEEDED
-    5: 404,  # NOT_FOUND
-    6: 409,  # ALREADY_EXISTS
-    7: 403,  # PERMISSION_DENIED
-    8: 429,  # RESOURCE_EXHAUSTED
-    9: 400,  # FAILED_PRECONDITION
-    10: 409,  # ABORTED
-    11: 400,  # OUT_OF_RANGE
-    12: 501,  # UNIMPLEMENTED
-    13: 500,  # INTERNAL
-    14: 503,  # UNAVAILABLE
-    15: 500,  # DATA_LOSS
-    16: 401,  # UNAUTHENTICATED
-}
-
-_ERROR_CLASS: dict[int, type[HTTPError]] = {
-    400: BadRequest,
-    404: NotFound,
-    500: InternalError,
-    501: Unimplemented,
-    503: BackendUnavailable,
-    504: BackendTimeout,
-}
-
 
 _OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\]\s*$")
 _STACK_MARKER = "defined at (most recent call last):\n"
@@ -203,11 +170,9 @@ def _explained(message: str) -> str:
 
 def _from_tf_error(exc: Exception) -> HTTPError:
     """A TensorFlow ``OpError`` as the HTTP error TF Serving would answer with."""
-    code = int(getattr(exc, "error_code", 2))
+    code = int(getattr(exc, "error_code", 2))  # absl's code number; UNKNOWN when absent
     message = _explained(_tf_message(str(getattr(exc, "message", "") or exc)))
-    status = _STATUS_BY_CODE.get(code, 500)
-    cls = _ERROR_CLASS.get(status)
-    return cls(message) if cls is not None else HTTPError(message, status=status)
+    return http_error(http_status_for_code(code), message)
 
 
 # -- one loaded signature --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ What a call does, in order:
    (at most ``max_backoff``, with jitter), then :class:`~tfio_handlers.errors.BackendUnavailable`
    (503). The channel reconnects quickly (its reconnect back-off is capped at ``max_backoff``, not
    gRPC's default two minutes), so a restarted server is found again.
-4. **Errors** map to TF Serving's own HTTP statuses (:data:`GRPC_TO_HTTP`), keeping the server's
+4. **Errors** map to TF Serving's own HTTP statuses (:data:`.status.GRPC_TO_HTTP`), keeping the server's
    message: InvalidArgument → 400, NotFound → 404, ... A server that sends the trailing metadata
    ``tfio-http-status`` (our :mod:`tfio_handlers.grpc_server` does) has that status used as is, so a
    413 or 415 raised behind a loopback server comes back as 413 or 415.
@@ -60,20 +60,13 @@ from ..protos import (
     coerce,
 )
 from .base import Backend, model_spec
-from .rest import backoff_delay, http_error
+from .rest import backoff_delay
+from .status import http_error, http_status_for_code
 
 if TYPE_CHECKING:
     import grpc
 
-__all__ = [
-    "GRPC_TO_HTTP",
-    "HTTP_STATUS_METADATA",
-    "MODEL_SERVICE",
-    "PREDICTION_SERVICE",
-    "GrpcBackend",
-    "grpc_code_for_status",
-    "http_status_for_code",
-]
+__all__ = ["HTTP_STATUS_METADATA", "MODEL_SERVICE", "PREDICTION_SERVICE", "GrpcBackend"]
 
 log = logging.getLogger(__name__)
 
@@ -86,61 +79,6 @@ HTTP_STATUS_METADATA = "tfio-http-status"
 
 MAX_MESSAGE_BYTES = 2**31 - 1
 """gRPC's largest message size, SageMaker's legacy container's send and receive limit."""
-
-GRPC_TO_HTTP: dict[str, int] = {
-    "OK": 200,
-    "CANCELLED": 499,
-    "UNKNOWN": 500,
-    "INVALID_ARGUMENT": 400,
-    "DEADLINE_EXCEEDED": 504,
-    "NOT_FOUND": 404,
-    "ALREADY_EXISTS": 409,
-    "PERMISSION_DENIED": 403,
-    "RESOURCE_EXHAUSTED": 429,
-    "FAILED_PRECONDITION": 400,
-    "ABORTED": 409,
-    "OUT_OF_RANGE": 400,
-    "UNIMPLEMENTED": 501,
-    "INTERNAL": 500,
-    "UNAVAILABLE": 503,
-    "DATA_LOSS": 500,
-    "UNAUTHENTICATED": 401,
-}
-"""gRPC status code name → HTTP status, as TF Serving's REST handler maps ``absl::Status`` codes."""
-
-_HTTP_TO_GRPC: dict[int, str] = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    413: "RESOURCE_EXHAUSTED",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "UNIMPLEMENTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-
-
-def http_status_for_code(code_name: str) -> int:
-    """The HTTP status TF Serving answers for a gRPC status code (by name, e.g. ``"NOT_FOUND"``)."""
-    return GRPC_TO_HTTP.get(code_name, 500)
-
-
-def grpc_code_for_status(status: int) -> str:
-    """The gRPC status code name for an HTTP status: the inverse of :data:`GRPC_TO_HTTP`.
-
-    Where several codes share a status the most common is chosen (400 → INVALID_ARGUMENT);
-    statuses with no code of their own go by class: other 4xx → INVALID_ARGUMENT (406, 415, ...),
-    other 5xx → INTERNAL.
-    """
-    code = _HTTP_TO_GRPC.get(status)
-    if code is not None:
-        return code
-    return "INVALID_ARGUMENT" if 400 <= status < 500 else "INTERNAL"
-
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)

@@ -48,13 +48,8 @@ from ..errors import (
     BackendTimeout,
     BackendUnavailable,
     BadRequest,
-    HTTPError,
     InternalError,
-    NotAcceptable,
-    NotFound,
-    PayloadTooLarge,
     Unimplemented,
-    UnsupportedMediaType,
 )
 from ..protos import (
     DT_BOOL,
@@ -96,13 +91,14 @@ from ..protos import (
 )
 from ..tensors import dtype_name, make_shape, numpy_dtype, to_ndarray, to_tensor_proto
 from .base import Backend, ResolvedModel
+from .status import http_error
 
 if TYPE_CHECKING:
     import ssl
 
     import httpx
 
-__all__ = ["RestBackend", "backoff_delay", "http_error"]
+__all__ = ["RestBackend", "backoff_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -126,24 +122,6 @@ _JSON_DTYPES = frozenset(
     }
 )
 """The dtypes TF Serving's JSON reads and writes (``json_tensor.cc``); others are Unimplemented."""
-
-_STATUS_CLASSES: dict[int, type[HTTPError]] = {
-    400: BadRequest,
-    404: NotFound,
-    406: NotAcceptable,
-    413: PayloadTooLarge,
-    415: UnsupportedMediaType,
-    500: InternalError,
-    501: Unimplemented,
-    503: BackendUnavailable,
-    504: BackendTimeout,
-}
-
-
-def http_error(status: int, message: str) -> HTTPError:
-    """The library error for an HTTP ``status``: its own class where one exists, else ``HTTPError``."""
-    cls = _STATUS_CLASSES.get(status)
-    return cls(message) if cls is not None else HTTPError(message, status=status)
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
