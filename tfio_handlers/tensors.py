@@ -189,6 +189,19 @@ SUPPORTED_DTYPES: Final[frozenset[int]] = frozenset(_FIELD)
 """The DataType enums :func:`to_tensor_proto` and :func:`to_ndarray` convert (bfloat16 needs the
 ``ml_dtypes`` package at run time)."""
 
+
+def typed_field(dt: int) -> str:
+    """The ``TensorProto`` field that holds a dtype's values: ``float_val`` for ``DT_FLOAT``,
+    ``int_val`` for the narrow integers, ``half_val`` (bit patterns) for half and bfloat16, ...
+
+    Raises :class:`~tfio_handlers.errors.Unimplemented` for a dtype numpy cannot hold.
+    """
+    field = _FIELD.get(dt)
+    if field is None:
+        raise _unsupported(dt)
+    return field
+
+
 # int_val carries int32 and the narrower integers; they must be range-checked when read.
 _NARROW_INT: Final = frozenset({DT_INT8, DT_INT16, DT_UINT8, DT_UINT16})
 _HALF_BITS: Final = frozenset({DT_HALF, DT_BFLOAT16})

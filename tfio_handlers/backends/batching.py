@@ -70,20 +70,8 @@ from google.protobuf.message import Message
 from ..config import env_int
 from ..errors import BackendUnavailable, HTTPError, InternalError
 from ..protos import (
-    DT_BFLOAT16,
-    DT_BOOL,
     DT_DOUBLE,
     DT_FLOAT,
-    DT_HALF,
-    DT_INT8,
-    DT_INT16,
-    DT_INT32,
-    DT_INT64,
-    DT_STRING,
-    DT_UINT8,
-    DT_UINT16,
-    DT_UINT32,
-    DT_UINT64,
     ClassificationRequest,
     ClassificationResponse,
     GetModelMetadataRequest,
@@ -98,7 +86,7 @@ from ..protos import (
     TensorProto,
     coerce,
 )
-from ..tensors import to_ndarray, to_tensor_proto
+from ..tensors import SUPPORTED_DTYPES, to_ndarray, to_tensor_proto, typed_field
 from .base import Backend, ResolvedModel
 
 __all__ = [
@@ -128,22 +116,6 @@ _QUEUE_FULL: Final = "The batch scheduling queue to which this task was submitte
 # a Python loop (writing float_val from numpy element by element costs ~0.1 us a value).
 _RAW_PACKED: Final = frozenset({DT_FLOAT, DT_DOUBLE})
 """Dtypes whose rows :func:`to_tensor_proto` writes as raw packed bytes: re-encoded, not sliced."""
-# Typed fields holding exactly one value per element: a caller's rows are a slice of the field.
-_TYPED_FIELD: Final[dict[int, str]] = {
-    DT_INT8: "int_val",
-    DT_INT16: "int_val",
-    DT_INT32: "int_val",
-    DT_UINT8: "int_val",
-    DT_UINT16: "int_val",
-    DT_INT64: "int64_val",
-    DT_UINT32: "uint32_val",
-    DT_UINT64: "uint64_val",
-    DT_BOOL: "bool_val",
-    DT_STRING: "string_val",
-    DT_HALF: "half_val",
-    DT_BFLOAT16: "half_val",
-}
-
 
 # -- the environment ------------------------------------------------------------------------------
 
@@ -702,12 +674,10 @@ class _Output:
         dtype = int(tensor.dtype)
         typed = not tensor.tensor_content
         values = None
-        if typed and dtype not in _RAW_PACKED:
-            name = _TYPED_FIELD.get(dtype)
-            if name is not None:
-                field = getattr(tensor, name)
-                if len(field) == array.size:
-                    values = field
+        if typed and dtype not in _RAW_PACKED and dtype in SUPPORTED_DTYPES:
+            field = getattr(tensor, typed_field(dtype))
+            if len(field) == array.size:  # one value per element (not complex pairs, no broadcast)
+                values = field
         inner = math.prod(array.shape[1:])
         return cls(alias, dtype, array, typed, values, inner)
 
@@ -724,8 +694,9 @@ class _Output:
         if not piece.size:
             return
         # A slice of the typed field: the same values, no conversion.
-        name = _TYPED_FIELD[self.dtype]
-        getattr(out, name).extend(self.values[start * self.inner : (start + rows) * self.inner])
+        getattr(out, typed_field(self.dtype)).extend(
+            self.values[start * self.inner : (start + rows) * self.inner]
+        )
 
 
 def _fail(future: Future[Any], error: BaseException) -> None:
