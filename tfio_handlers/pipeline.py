@@ -8,21 +8,16 @@ traceback and answered 500 without one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import logging
-import os
-import threading
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from .config import Settings
+from .content_coding import decode_content_encoding
 from .context import Context, Method, parse_custom_attributes
 from .errors import (
     BadRequest,
@@ -30,17 +25,15 @@ from .errors import (
     InternalError,
     NotAcceptable,
     NotFound,
-    PayloadTooLarge,
-    ServerBusy,
-    UnsupportedMediaType,
     UserCodeError,
     error_body,
 )
 from .media import ANY, JSON, MediaType, parse_accept, parse_media_type
 from .registry import Kind, Registry
 from .usercode import USER_FAILURES, UserCode, call_user, user_answer
+from .workpool import WorkPool
 
-__all__ = ["Pipeline", "Response", "WorkPool", "decode_content_encoding"]
+__all__ = ["Pipeline", "Response"]
 
 log = logging.getLogger(__name__)
 
@@ -102,151 +95,6 @@ class Response:
             return self
         log.error("Refusing to send an answer: %s", problem)
         return Response.error(InternalError(f"The answer cannot be sent: {problem}"), self.codec)
-
-
-class WorkPool:
-    """The bounded pool that runs user code and model work: a saturated worker answers 503 at once.
-
-    ``size`` requests' work (``TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS``) may run at once; one more is
-    refused with :class:`~tfio_handlers.errors.ServerBusy` (503, ``Retry-After``) before any of its
-    work starts, so routes that do no such work (``/ping``, model status) keep answering. A slot is
-    held until the work really ends: a request answered 504 whose user code still runs keeps its
-    slot, so work that cannot be interrupted is still bounded. The threads are made per process (a
-    pool inherited through ``fork`` has no threads).
-    """
-
-    def __init__(self, size: int) -> None:
-        if size < 1:
-            raise ValueError("a work pool needs at least one slot")
-        self.size = size
-        self._slots = threading.BoundedSemaphore(size)
-        self._busy = 0
-        self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
-        self._pid = 0
-
-    @property
-    def busy(self) -> int:
-        """Slots taken now."""
-        return self._busy
-
-    def _take(self) -> None:
-        if not self._slots.acquire(blocking=False):
-            raise ServerBusy(
-                f"Server is busy: all {self.size} request slots are taken "
-                "(TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS); retry later"
-            )
-        with self._lock:
-            self._busy += 1
-
-    def _give(self, *_: object) -> None:
-        with self._lock:
-            self._busy -= 1
-        self._slots.release()
-
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold a slot while running work in the calling thread (raises ServerBusy when none)."""
-        self._take()
-        try:
-            yield
-        finally:
-            self._give()
-
-    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
-        """Run ``function(*args)`` in the pool; its slot is given back when it ends."""
-        self._take()
-        try:
-            future = self._pool().submit(function, *args)
-        except BaseException:
-            self._give()
-            raise
-        future.add_done_callback(self._give)
-        return future
-
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(*args)`` in the pool, awaited; cancelling the await does not free the slot
-        until the function has returned."""
-        return await asyncio.wrap_future(self.submit(function, *args))
-
-    def _pool(self) -> ThreadPoolExecutor:
-        executor = self._executor
-        if executor is not None and self._pid == os.getpid():
-            return executor
-        with self._lock:
-            if self._executor is None or self._pid != os.getpid():
-                self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="tfio-work")
-                self._pid = os.getpid()
-            return self._executor
-
-
-_ENCODINGS = ("gzip", "deflate", "identity")
-"""Content-Encoding values a request body may carry (``x-gzip`` is ``gzip``)."""
-
-
-def decode_content_encoding(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """``body`` with its ``Content-Encoding`` undone, never producing more than ``limit`` bytes.
-
-    ``gzip`` (several members too) and ``deflate`` (zlib-wrapped as RFC 9110 says, or raw as some
-    clients send it) are inflated by a bounded decompressor: a gzip bomb stops at the body limit
-    with 413, having allocated at most that much. ``identity`` passes; any other coding is 415
-    naming those supported. Several codings (``gzip, identity``) are undone last first.
-    """
-    if not encoding:
-        return body
-    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
-    for coding in reversed(codings):
-        if coding == "identity":
-            continue
-        if coding in ("gzip", "x-gzip"):
-            body = _inflate(body, 16 + zlib.MAX_WBITS, "gzip", limit)
-        elif coding == "deflate":
-            try:
-                body = _inflate(body, zlib.MAX_WBITS, "deflate", limit)
-            except BadRequest:
-                body = _inflate(body, -zlib.MAX_WBITS, "deflate", limit)
-        else:
-            raise UnsupportedMediaType(
-                f"Content-Encoding {coding!r} is not supported; use one of: "
-                + ", ".join(_ENCODINGS)
-            )
-    return body
-
-
-_INFLATE_STEP = 1 << 20
-
-
-def _inflate(data: bytes, wbits: int, name: str, limit: int) -> bytes:
-    """Inflate ``data`` (all its gzip members), at most ``limit + 1`` bytes held at any time."""
-    out = bytearray()
-    rest = data
-    while True:
-        inflater = zlib.decompressobj(wbits)
-        pending = rest
-        try:
-            while True:
-                room = limit + 1 - len(out)
-                out += inflater.decompress(pending, min(room, _INFLATE_STEP))
-                if len(out) > limit:
-                    raise PayloadTooLarge(
-                        f"Request body is over the limit of {limit} bytes once {name}-decoded"
-                    )
-                pending = inflater.unconsumed_tail
-                if inflater.eof or not pending:
-                    break
-            if not inflater.eof:
-                out += inflater.flush()
-                if len(out) > limit:
-                    raise PayloadTooLarge(
-                        f"Request body is over the limit of {limit} bytes once {name}-decoded"
-                    )
-                if not inflater.eof:
-                    raise BadRequest(f"Request body is not complete {name} data (it ends early)")
-        except zlib.error as exc:
-            raise BadRequest(f"Request body is not valid {name} data: {exc}") from None
-        rest = inflater.unused_data
-        if name != "gzip" or not rest.strip(b"\0"):
-            return bytes(out)
 
 
 def _lower_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -374,7 +222,7 @@ class Pipeline:
 
     def decoded_body(self, body: bytes, headers: Mapping[str, str]) -> bytes:
         """``body`` with its ``Content-Encoding`` (lower-cased ``headers``) undone, bounded by the
-        body limit: see :func:`decode_content_encoding`."""
+        body limit: see :func:`~tfio_handlers.content_coding.decode_content_encoding`."""
         return decode_content_encoding(
             body, headers.get("content-encoding"), self.settings.limits.max_body_bytes
         )

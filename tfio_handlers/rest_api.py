@@ -21,9 +21,10 @@ from urllib.parse import unquote_to_bytes
 
 from google.protobuf.message import Message
 
+from .content_coding import decode_content_encoding
 from .errors import BadRequest, HTTPError, InternalError
 from .media import JSON
-from .pipeline import Pipeline, Response, decode_content_encoding
+from .pipeline import Pipeline, Response
 from .protocol.rest_json import (
     classification_result_to_json,
     classify_request_from_json,

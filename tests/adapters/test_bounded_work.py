@@ -25,8 +25,9 @@ import pytest
 from tfio_handlers.adapters.asgi import ASGIApp
 from tfio_handlers.adapters.wsgi import WSGIApp
 from tfio_handlers.config import Limits, Settings
+from tfio_handlers.content_coding import decode_content_encoding
 from tfio_handlers.hookspecs import hookimpl
-from tfio_handlers.pipeline import Pipeline, decode_content_encoding
+from tfio_handlers.pipeline import Pipeline
 from tfio_handlers.registry import Registry
 from tfio_handlers.usercode import UserCode, load_user_code
 

@@ -21,7 +21,8 @@ from tfio_handlers.adapters.asgi import ASGIApp
 from tfio_handlers.adapters.serving import Route, ServingState, Target, route_of, strip_mount
 from tfio_handlers.adapters.wsgi import WSGIApp, _target
 from tfio_handlers.config import Limits, Settings
-from tfio_handlers.pipeline import Response, WorkPool
+from tfio_handlers.pipeline import Response
+from tfio_handlers.workpool import WorkPool
 
 
 class FakePipeline:

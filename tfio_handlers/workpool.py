@@ -1,0 +1,98 @@
+"""The bounded pool that runs each worker's user code and model work.
+
+One request's work (decoding, user code, the model call, encoding) takes one slot; a worker with no
+slot free answers 503 at once instead of queueing, so a few blocked requests never starve the rest
+and the routes that need no such work (``/ping``, model status) keep answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .errors import ServerBusy
+
+__all__ = ["WorkPool"]
+
+T = TypeVar("T")
+
+
+class WorkPool:
+    """The bounded pool that runs user code and model work: a saturated worker answers 503 at once.
+
+    ``size`` requests' work (``TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS``) may run at once; one more is
+    refused with :class:`~tfio_handlers.errors.ServerBusy` (503, ``Retry-After``) before any of its
+    work starts, so routes that do no such work (``/ping``, model status) keep answering. A slot is
+    held until the work really ends: a request answered 504 whose user code still runs keeps its
+    slot, so work that cannot be interrupted is still bounded. The threads are made per process (a
+    pool inherited through ``fork`` has no threads).
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("a work pool needs at least one slot")
+        self.size = size
+        self._slots = threading.BoundedSemaphore(size)
+        self._busy = 0
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    @property
+    def busy(self) -> int:
+        """Slots taken now."""
+        return self._busy
+
+    def _take(self) -> None:
+        if not self._slots.acquire(blocking=False):
+            raise ServerBusy(
+                f"Server is busy: all {self.size} request slots are taken "
+                "(TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS); retry later"
+            )
+        with self._lock:
+            self._busy += 1
+
+    def _give(self, *_: object) -> None:
+        with self._lock:
+            self._busy -= 1
+        self._slots.release()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a slot while running work in the calling thread (raises ServerBusy when none)."""
+        self._take()
+        try:
+            yield
+        finally:
+            self._give()
+
+    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``function(*args)`` in the pool; its slot is given back when it ends."""
+        self._take()
+        try:
+            future = self._pool().submit(function, *args)
+        except BaseException:
+            self._give()
+            raise
+        future.add_done_callback(self._give)
+        return future
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in the pool, awaited; cancelling the await does not free the slot
+        until the function has returned."""
+        return await asyncio.wrap_future(self.submit(function, *args))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        executor = self._executor
+        if executor is not None and self._pid == os.getpid():
+            return executor
+        with self._lock:
+            if self._executor is None or self._pid != os.getpid():
+                self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="tfio-work")
+                self._pid = os.getpid()
+            return self._executor
