@@ -33,6 +33,7 @@ __all__ = [
     "DT_STRING",
     "InputSpec",
     "array_from_json",
+    "check_code_points",
     "check_string",
     "conform",
     "dtype_label",
@@ -120,6 +121,23 @@ def check_string(data: bytes | str, limits: Limits, where: str) -> None:
         raise PayloadTooLarge(
             f"{where}: a string of {size} bytes is over the limit of {limits.max_string_bytes} bytes"
         )
+
+
+_MAX_CODE_POINT = 0x10FFFF
+
+
+def check_code_points(array: Array, where: str) -> None:
+    """Refuse a ``U`` array holding a code point beyond U+10FFFF (400).
+
+    numpy stores ``U`` strings as raw UCS-4 words and checks nothing when it reads them from a
+    buffer; turning such a word into a ``str`` raises ``SystemError`` (npy and pickle bodies
+    carry the words as they like). One vectorised pass over the words, for string arrays only.
+    """
+    if array.dtype.kind != "U" or array.dtype.itemsize == 0 or array.size == 0:
+        return
+    words = np.ascontiguousarray(array).view(np.uint32)
+    if int(words.max()) > _MAX_CODE_POINT:
+        raise BadRequest(f"{where}: a string holds a character beyond U+10FFFF")
 
 
 def unwrap_b64(value: Mapping[str, Any], limits: Limits, where: str) -> bytes:
@@ -393,7 +411,14 @@ def array_from_json(value: Any, spec: InputSpec | None, limits: Limits, where: s
     limits.check_elements(array.size, where)
     if spec is None or spec.dtype is None:
         if array.dtype.kind in "iuf":
-            return array.astype(np.float32)
+            with np.errstate(over="ignore"):
+                out = array.astype(np.float32)
+            if array.dtype.kind == "f" and array.size:
+                overflow = np.isinf(out) & np.isfinite(array)
+                if overflow.any():
+                    value = array[overflow].flat[0]
+                    raise BadRequest(f"{where}: value {float(value)!r} is out of range for float32")
+            return out
         return array
     return conform(array, spec, limits, where)
 

@@ -32,6 +32,7 @@ import csv as _csv
 import io
 import itertools
 import json
+import math
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -46,6 +47,7 @@ from ..errors import BadRequest, HTTPError, NotAcceptable
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
 from ..protocol._json_compact import float_texts
+from ..protocol.answer_size import check_response, csv_bytes
 from ._request import InputSpec, check_string, input_specs, method_of, shape_text
 from ._response import (
     batch_size,
@@ -145,9 +147,11 @@ def _generic_loader() -> Callable[[bytes, str], Array | None]:
     try:
         import orjson
 
-        loads = orjson.loads
+        loads = orjson.loads  # refuses a number beyond float64 (``1e999``)
     except ImportError:
-        loads = json.loads
+
+        def loads(document: bytes) -> Any:
+            return json.loads(document, parse_float=_parse_float, parse_int=_bounded_int)
 
     def load(document: bytes, kind: str) -> Array | None:
         # The document holds only numbers (the caller ruled out every other JSON token), so
@@ -296,12 +300,41 @@ def _exact_table(body: bytes, media_type: MediaType, header: bool, context: Cont
 # -- typing cells ----------------------------------------------------------------------------------
 
 
-def _bad_cell(table: _Table, row: int, col: int, message: str) -> BadRequest:
+def _bad_cell(
+    table: _Table, row: int, col: int, message: str, error: type[BadRequest] = BadRequest
+) -> BadRequest:
     assert table.rows is not None and table.lines is not None
     cell = table.rows[row][col]
     shown = repr(cell) if len(cell) <= 40 else repr(cell[:40]) + "..."
     what = "an empty field" if not cell.strip() else shown
-    return BadRequest(f"CSV line {table.lines[row]}, {table.column_label(col)}: {what} {message}")
+    return error(f"CSV line {table.lines[row]}, {table.column_label(col)}: {what} {message}")
+
+
+class _OutOfRange(ValueError):
+    """A finite number written beyond the range of float64 (``1e999``, 400 digits)."""
+
+
+class _OutOfRangeCell(BadRequest):
+    """400 for a number beyond its dtype's range: never read as text instead (a table of
+    numbers without a signature falls back to strings only when a cell is not a number)."""
+
+
+_INFINITE_WORDS = frozenset({"inf", "infinity"})
+
+
+def _parse_float(cell: str) -> float:
+    """``float(cell)``, except that a finite text beyond float64 (``1e999``, an integer of 5000
+    digits) is out of range rather than infinity: only ``inf``/``infinity`` spell infinity."""
+    value = float(cell)
+    if value in (math.inf, -math.inf) and cell.strip().lstrip("+-").lower() not in _INFINITE_WORDS:
+        raise _OutOfRange(cell)
+    return value
+
+
+def _bounded_int(text: str) -> int | float:
+    """An integer literal for the fast path without orjson: an exact ``int``, except that one
+    of over 400 digits (beyond float64) is out of range, and the exact path then names it."""
+    return int(text) if len(text) <= 400 else _parse_float(text)
 
 
 def _convert_cells(
@@ -309,8 +342,10 @@ def _convert_cells(
     columns: Sequence[int],
     parse: Callable[[str], Any],
     message: str,
+    out_of_range: str = "is out of range",
 ) -> list[Any]:
-    """``parse`` of every cell of ``columns``, row by row; the first bad cell is a 400 naming it."""
+    """``parse`` of every cell of ``columns``, row by row; the first bad cell is a 400 naming it
+    (``out_of_range`` when the parser found a number too big for it)."""
     assert table.rows is not None
     if len(columns) == table.width:
         cells: Any = itertools.chain.from_iterable(table.rows)
@@ -324,13 +359,20 @@ def _convert_cells(
         for c in columns:
             try:
                 parse(row[c])
+            except _OutOfRange:
+                raise _bad_cell(table, r, c, out_of_range, _OutOfRangeCell) from None
             except (ValueError, TypeError, OverflowError):
                 raise _bad_cell(table, r, c, message) from None
     raise AssertionError("unreachable: a cell failed to parse once")  # pragma: no cover
 
 
 def _parse_complex(cell: str) -> complex:
-    return complex(cell.strip())
+    """``complex(cell)``; a part written finite but beyond float64 (``1e999+1j``) is out of range
+    (a text that spells ``inf`` anywhere keeps its infinite parts)."""
+    value = complex(cell.strip())
+    if (math.isinf(value.real) or math.isinf(value.imag)) and "inf" not in cell.lower():
+        raise _OutOfRange(cell)
+    return value
 
 
 def _parse_bool(cell: str) -> bool:
@@ -370,15 +412,23 @@ def _numbers(table: _Table, columns: Sequence[int], spec: InputSpec | None) -> A
         return out
     kind = dtype.kind
     if kind == "f":
-        values = _convert_cells(table, columns, float, f"is not a number for {label}")
+        values = _convert_cells(
+            table,
+            columns,
+            _parse_float,
+            f"is not a number for {label}",
+            f"is out of range for {label}",
+        )
         array = np.array(values, dtype=np.float64).reshape(shape)
         with np.errstate(over="ignore"):
             out = array.astype(dtype)
-        if spec is not None and dtype.itemsize < 8:
+        if dtype.itemsize < 8:
             overflow = np.isinf(out) & np.isfinite(array)
             if overflow.any():
                 r, c = (int(i[0]) for i in np.nonzero(overflow))
-                raise _bad_cell(table, r, columns[c], f"is out of range for {label}")
+                raise _bad_cell(
+                    table, r, columns[c], f"is out of range for {label}", _OutOfRangeCell
+                )
         return out
     if kind in "iu":
         ints = _convert_cells(table, columns, int, f"is not an integer for {label}")
@@ -396,7 +446,13 @@ def _numbers(table: _Table, columns: Sequence[int], spec: InputSpec | None) -> A
         bools = _convert_cells(table, columns, _parse_bool, f"is not a boolean for {label}")
         return np.array(bools, dtype=np.bool_).reshape(shape)
     if kind == "c":
-        values = _convert_cells(table, columns, _parse_complex, f"is not a number for {label}")
+        values = _convert_cells(
+            table,
+            columns,
+            _parse_complex,
+            f"is not a number for {label}",
+            f"is out of range for {label}",
+        )
         return np.array(values, dtype=dtype).reshape(shape)
     raise BadRequest(f"CSV cannot carry {label}")
 
@@ -423,9 +479,15 @@ def _column_block(table: _Table, columns: Sequence[int], spec: InputSpec | None)
         return _strings(table, columns)
     if spec is None or spec.dtype is None:
         if table.matrix is not None:
-            return _columns_of(table.matrix, columns).astype(np.float32)
+            with np.errstate(over="ignore"):
+                block = _columns_of(table.matrix, columns).astype(np.float32)
+            if not np.isfinite(block).all():
+                raise _FastMiss  # float32 overflow: the exact path names the cell
+            return block
         try:
             return _numbers(table, columns, None)
+        except _OutOfRangeCell:
+            raise
         except BadRequest:
             return _strings(table, columns)
     return _numbers(table, columns, spec)
@@ -564,7 +626,9 @@ def _examples(table: _Table) -> list[dict[str, list[Any]]]:
         examples: list[dict[str, list[Any]]] = []
         for row, line in zip(table.rows, table.lines, strict=True):
             try:
-                examples.append({"inputs": [float(cell) for cell in row]})
+                examples.append({"inputs": [_parse_float(cell) for cell in row]})
+            except _OutOfRange as exc:
+                raise BadRequest(f"CSV line {line}: {str(exc)[:40]!r} is out of range") from None
             except ValueError:
                 if any(_is_number(cell) for cell in row):
                     raise BadRequest(
@@ -589,17 +653,20 @@ def _examples(table: _Table) -> list[dict[str, list[Any]]]:
         if all(_is_integer(cell) for cell in cells):
             parser = int
         elif all(_is_number(cell) for cell in cells):
-            parser = float
+            parser = _parse_float
         for c in columns:
             parsers[c] = parser
     examples = []
-    for row in table.rows:
+    for r, row in enumerate(table.rows):
         example: dict[str, list[Any]] = {}
         for c, name in enumerate(names):
             cell = row[c]
             items = example.setdefault(name, [])
             if cell.strip():
-                items.append(parsers[c](cell))
+                try:
+                    items.append(parsers[c](cell))
+                except _OutOfRange:
+                    raise _bad_cell(table, r, c, "is out of range for a float feature") from None
         examples.append({name: items for name, items in example.items() if items})
     return examples
 
@@ -696,6 +763,10 @@ def _join(columns: Sequence[list[str]], count: int) -> list[str]:
     return [",".join(parts) for parts in zip(*columns, strict=True)] if count else []
 
 
+def _csv_cost(dims: Sequence[int], itemsize: int) -> int:
+    return csv_bytes(dims)
+
+
 def encode_csv(response: Any, media_type: MediaType, context: Context) -> bytes:
     """Write a response as CSV, one row per batch element, rows ending in LF.
 
@@ -707,6 +778,7 @@ def encode_csv(response: Any, media_type: MediaType, context: Context) -> bytes:
     """
     header = _header_param(media_type)
     kind = response_kind(response)
+    check_response(response, context.limits, MEDIA_TYPE, _csv_cost)
     names: list[str] = []
     if kind == "predict":
         outputs = predict_outputs(response)

@@ -80,6 +80,7 @@ def decode_json(body: bytes, media_type: MediaType, context: Context) -> Any:
     if key is not None:
         return _decode_tfs(data, key, context)
     document = parse_body(data)
+    _check_depth(document, context.limits.max_depth)
     context.response_form = context.response_form or context.settings.json_response_style
     if isinstance(document, JsonObject):
         document = dict(document.items())
@@ -99,6 +100,36 @@ def decode_json(body: bytes, media_type: MediaType, context: Context) -> Any:
             return [document]
         return document
     return [document]
+
+
+_CONTAINERS = (list, dict, JsonObject)
+
+
+def _check_depth(document: Any, max_depth: int) -> None:
+    """Refuse a plain body nested deeper than ``max_depth`` lists and objects (400).
+
+    The reader builds documents a million levels deep (TF Serving accepts them under ignored
+    keys), but a plain body is all values: what reads it next (numpy, ``repr`` in an error
+    message, a ``tf.Example`` builder) recurses. The walk is iterative and visits containers
+    only: a list of numbers costs one ``set(map(type, ...))`` in C.
+    """
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > max_depth:
+            raise BadRequest(f"JSON nesting is deeper than the limit of {max_depth} levels")
+        if type(value) is list:
+            if _CONTAINER_TYPES.isdisjoint(map(type, value)):
+                continue
+            children: Any = value
+        elif type(value) is dict:
+            children = value.values()
+        else:
+            children = [item for _, item in value.items()]
+        pending.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINERS))
+
+
+_CONTAINER_TYPES = frozenset(_CONTAINERS)
 
 
 def _top_level_tfs_key(data: bytes) -> str | None:

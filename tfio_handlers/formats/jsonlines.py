@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ from ..errors import BadRequest, HTTPError, PayloadTooLarge, Unimplemented
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
 from ..protocol._json_compact import NULLS, TOKENS, orjson_module, write
+from ..protocol.answer_size import check_response, nested_text_bytes
 from ._request import (
     InputSpec,
     array_from_json,
@@ -85,15 +87,27 @@ _UINT_MAX = 2**64 - 1
 
 
 def _json_int(text: str) -> int | float:
-    """An integer literal as orjson reads it: an ``int`` within int64/uint64, a float beyond."""
+    """An integer literal as orjson reads it: an ``int`` within int64/uint64, a float beyond;
+    beyond float64 too (about 309 digits) it is a 400, as in a JSON body (``Number too big``)."""
+    if len(text) > 400:  # int() of thousands of digits is slow, and over 4300 a ValueError
+        raise ValueError(f"Number too big: an integer of {len(text)} digits")
     value = int(text)
-    return value if _INT_MIN <= value <= _UINT_MAX else float(text)
+    return value if _INT_MIN <= value <= _UINT_MAX else _json_float(text)
+
+
+def _json_float(text: str) -> float:
+    """A number literal as a float; one beyond float64's range is a 400 (``1e999``), never
+    infinity: only the ``Infinity`` token is infinite."""
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"Number too big to be stored in double: {text[:40]}")
+    return value
 
 
 def _stdlib_loads(line: bytes) -> Any:
     """The standard library's reader, reading numbers as orjson does (and ``NaN``/``Infinity``
     tokens, which orjson refuses), so that a line means the same with or without orjson."""
-    return json.loads(line, parse_int=_json_int)
+    return json.loads(line, parse_int=_json_int, parse_float=_json_float)
 
 
 def _json_loader() -> Callable[[bytes], Any]:
@@ -327,6 +341,10 @@ class _Writer:
                 array = array.astype(np.float32)
             else:
                 raise Unimplemented(f"Output {name!r} is {array.dtype}, which JSON cannot carry")
+        if array.size == 0 and array.ndim:
+            # No values, only (empty) rows: nested lists in one C call, each line then a plain
+            # ``[]`` (orjson does not take zero-sized arrays; a row at a time costs 25 µs).
+            return None, array.tolist()
         if kind == "f" and self.non_finite is TOKENS and not np.isfinite(array).all():
             self.standard = True
         # (np.ascontiguousarray would make a scalar 1-d.)
@@ -351,6 +369,11 @@ def _item(prepared: tuple[Array | None, Any], index: int | None) -> Any:
     return plain[index]
 
 
+def _lines_cost(dims: Any, itemsize: int) -> int:
+    """A record per line: nested lists, with line ends for the outer brackets and commas."""
+    return max(nested_text_bytes(dims) - 2, 0)
+
+
 def encode_jsonlines(response: Any, media_type: MediaType, context: Context) -> bytes:
     """One JSON value per line, in batch order, each line ending with ``\\n``.
 
@@ -363,8 +386,9 @@ def encode_jsonlines(response: Any, media_type: MediaType, context: Context) -> 
     them, or ``null`` when ``TFIO_HANDLERS_STRICT_JSON`` is set. String outputs are text, or
     ``{"b64": ...}`` when not UTF-8 or when the output's name ends in ``_bytes``.
     """
-    writer = _Writer(context.settings.strict_json)
     kind = response_kind(response)
+    check_response(response, context.limits, MEDIA_TYPE, _lines_cost)
+    writer = _Writer(context.settings.strict_json)
     lines: list[bytes] = []
     if kind == "predict":
         outputs = predict_outputs(response)

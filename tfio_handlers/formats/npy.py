@@ -33,10 +33,18 @@ from numpy.typing import NDArray
 
 from ..config import Limits
 from ..context import Context
-from ..errors import BadRequest, NotAcceptable, PayloadTooLarge
+from ..errors import BadRequest, HTTPError, NotAcceptable, PayloadTooLarge
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, parse_accept
-from ._request import InputSpec, conform, input_specs, method_of, object_strings
+from ._request import (
+    InputSpec,
+    check_code_points,
+    conform,
+    input_specs,
+    method_of,
+    object_strings,
+)
+from ..protocol.answer_size import binary_bytes, check_response
 from ._response import response_arrays
 
 __all__ = [
@@ -90,8 +98,13 @@ def read_npy(data: bytes, limits: Limits, where: str = "npy body") -> Array:
             raise BadRequest(
                 f"{where}: npy format version {version[0]}.{version[1]} is not supported"
             )
-    except (ValueError, TypeError, SyntaxError) as exc:
-        raise BadRequest(f"{where}: bad npy header: {exc}") from None
+    except HTTPError:
+        raise
+    except Exception as exc:
+        # The header is a Python literal read by numpy's reader (``tokenize`` and
+        # ``ast.literal_eval``), which raises whatever its parsers raise on bad text: ValueError,
+        # SyntaxError, tokenize.TokenError, MemoryError, RecursionError... All mean a bad header.
+        raise BadRequest(f"{where}: bad npy header: {type(exc).__name__}: {exc}"[:500]) from None
     if dtype.hasobject:
         raise BadRequest(
             f"{where}: object arrays need pickle, which is never used to read npy; send a numeric "
@@ -101,10 +114,12 @@ def read_npy(data: bytes, limits: Limits, where: str = "npy body") -> Array:
         raise BadRequest(f"{where}: dtype {dtype.str} is not supported (numbers, bool, U, S)")
     if dtype.kind in "fc" and dtype.itemsize > (8 if dtype.kind == "f" else 16):
         raise BadRequest(f"{where}: dtype {dtype.str} (extended precision) is not supported")
+    if not all(type(dim) is int and dim >= 0 for dim in shape):
+        raise BadRequest(f"{where}: bad npy header: {shape!r:.80} is not a shape")
+    limits.check_shape(shape, where)
     count = 1
     for dim in shape:
-        count *= int(dim)
-    limits.check_elements(count, where)
+        count *= dim
     if dtype.kind == "U" and dtype.itemsize // 4 > limits.max_string_bytes:
         raise PayloadTooLarge(
             f"{where}: strings of {dtype.itemsize // 4} characters are over the limit of "
@@ -132,6 +147,8 @@ def read_npy(data: bytes, limits: Limits, where: str = "npy body") -> Array:
         array = np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
     if dtype.byteorder not in ("=", "|") and dtype.byteorder != _NATIVE:
         array = array.astype(dtype.newbyteorder("="))
+    if dtype.kind == "U":
+        check_code_points(array, where)
     return array
 
 
@@ -142,19 +159,23 @@ def read_npz(data: bytes, limits: Limits) -> dict[str, Array]:
     """Read every ``<name>.npy`` member of an npz (a zip); names keep their order in the archive.
 
     Decompressed bytes are bounded by ``limits.max_body_bytes`` in all (read with a bounded read,
-    whatever the zip's headers claim).
+    whatever the zip's headers claim). Whatever :mod:`zipfile` raises on a damaged archive
+    (``BadZipFile``, ``zlib.error`` from a corrupt deflate stream, ``NotImplementedError`` for an
+    unknown version or method, ``EOFError``, ``struct.error``, ...) is a 400: it parses bytes the
+    client chose, so every exception of it is the client's, and only its calls sit in the ``try``.
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
-        raise BadRequest(f"The npz body is not a zip archive: {exc}") from None
+        infos = archive.infolist()
+    except Exception as exc:
+        raise BadRequest(f"The npz body is not a zip archive: {_zip_error(exc)}") from None
     arrays: dict[str, Array] = {}
     budget = limits.max_body_bytes
     elements = 0
     with archive:
-        for info in archive.infolist():
+        for info in infos:
             name = info.filename
-            if info.is_dir():
+            if name.endswith("/"):  # a directory (``ZipInfo.is_dir`` fails on an empty name)
                 continue
             if not name.endswith(".npy"):
                 raise BadRequest(f"npz member {name!r} is not an .npy array")
@@ -169,15 +190,8 @@ def read_npz(data: bytes, limits: Limits) -> dict[str, Array]:
             try:
                 with archive.open(info) as member:
                     content = member.read(budget + 1)
-            except (
-                zipfile.BadZipFile,
-                NotImplementedError,
-                RuntimeError,
-                ValueError,
-                OSError,
-                EOFError,
-            ) as exc:
-                raise BadRequest(f"npz member {name!r} cannot be read: {exc}") from None
+            except Exception as exc:
+                raise BadRequest(f"npz member {name!r} cannot be read: {_zip_error(exc)}") from None
             if len(content) > budget:
                 raise PayloadTooLarge(
                     f"npz members decompress to more than the limit of {limits.max_body_bytes} "
@@ -191,6 +205,11 @@ def read_npz(data: bytes, limits: Limits) -> dict[str, Array]:
     if not arrays:
         raise BadRequest("The npz body holds no arrays")
     return arrays
+
+
+def _zip_error(exc: Exception) -> str:
+    """``zipfile``'s complaint, named (``zlib.error`` says only ``Error -3 ...``), kept short."""
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 # -- decoding --------------------------------------------------------------------------------------
@@ -332,6 +351,7 @@ def encode_npy(response: Any, media_type: MediaType, context: Context) -> Any:
     the client's ``Accept`` also takes ``application/x-npz`` the answer is an npz with that content
     type, otherwise 406 naming the outputs.
     """
+    check_response(response, context.limits, media_type.essence, binary_bytes, overhead=128)
     arrays = response_arrays(response)
     if len(arrays) == 1:
         ((name, array),) = arrays.items()
@@ -348,6 +368,7 @@ def encode_npy(response: Any, media_type: MediaType, context: Context) -> Any:
 
 def encode_npz(response: Any, media_type: MediaType, context: Context) -> bytes:
     """Every output as a member ``<name>.npy`` of an uncompressed npz."""
+    check_response(response, context.limits, NPZ, binary_bytes, overhead=128)
     arrays = response_arrays(response)
     return write_npz(
         {name: _writable(array, name, context.limits) for name, array in arrays.items()}

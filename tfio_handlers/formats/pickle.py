@@ -34,6 +34,7 @@ from __future__ import annotations
 import io
 import pickle
 import re
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal, cast
 
@@ -55,6 +56,7 @@ from ..media import MediaType
 from ._request import (
     InputSpec,
     array_from_json,
+    check_code_points,
     check_string,
     conform,
     input_specs,
@@ -62,6 +64,7 @@ from ._request import (
     object_strings,
     stack_instances,
 )
+from ..protocol.answer_size import binary_bytes, check_response
 from ._response import response_arrays
 
 __all__ = [
@@ -159,12 +162,10 @@ def _shape_of(value: Any, limits: Limits) -> tuple[int, ...]:
         value = (value,)
     if not isinstance(value, (tuple, list)) or len(value) > limits.max_depth:
         raise pickle.UnpicklingError("bad array shape")
-    count = 1
     for dim in value:
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
             raise pickle.UnpicklingError("bad array shape")
-        count *= dim
-    limits.check_elements(count, "pickled array")
+    limits.check_shape(value, "pickled array")
     return tuple(value)
 
 
@@ -191,7 +192,9 @@ def _array_from_bytes(
     if dtype.itemsize == 0:
         return np.zeros(shape, dtype=dtype)
     flat = np.frombuffer(raw, dtype=dtype, count=count)
-    return flat.reshape(shape, order="F" if order == "F" else "C")
+    array = flat.reshape(shape, order="F" if order == "F" else "C")
+    check_code_points(array, "pickled array")
+    return array
 
 
 class _ArrayProxy:
@@ -242,6 +245,30 @@ def _codecs_encode(text: Any, encoding: str = "utf-8", errors: str = "strict") -
     return text.encode(encoding, errors)
 
 
+def _text(data: bytes) -> str:
+    return str(data, "utf-8", "surrogatepass")
+
+
+_COUNTED: dict[int, tuple[str, str, Callable[[bytes], Any]]] = {
+    pickle.BINBYTES8[0]: ("BINBYTES8", "<Q", bytes),
+    pickle.BINUNICODE8[0]: ("BINUNICODE8", "<Q", _text),
+    pickle.BYTEARRAY8[0]: ("BYTEARRAY8", "<Q", bytearray),
+    pickle.BINBYTES[0]: ("BINBYTES", "<I", bytes),
+    pickle.BINUNICODE[0]: ("BINUNICODE", "<I", _text),
+    pickle.LONG4[0]: ("LONG4", "<i", pickle.decode_long),  # type: ignore[attr-defined]
+}
+"""Length-prefixed opcodes: the length is checked against the bytes left before any read."""
+_COUNTED_OPCODES = (
+    pickle.BINBYTES8,
+    pickle.BINUNICODE8,
+    pickle.BYTEARRAY8,
+    pickle.BINBYTES,
+    pickle.BINUNICODE,
+    pickle.LONG4,
+)
+_SCALARS = frozenset({str, bytes, int, float, bool, complex, type(None)})
+
+
 class RestrictedUnpickler(pickle._Unpickler):
     """Loads numpy arrays, dtypes, numpy scalars and plain builtin values; refuses everything else.
 
@@ -254,8 +281,13 @@ class RestrictedUnpickler(pickle._Unpickler):
     )
 
     def __init__(self, data: bytes, limits: Limits) -> None:
-        super().__init__(io.BytesIO(data), fix_imports=True, encoding="latin-1")
+        self._stream = io.BytesIO(data)
+        super().__init__(self._stream, fix_imports=True, encoding="latin-1")
         self.limits = limits
+        self._size = len(data)
+        self._budget = 2 * len(data) + 4096
+        """What calls may cost in all: every value handed to a callable (``REDUCE``) is walked,
+        each node counted every time a shared reference repeats it, before the call is made."""
         bytes_ = _checked_bytes(bytes)
         scalar: Callable[..., Any] = self._scalar
         reconstruct: Callable[..., Any] = self._reconstruct
@@ -288,6 +320,97 @@ class RestrictedUnpickler(pickle._Unpickler):
         for module in ("builtins", "__builtin__"):
             for name, value in plain.items():
                 self.allowed[(module, name)] = value
+
+    def _remaining(self) -> int:
+        """Bytes of the body not read yet (in the current frame and after it)."""
+        left = self._size - self._stream.tell()
+        frame = self._unframer.current_frame  # type: ignore[attr-defined]
+        if frame is not None:
+            left += len(frame.getbuffer()) - frame.tell()
+        return left
+
+    def _claimed(self, size_format: str, opcode: str) -> int:
+        """Read a length prefix; refuse a length beyond what the body still holds, so a
+        12-byte pickle claiming 4 GiB allocates nothing (``BYTEARRAY8`` would allocate first)."""
+        (length,) = struct.unpack(size_format, self.read(struct.calcsize(size_format)))
+        if length < 0 or length > self._remaining():
+            raise pickle.UnpicklingError(
+                f"{opcode} claims {length} bytes, but the pickle holds {self._remaining()} more"
+            )
+        return int(length)
+
+    def _load_counted(self, opcode: int) -> None:
+        name, size_format, build = _COUNTED[opcode]
+        length = self._claimed(size_format, name)
+        data = self.read(length)
+        if len(data) != length:
+            raise pickle.UnpicklingError(f"{name}: the pickle ends inside its data")
+        self.append(build(data))  # type: ignore[attr-defined]
+
+    def _load_frame(self) -> None:
+        length = self._claimed("<Q", "FRAME")
+        self._unframer.load_frame(length)  # type: ignore[attr-defined]
+
+    def _charge(self, value: Any, what: str) -> None:
+        """Walk ``value`` (shared references counted each time), spending the call budget;
+        refuse before anything is built from a value that expands beyond the body (``str`` of a
+        list of shared references is its full text)."""
+        pending = [value]
+        while pending:
+            item = pending.pop()
+            self._budget -= 1
+            if isinstance(item, (str, bytes, bytearray)):
+                self._budget -= len(item)
+            elif isinstance(item, (list, tuple, set, frozenset)):
+                pending.extend(item)
+            elif isinstance(item, dict):
+                pending.extend(item.keys())
+                pending.extend(item.values())
+            if self._budget < 0:
+                raise BadRequest(
+                    f"The pickle calls {what} on a value that expands to more data than the "
+                    "pickle holds (shared references); refused"
+                )
+
+    def _load_reduce(self) -> None:
+        stack = self.stack  # type: ignore[attr-defined]
+        args = stack.pop()
+        func = stack[-1]
+        self._charge(args, getattr(func, "__name__", "a callable"))
+        stack[-1] = func(*args)
+
+    def _instantiate(self, klass: Any, args: Any) -> None:
+        self._charge(args, getattr(klass, "__name__", "a callable"))
+        super()._instantiate(klass, args)  # type: ignore[misc]
+
+    def _flat_keys(self, keys: Any, opcode: str) -> None:
+        """Dict keys and set items must be scalars: hashing a tuple of shared tuples is
+        exponential, and the loaded value may hold only string keys and no sets of tuples."""
+        for key in keys:
+            if type(key) not in _SCALARS:
+                raise pickle.UnpicklingError(
+                    f"{opcode}: a {type(key).__name__} as a dict key or set item is not allowed"
+                )
+
+    def _load_setitem(self) -> None:
+        self._flat_keys(self.stack[-2:-1], "SETITEM")  # type: ignore[attr-defined]
+        super().load_setitem()  # type: ignore[misc]
+
+    def _load_setitems(self) -> None:
+        self._flat_keys(self.stack[0::2], "SETITEMS")  # type: ignore[attr-defined]
+        super().load_setitems()  # type: ignore[misc]
+
+    def _load_dict(self) -> None:
+        self._flat_keys(self.stack[0::2], "DICT")  # type: ignore[attr-defined]
+        super().load_dict()  # type: ignore[misc]
+
+    def _load_additems(self) -> None:
+        self._flat_keys(self.stack, "ADDITEMS")  # type: ignore[attr-defined]
+        super().load_additems()  # type: ignore[misc]
+
+    def _load_frozenset(self) -> None:
+        self._flat_keys(self.stack, "FROZENSET")  # type: ignore[attr-defined]
+        super().load_frozenset()  # type: ignore[misc]
 
     def find_class(self, module: str, name: str) -> Any:
         found = self.allowed.get((module, name))
@@ -329,6 +452,15 @@ class RestrictedUnpickler(pickle._Unpickler):
         raise pickle.UnpicklingError("this pickle opcode is not allowed")
 
     dispatch[pickle.BUILD[0]] = _load_build  # type: ignore[assignment]
+    dispatch[pickle.REDUCE[0]] = _load_reduce  # type: ignore[assignment]
+    dispatch[pickle.FRAME[0]] = _load_frame  # type: ignore[assignment]
+    dispatch[pickle.SETITEM[0]] = _load_setitem  # type: ignore[assignment]
+    dispatch[pickle.SETITEMS[0]] = _load_setitems  # type: ignore[assignment]
+    dispatch[pickle.DICT[0]] = _load_dict  # type: ignore[assignment]
+    dispatch[pickle.ADDITEMS[0]] = _load_additems  # type: ignore[assignment]
+    dispatch[pickle.FROZENSET[0]] = _load_frozenset  # type: ignore[assignment]
+    for _opcode in _COUNTED_OPCODES:
+        dispatch[_opcode[0]] = lambda self, _code=_opcode[0]: self._load_counted(_code)
     for _opcode in (
         pickle.NEWOBJ,
         pickle.NEWOBJ_EX,
@@ -567,6 +699,7 @@ def encode_pickle(response: Any, media_type: MediaType, context: Context) -> byt
             "application/python-pickle responses are disabled; set TFIO_HANDLERS_ENABLE_PICKLE=1 "
             "or ask for application/x-npy, application/x-npz or application/json"
         )
+    check_response(response, context.limits, MEDIA_TYPE, binary_bytes, overhead=64)
     return pickle.dumps(
         {name: _plain(array) for name, array in response_arrays(response).items()},
         protocol=PROTOCOL,

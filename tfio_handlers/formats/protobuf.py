@@ -93,6 +93,9 @@ def _not_implied(full_name: str, detail: str) -> str:
 def encode_protobuf(response: Any, media_type: MediaType, context: Context) -> bytes:
     """Serialise the response message (or, with ``proto=tensorflow.TensorProto``, its one output)."""
     name = _requested_type(media_type)
+    size = response.ByteSize()  # the message is in memory: its size is what the answer copies
+    if size > context.limits.max_response_bytes:
+        context.limits.check_response(size, response.DESCRIPTOR.full_name, None, PROTOBUF)
     if name in (None, response.DESCRIPTOR.full_name):
         return bytes(response.SerializeToString())
     if name == "tensorflow.TensorProto" and hasattr(response, "outputs"):

@@ -166,6 +166,12 @@ def example_from_values(
     for name, value in values.items():
         if not isinstance(name, str):
             raise BadRequest(f"Feature names must be strings, got {type(name).__name__}")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(
+                f"Feature name {name.encode('utf-8', 'replace').decode()!r} is not valid UTF-8"
+            ) from None
         forced = kinds.get(name) if kinds else None
         if forced is not None and forced not in ("bytes", "float", "int64"):
             raise BadRequest(f"Unknown feature kind {forced!r} for feature {name!r}")
@@ -228,7 +234,7 @@ def _plain_feature_values(
             item = item.item()
         if isinstance(item, str):
             strings = True
-            normalized.append(item.encode("utf-8"))
+            normalized.append(item.encode("utf-8", "surrogatepass"))
         elif isinstance(item, (bytes, bytearray)):
             strings = True
             normalized.append(bytes(item))

@@ -130,17 +130,43 @@ def _single_input_name(signature: SignatureDef | None) -> str:
     )
 
 
+def input_name(name: Any) -> str:
+    """An input name as protobuf map keys need it: text that is valid UTF-8, or a 400.
+
+    JSON object keys arrive as ``str``, or as ``bytes`` when they are not valid UTF-8 (RapidJSON
+    does not validate); a ``str`` may hold a lone surrogate (``"\\ud800"``). Neither can be a
+    ``string`` field of a protobuf message.
+    """
+    if isinstance(name, bytes):
+        try:
+            name = name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest(
+                f"Input name {name.decode('utf-8', 'replace')!r} is not valid UTF-8"
+            ) from None
+    if not isinstance(name, str):
+        raise BadRequest(f"Input names must be strings, got {type(name).__name__}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(
+            f"Input name {name.encode('utf-8', 'replace').decode()!r} is not valid UTF-8"
+        ) from None
+    return name
+
+
 def _fill_inputs(request: PredictRequest, value: Any, signature: SignatureDef | None) -> None:
     if isinstance(value, Mapping):
         if not value:
             raise BadRequest("No inputs: the request holds an empty object")
-        for name, item in value.items():
+        for key, item in value.items():
+            name = input_name(key)
             dtype = (
                 signature.inputs[name].dtype
                 if signature is not None and name in signature.inputs
                 else None
             )
-            request.inputs[str(name)].CopyFrom(to_typed_tensor(item, dtype, str(name)))
+            request.inputs[name].CopyFrom(to_typed_tensor(item, dtype, name))
         return
     name = _single_input_name(signature)
     dtype = signature.inputs[name].dtype if signature is not None and signature.inputs else None

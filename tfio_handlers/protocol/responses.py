@@ -29,6 +29,7 @@ from ..protos import (
 )
 from ..tensors import to_ndarray
 from ._json_compact import dumps
+from .answer_size import check_response, flat_text_bytes, nested_text_bytes
 from .rest_json import (
     JsonFormat,
     classification_result_to_json,
@@ -64,7 +65,12 @@ def _message_kind(response: Message) -> str:
 
 
 def response_to_tfs_json(response: Message, context: Context) -> bytes:
-    """TF Serving's REST JSON of ``response``: row (``predictions``) unless the request was columnar."""
+    """TF Serving's REST JSON of ``response``: row (``predictions``) unless the request was columnar.
+
+    The answer is bounded first (``Limits.max_response_bytes``, 413): nested lists cost at least
+    their brackets, so an output of shape ``[N, 0]`` costs ``3N`` bytes though it holds nothing.
+    """
+    check_response(response, context.limits, "application/json", _nested_cost, overhead=16)
     kind = _message_kind(response)
     strict = context.settings.strict_json
     if kind == "tensorflow.serving.PredictResponse":
@@ -85,8 +91,17 @@ def response_to_json(response: Message, context: Context) -> bytes:
     """JSON in the form ``context.response_form`` asks for (see :data:`.context.ResponseForm`)."""
     form = context.response_form or context.settings.json_response_style
     if form == "legacy":
+        check_response(response, context.limits, "application/json", _flat_cost, overhead=16)
         return response_to_legacy_json(response, strict=context.settings.strict_json)
     return response_to_tfs_json(response, context)
+
+
+def _nested_cost(dims: Any, itemsize: int) -> int:
+    return nested_text_bytes(dims)
+
+
+def _flat_cost(dims: Any, itemsize: int) -> int:
+    return flat_text_bytes(dims)
 
 
 def _float_list(values: np.ndarray, strict: bool) -> list[Any]:
