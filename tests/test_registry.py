@@ -233,3 +233,15 @@ def test_negotiation_cache_follows_plugin_changes() -> None:
         registry.negotiate("text/*, application/json;q=0.5", "application/json").essence
         == "application/json"
     )
+
+
+def test_from_settings_loads_the_entry_points_the_settings_allow() -> None:
+    """The one way a server builds its registry: built-ins, then the allowed entry-point plugins."""
+    pytest.importorskip("tfio_handlers_raw_image")
+    from tfio_handlers.config import Settings
+
+    assert "application/x-image" in Registry.from_settings(Settings()).decodable()
+    off = Registry.from_settings(Settings(load_plugins=False))
+    assert "application/x-image" not in off.decodable() and "application/json" in off.decodable()
+    others = Registry.from_settings(Settings(allowed_plugins=frozenset({"someone-else"})))
+    assert "application/x-image" not in others.decodable()

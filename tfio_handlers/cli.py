@@ -160,11 +160,7 @@ def _plugins() -> int:
     from .config import Settings
     from .registry import Registry
 
-    settings = Settings.from_env()
-    registry = Registry()
-    if settings.load_plugins:
-        registry.load_entry_points(settings.allowed_plugins)
-    rows = registry.table()
+    rows = Registry.from_settings(Settings.from_env()).table()
     header = ("media type", "direction", "plugin", "priority", "order", "alias of")
     lines = [header] + [
         (r.media_type, r.direction, r.plugin, r.kind, str(r.order), r.alias_of or "") for r in rows

@@ -116,9 +116,7 @@ class Pipeline:
         default_model: str | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
-        self.registry = registry or Registry()
-        if registry is None and self.settings.load_plugins:
-            self.registry.load_entry_points(self.settings.allowed_plugins)
+        self.registry = registry if registry is not None else Registry.from_settings(self.settings)
         self.user_code = user_code
         if user_code is not None and not self.registry.pm.is_registered(user_code):
             self.registry.register(user_code, name="user-code", kind=Kind.USER)

@@ -18,6 +18,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .config import Settings
 from .context import Context
 from .errors import HTTPError, InternalError, NotAcceptable, UnsupportedMediaType
 from .media import MediaType, negotiate, parse_accept
@@ -114,6 +115,15 @@ class Registry:
 
             for name, plugin in BUILTIN_PLUGINS:
                 self.register(plugin, name=name, kind=Kind.BUILTIN)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        """The built-in codecs and the entry-point plugins the settings allow (the one way to build
+        the registry a server uses: ``TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD``, ``TFIO_HANDLERS_PLUGINS``)."""
+        registry = cls()
+        if settings.load_plugins:
+            registry.load_entry_points(settings.allowed_plugins)
+        return registry
 
     # -- plugins ---------------------------------------------------------------------------------
 

@@ -253,9 +253,7 @@ def load_config(env: Mapping[str, str] | None = None) -> ServeConfig:
     kind = env.get("TFIO_HANDLERS_BACKEND", "embedded")
     labels = labels_from_env(env)
     check_backend(kind, models)
-    registry = Registry()
-    if settings.load_plugins:
-        registry.load_entry_points(settings.allowed_plugins)
+    registry = Registry.from_settings(settings)
     registry.check()
     entry_point = find_entry_point(env, models)
     user_code = load_user_code(entry_point, is_text=registry.is_text) if entry_point else None
