@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from tfio_handlers.adapters.serving import Route, route_of
 from tfio_handlers.config import Limits, Settings
 from tfio_handlers.errors import BadRequest
 from tfio_handlers.pipeline import Pipeline
 from tfio_handlers.registry import Registry
-from tfio_handlers.rest_api import TFSRoute, handle_tfs_rest, is_tfs_path, match_tfs_route
+from tfio_handlers.rest_api import TFSRoute, handle_tfs_rest, match_tfs_route
 
 
 @pytest.mark.parametrize(
@@ -104,9 +105,11 @@ def test_dispatch_errors(method: str, path: str, message: str) -> None:
     assert caught.value.message == message
 
 
-def test_is_tfs_path() -> None:
-    assert is_tfs_path("/v1/models") and is_tfs_path("/V1/anything") and is_tfs_path("/v1/")
-    assert not is_tfs_path("/v1") and not is_tfs_path("/invocations") and not is_tfs_path("/v2/x")
+def test_every_v1_path_goes_to_tf_servings_api() -> None:
+    for path in ("/v1/models", "/V1/anything", "/v1/"):
+        assert route_of("POST", path) == route_of("GET", path) == Route.TFS
+    for path in ("/v1", "/invocations", "/v2/x"):
+        assert route_of("GET", path) != Route.TFS
 
 
 @pytest.fixture(scope="module")

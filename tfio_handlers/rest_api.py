@@ -47,12 +47,10 @@ __all__ = [
     "TFSRoute",
     "ahandle_tfs_rest",
     "handle_tfs_rest",
-    "is_tfs_path",
     "match_tfs_route",
     "needs_model",
 ]
 
-_ANY_V1 = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 _POST = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
     re.IGNORECASE,
@@ -72,11 +70,6 @@ class TFSRoute:
     model: str
     version: int | None
     label: str | None
-
-
-def is_tfs_path(path: str) -> bool:
-    """Whether TF Serving's dispatcher would take ``path`` (any ``/v1/...``)."""
-    return _ANY_V1.fullmatch(path) is not None
 
 
 def _decode_component(text: str) -> str:

@@ -110,11 +110,6 @@ class JsonFormat(enum.Enum):
     COLUMNAR = "columnar"
     """``{"inputs": ...}`` in, ``{"outputs": ...}`` out."""
 
-    @property
-    def response_key(self) -> str:
-        """``predictions`` or ``outputs``."""
-        return "predictions" if self is JsonFormat.ROW else "outputs"
-
 
 def _http_error(status: TfsStatus) -> HTTPError:
     if status.code == INVALID_ARGUMENT:
