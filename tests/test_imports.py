@@ -30,7 +30,7 @@ MODULES = [
     "tfio_handlers.backends.embedded",
     "tfio_handlers.backends.grpc",
     "tfio_handlers.backends.rest",
-    "tfio_handlers.grpc_server",
+    "tfio_handlers.adapters.grpc",
 ]
 HEAVY = ("tensorflow", "keras", "grpc", "httpx")
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from servers import UvicornThread
 
+from tfio_handlers.adapters.grpc import serve
 from tfio_handlers.backends.grpc import GrpcBackend
 from tfio_handlers.backends.rest import RestBackend
 from tfio_handlers.config import Settings
-from tfio_handlers.grpc_server import serve
 from tfio_handlers.pipeline import Pipeline
 from tfio_handlers.registry import Registry
 

@@ -53,23 +53,60 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
 
     commands.add_parser("plugins", help="print the codec resolution table")
-    commands.add_parser(
+
+    grpc_serve = commands.add_parser(
         "grpc-serve",
-        add_help=False,
-        help="serve TF Serving's gRPC PredictionService over a backend (see grpc-serve --help)",
+        help="serve TF Serving's gRPC API (PredictionService, ModelService) over a backend",
+        description="Serve TF Serving's gRPC API (PredictionService, ModelService) over a backend.",
     )
+    grpc_serve.add_argument(
+        "--model-dir", help="a SavedModel, a TF Serving base path, or a folder of models"
+    )
+    grpc_serve.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a named model (repeatable)",
+    )
+    grpc_serve.add_argument(
+        "--backend",
+        default="embedded",
+        help="embedded (default), grpc://host:port or http://host:port",
+    )
+    grpc_serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)",
+    )
+    grpc_serve.add_argument("--port", type=int, default=8500, help="default 8500, as TF Serving")
+    grpc_serve.add_argument("--max-workers", type=int, default=None, help="server threads")
+    grpc_serve.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        help="seconds calls in flight may finish on SIGTERM/SIGINT",
+    )
+    grpc_serve.add_argument("--log-level", default="info")
     return parser
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from .errors import HTTPError
-    from .server import configure_logging, find_entry_point, install_requirements, load_config
-
-    env = os.environ
+def _model_env(args: argparse.Namespace) -> dict[str, str]:
+    """``--model NAME=PATH`` and ``--model-dir`` as the environment variables a pipeline reads."""
+    env: dict[str, str] = {}
     if args.model:
         env["TFIO_HANDLERS_MODELS"] = ",".join(args.model)
     if args.model_dir:
         env["TFIO_HANDLERS_MODEL_DIR"] = os.path.abspath(args.model_dir)
+    return env
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .bootstrap import configure_logging, find_entry_point, install_requirements, load_config
+    from .errors import HTTPError
+
+    env = os.environ
+    env.update(_model_env(args))  # worker processes read them
     if args.entry_point:
         env["TFIO_HANDLERS_ENTRY_POINT"] = os.path.abspath(args.entry_point)
     if args.backend:
@@ -129,7 +166,7 @@ def _serve(args: argparse.Namespace) -> int:
         # One worker is this process: it serves the configuration just checked (the user's code
         # is not imported twice) and loads the model in the background.
         from .adapters.asgi import ASGIApp
-        from .server import pipeline_from_config
+        from .bootstrap import pipeline_from_config
 
         uvicorn.run(ASGIApp(functools.partial(pipeline_from_config, config)), **options)
     else:
@@ -173,15 +210,51 @@ def _plugins() -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["grpc-serve"]:
-        from .grpc_server import main as grpc_main
+def _grpc_serve(args: argparse.Namespace) -> int:
+    """Build the backend, serve TF Serving's gRPC API until SIGTERM or SIGINT, then stop gracefully."""
+    import logging
+    import signal
+    import threading
 
-        return grpc_main(arguments[1:])
-    args = _parser().parse_args(arguments)
+    from .adapters.grpc import serve
+    from .backends.grpc import MODEL_SERVICE, PREDICTION_SERVICE
+    from .bootstrap import make_backend, models_from_env
+    from .config import Settings
+    from .errors import HTTPError
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        backend = make_backend(args.backend, models_from_env(_model_env(args)), Settings.from_env())
+    except HTTPError as exc:
+        print(f"tfio-handlers grpc-serve: cannot start: {exc.message}", file=sys.stderr)
+        return 2
+    try:
+        server, port = serve(backend, args.host, args.port, max_workers=args.max_workers)
+    except OSError as exc:
+        backend.close()
+        print(f"tfio-handlers grpc-serve: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    logging.getLogger(__name__).info(
+        "Serving %s and %s on %s:%d", PREDICTION_SERVICE, MODEL_SERVICE, args.host, port
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop(args.grace).wait()
+        backend.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "grpc-serve":
+        return _grpc_serve(args)
     return _plugins()
 
 

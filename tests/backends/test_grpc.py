@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from test_grpc_cases import CASES, Case, Slow, assert_same_response, call, free_port, spec
 
+from tfio_handlers.adapters.grpc import serve
 from tfio_handlers.backends.base import Backend
 from tfio_handlers.backends.grpc import HTTP_STATUS_METADATA, GrpcBackend
 from tfio_handlers.backends.status import GRPC_TO_HTTP, grpc_code_for_status, http_status_for_code
@@ -32,7 +33,6 @@ from tfio_handlers.errors import (
     NotFound,
     Unimplemented,
 )
-from tfio_handlers.grpc_server import serve
 from tfio_handlers.protos import (
     SIGNATURE_DEF_KEY,
     ClassificationResponse,
@@ -565,7 +565,8 @@ def test_command_serves_and_stops(half_plus_two_model: Path) -> None:
         [
             sys.executable,
             "-m",
-            "tfio_handlers.grpc_server",
+            "tfio_handlers",
+            "grpc-serve",
             "--model",
             f"hp2={half_plus_two_model.parent}",
             "--port",

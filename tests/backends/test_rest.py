@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from servers import UvicornThread
 from test_grpc_cases import CASES, Case, Slow, assert_same_response, call, free_port, spec
 
+from tfio_handlers.adapters.grpc import serve
 from tfio_handlers.backends import rest
 from tfio_handlers.backends.base import Backend
 from tfio_handlers.backends.grpc import GrpcBackend
@@ -36,7 +37,6 @@ from tfio_handlers.errors import (
     NotFound,
     Unimplemented,
 )
-from tfio_handlers.grpc_server import serve
 from tfio_handlers.protos import (
     DT_BOOL,
     DT_DOUBLE,

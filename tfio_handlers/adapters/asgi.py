@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 from ..errors import HTTPError
 from ..pipeline import Pipeline, Response
-from ..rest_api import ahandle_tfs_rest
 from .serving import (
     PipelineSource,
     Route,
@@ -27,6 +26,7 @@ from .serving import (
     internal_error,
     route_of,
 )
+from .tfs_rest import ahandle_tfs_rest
 
 __all__ = ["ASGIApp", "app_from_env"]
 
@@ -218,14 +218,14 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 def app_from_env() -> ASGIApp:
-    """The ASGI app configured from the environment (see :func:`tfio_handlers.server.load_config`).
+    """The ASGI app configured from the environment (see :func:`tfio_handlers.bootstrap.load_config`).
 
     A factory for ``uvicorn --factory``. The configuration, the user's code included, is read and
     checked here, so a mistake stops the server before it listens (uvicorn prints the message and
     exits); the model loads (or a remote model server is waited for) in the background once the
     server starts, while ``/ping`` answers 503.
     """
-    from ..server import configure_logging, load_config, pipeline_from_config
+    from ..bootstrap import configure_logging, load_config, pipeline_from_config
 
     configure_logging()
     config = load_config()

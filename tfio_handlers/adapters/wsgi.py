@@ -20,7 +20,6 @@ from typing import Any
 
 from ..errors import HTTPError
 from ..pipeline import Response
-from ..rest_api import handle_tfs_rest, needs_model
 from .serving import (
     PipelineSource,
     Route,
@@ -30,6 +29,7 @@ from .serving import (
     internal_error,
     route_of,
 )
+from .tfs_rest import handle_tfs_rest, needs_model
 
 __all__ = ["WSGIApp", "app_from_env"]
 
@@ -233,10 +233,10 @@ def app_from_env() -> WSGIApp:
 
     For ``gunicorn 'tfio_handlers.adapters.wsgi:app_from_env()'``: each worker builds its own app
     and loads the model itself. The configuration, the user's code included, is read and checked
-    here first (see :func:`tfio_handlers.server.load_config`), so a mistake fails the worker's boot
+    here first (see :func:`tfio_handlers.bootstrap.load_config`), so a mistake fails the worker's boot
     and gunicorn stops instead of serving 503 for ever.
     """
-    from ..server import configure_logging, load_config, pipeline_from_config
+    from ..bootstrap import configure_logging, load_config, pipeline_from_config
 
     configure_logging()
     config = load_config()

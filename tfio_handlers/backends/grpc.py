@@ -22,7 +22,7 @@ What a call does, in order:
    gRPC's default two minutes), so a restarted server is found again.
 4. **Errors** map to TF Serving's own HTTP statuses (:data:`.status.GRPC_TO_HTTP`), keeping the server's
    message: InvalidArgument → 400, NotFound → 404, ... A server that sends the trailing metadata
-   ``tfio-http-status`` (our :mod:`tfio_handlers.grpc_server` does) has that status used as is, so a
+   ``tfio-http-status`` (our :mod:`tfio_handlers.adapters.grpc` does) has that status used as is, so a
    413 or 415 raised behind a loopback server comes back as 413 or 415.
 
 The async twins use the same channel through grpcio's future API: the call runs on gRPC's own

@@ -1,6 +1,6 @@
 """A gRPC ``PredictionService`` and ``ModelService`` over any backend: TF Serving's gRPC API without it.
 
-``python -m tfio_handlers.grpc_server --model-dir export/half_plus_two --port 8500`` serves a
+``tfio-handlers grpc-serve --model-dir export/half_plus_two --port 8500`` serves a
 SavedModel on the embedded backend with TF Serving's gRPC API, so clients written for
 ``tensorflow_model_server`` (``PredictionServiceStub``, :class:`~tfio_handlers.backends.grpc.GrpcBackend`)
 can be developed and tested without it. ``--backend grpc://host:port`` or ``http://host:port`` puts
@@ -17,27 +17,23 @@ exact HTTP status travels in the trailing metadata ``tfio-http-status`` for our 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import signal
-import sys
-import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from google.protobuf.message import Message
 
-from .backends.grpc import (
+from ..backends.grpc import (
     HTTP_STATUS_METADATA,
     MAX_MESSAGE_BYTES,
     MODEL_SERVICE,
     PREDICTION_SERVICE,
 )
-from .backends.status import grpc_code_for_status
-from .errors import BadRequest, HTTPError
-from .protos import (
+from ..backends.status import grpc_code_for_status
+from ..errors import BadRequest, HTTPError
+from ..protos import (
     ClassificationRequest,
     ClassificationResponse,
     GetModelMetadataRequest,
@@ -55,9 +51,9 @@ from .protos import (
 if TYPE_CHECKING:
     import grpc
 
-    from .backends.base import Backend
+    from ..backends.base import Backend
 
-__all__ = ["generic_handlers", "main", "multi_inference", "serve"]
+__all__ = ["generic_handlers", "multi_inference", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -211,93 +207,3 @@ def serve(
         raise OSError(f"Cannot listen on {address}")
     server.start()
     return server, bound
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tfio-handlers grpc-serve",
-        description="Serve TF Serving's gRPC API (PredictionService, ModelService) over a backend.",
-    )
-    parser.add_argument(
-        "--model-dir", help="a SavedModel, a TF Serving base path, or a folder of models"
-    )
-    parser.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="a named model (repeatable)",
-    )
-    parser.add_argument(
-        "--backend",
-        default="embedded",
-        help="embedded (default), grpc://host:port or http://host:port",
-    )
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)",
-    )
-    parser.add_argument("--port", type=int, default=8500, help="default 8500, as TF Serving")
-    parser.add_argument("--max-workers", type=int, default=None, help="server threads")
-    parser.add_argument(
-        "--grace",
-        type=float,
-        default=5.0,
-        help="seconds calls in flight may finish on SIGTERM/SIGINT",
-    )
-    parser.add_argument("--log-level", default="info")
-    return parser
-
-
-def _models(args: argparse.Namespace) -> dict[str, str] | str | None:
-    if args.model:
-        models: dict[str, str] = {}
-        for item in args.model:
-            name, eq, path = item.partition("=")
-            if not eq or not name.strip() or not path.strip():
-                raise SystemExit(f"--model {item!r}: expected NAME=PATH")
-            models[name.strip()] = os.path.abspath(path.strip())
-        return models
-    if args.model_dir:
-        return str(os.path.abspath(args.model_dir))
-    return None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The command: build the backend, serve until SIGTERM or SIGINT, then stop gracefully."""
-    from .config import Settings
-    from .server import make_backend
-
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    try:
-        backend = make_backend(args.backend, _models(args), Settings.from_env())
-    except HTTPError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 2
-    try:
-        server, port = serve(backend, args.host, args.port, max_workers=args.max_workers)
-    except OSError as exc:
-        backend.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    log.info("Serving %s and %s on %s:%d", PREDICTION_SERVICE, MODEL_SERVICE, args.host, port)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.stop(args.grace).wait()
-        backend.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from tfio_handlers.adapters.serving import Route, route_of
+from tfio_handlers.adapters.tfs_rest import TFSRoute, handle_tfs_rest, match_tfs_route
 from tfio_handlers.config import Limits, Settings
 from tfio_handlers.errors import BadRequest
 from tfio_handlers.pipeline import Pipeline
 from tfio_handlers.registry import Registry
-from tfio_handlers.rest_api import TFSRoute, handle_tfs_rest, match_tfs_route
 
 
 @pytest.mark.parametrize(

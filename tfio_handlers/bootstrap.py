@@ -59,6 +59,7 @@ __all__ = [
     "labels_from_env",
     "load_config",
     "make_backend",
+    "models_from_env",
     "pipeline_from_config",
     "pipeline_from_env",
 ]
@@ -71,7 +72,7 @@ SAGEMAKER_CODE_DIR = Path("/opt/ml/code")
 _REMOTE_SCHEMES = ("grpc://", "http://", "https://")
 
 
-def _models_from_env(env: Mapping[str, str]) -> dict[str, str] | str | None:
+def models_from_env(env: Mapping[str, str]) -> dict[str, str] | str | None:
     spec = env.get("TFIO_HANDLERS_MODELS")
     if spec:
         models: dict[str, str] = {}
@@ -249,7 +250,7 @@ def load_config(env: Mapping[str, str] | None = None) -> ServeConfig:
 
     env = os.environ if env is None else env
     settings = Settings.from_env(env)
-    models = _models_from_env(env)
+    models = models_from_env(env)
     kind = env.get("TFIO_HANDLERS_BACKEND", "embedded")
     labels = labels_from_env(env)
     check_backend(kind, models)

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from tfio_handlers import server
-from tfio_handlers.config import Settings
-from tfio_handlers.errors import InternalError
-from tfio_handlers.server import (
+from tfio_handlers import bootstrap
+from tfio_handlers.bootstrap import (
     configure_logging,
     find_entry_point,
     install_requirements,
@@ -21,13 +19,15 @@ from tfio_handlers.server import (
     make_backend,
     pipeline_from_env,
 )
+from tfio_handlers.config import Settings
+from tfio_handlers.errors import InternalError
 
 
 @pytest.fixture(autouse=True)
 def no_sagemaker_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``/opt/ml`` never leaks in from the machine running the tests."""
-    monkeypatch.setattr(server, "SAGEMAKER_MODEL_DIR", tmp_path / "opt-ml-model")
-    monkeypatch.setattr(server, "SAGEMAKER_CODE_DIR", tmp_path / "opt-ml-code")
+    monkeypatch.setattr(bootstrap, "SAGEMAKER_MODEL_DIR", tmp_path / "opt-ml-model")
+    monkeypatch.setattr(bootstrap, "SAGEMAKER_CODE_DIR", tmp_path / "opt-ml-code")
 
 
 def test_labels_from_env() -> None:
@@ -45,14 +45,14 @@ def test_labels_from_env() -> None:
 
 
 def test_models_from_env(tmp_path: Path) -> None:
-    models = server._models_from_env({"TFIO_HANDLERS_MODELS": "a=/x, b=/y"})
+    models = bootstrap.models_from_env({"TFIO_HANDLERS_MODELS": "a=/x, b=/y"})
     assert models == {"a": "/x", "b": "/y"}
     with pytest.raises(InternalError, match="name=path"):
-        server._models_from_env({"TFIO_HANDLERS_MODELS": "a"})
-    assert server._models_from_env({"TFIO_HANDLERS_MODEL_DIR": "/m"}) == "/m"
-    assert server._models_from_env({}) is None
+        bootstrap.models_from_env({"TFIO_HANDLERS_MODELS": "a"})
+    assert bootstrap.models_from_env({"TFIO_HANDLERS_MODEL_DIR": "/m"}) == "/m"
+    assert bootstrap.models_from_env({}) is None
     (tmp_path / "opt-ml-model").mkdir()
-    assert server._models_from_env({}) == str(tmp_path / "opt-ml-model")
+    assert bootstrap.models_from_env({}) == str(tmp_path / "opt-ml-model")
 
 
 def test_find_entry_point_rules(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_install_requirements_runs_pip_beside_the_code(
         calls.append(argv)
         return subprocess.CompletedProcess(argv, 0)
 
-    monkeypatch.setattr(server.subprocess, "run", run)
+    monkeypatch.setattr(bootstrap.subprocess, "run", run)
     install_requirements({}, None)
     assert calls == []
     entry = tmp_path / "code" / "inference.py"
@@ -102,7 +102,7 @@ def test_install_requirements_runs_pip_beside_the_code(
     def failing(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
         return subprocess.CompletedProcess(argv, 1)
 
-    monkeypatch.setattr(server.subprocess, "run", failing)
+    monkeypatch.setattr(bootstrap.subprocess, "run", failing)
     with pytest.raises(InternalError, match="failed with status 1"):
         install_requirements({"SAGEMAKER_REQUIREMENTS": "requirements.txt"}, entry)
 
@@ -195,7 +195,7 @@ def test_pipeline_from_env_waits_for_a_remote_model_server(embedded_backend: Any
 
     from servers import free_port
 
-    from tfio_handlers.grpc_server import serve
+    from tfio_handlers.adapters.grpc import serve
 
     port = free_port()
     started: list[Any] = []

@@ -21,11 +21,11 @@ from urllib.parse import unquote_to_bytes
 
 from google.protobuf.message import Message
 
-from .content_coding import decode_content_encoding
-from .errors import BadRequest, HTTPError, InternalError
-from .media import JSON
-from .pipeline import Pipeline, Response
-from .protocol.rest_json import (
+from ..content_coding import decode_content_encoding
+from ..errors import BadRequest, HTTPError, InternalError
+from ..media import JSON
+from ..pipeline import Pipeline, Response
+from ..protocol.rest_json import (
     classification_result_to_json,
     classify_request_from_json,
     predict_request_from_json,
@@ -33,7 +33,7 @@ from .protocol.rest_json import (
     regress_request_from_json,
     regression_result_to_json,
 )
-from .protos import (
+from ..protos import (
     GetModelMetadataRequest,
     GetModelMetadataResponse,
     GetModelStatusRequest,
