@@ -12,7 +12,7 @@ import io
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.message import Message
 
@@ -32,6 +32,9 @@ from .media import ANY, JSON, MediaType, parse_accept, parse_media_type
 from .registry import Kind, Registry
 from .usercode import USER_FAILURES, UserCode, call_user, user_answer
 from .workpool import WorkPool
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
 
 __all__ = ["Pipeline", "Response"]
 
@@ -108,7 +111,7 @@ class Pipeline:
 
     def __init__(
         self,
-        backend: Any,
+        backend: Backend,
         *,
         settings: Settings | None = None,
         registry: Registry | None = None,
@@ -128,9 +131,7 @@ class Pipeline:
         self.work = WorkPool(self.settings.max_concurrent_requests)
         """Where user code and model calls run (``TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS`` slots)."""
         self.default_model = (
-            default_model
-            or self.settings.default_model_name
-            or getattr(backend, "default_model", None)
+            default_model or self.settings.default_model_name or backend.default_model
         )
 
     # -- context -----------------------------------------------------------------------------------
