@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", type=int, default=1, help="version sub-directory (default 1)")
     args = parser.parse_args(argv)
 
-    from tfio_handlers.backends.embedded import quiet_tensorflow_startup
+    from tfio_handlers.backends.savedmodel import quiet_tensorflow_startup
 
     features, labels = load_data()
     with quiet_tensorflow_startup():  # TensorFlow's native start-up lines, unless asked for

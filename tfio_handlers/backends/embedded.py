@@ -29,14 +29,8 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import sys
-import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -77,17 +71,24 @@ from ..protos import (
     coerce,
     pack_signature_def_map,
 )
-from ..tensors import dtype_name, to_ndarray, to_tensor_proto
+from ..tensors import to_ndarray, to_tensor_proto
 from .base import Backend
 from .model_repository import ModelSource, PathLike, resolve_models
-from .status import http_error, http_status_for_code
+from .savedmodel import (
+    Runner,
+    Servable,
+    configure_threads,
+    joined,
+    load_servable,
+    quiet_tensorflow_startup,
+    shape_text,
+)
 
 __all__ = [
     "INTER_OP_ENV",
     "INTRA_OP_ENV",
     "EmbeddedBackend",
     "OutputLayout",
-    "quiet_tensorflow_startup",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,352 +97,6 @@ INTER_OP_ENV = "SAGEMAKER_TFS_INTER_OP_PARALLELISM"
 INTRA_OP_ENV = "SAGEMAKER_TFS_INTRA_OP_PARALLELISM"
 
 OutputLayout = Literal["typed", "content"]
-
-_SERVE_TAG = "serve"
-
-
-def _shape_text(dims: Iterable[int] | None) -> str:
-    """A shape as TensorFlow's ``TensorShape::DebugString`` writes it: ``[2,3]``, ``[?,1]``."""
-    if dims is None:
-        return "<unknown>"
-    return "[" + ",".join("?" if d < 0 else str(d) for d in dims) + "]"
-
-
-def _joined(names: Iterable[str]) -> str:
-    return ",".join(sorted(names))
-
-
-# -- TensorFlow status → HTTP error ----------------------------------------------------------------
-
-_OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\]\s*$")
-_STACK_MARKER = "defined at (most recent call last):\n"
-
-
-def _tf_message(message: str) -> str:
-    """The op's own message, as TF Serving shows it: without eager mode's "Graph execution error"
-    header, the Python stack of where the op was defined, and the ``[Op:...]`` suffix."""
-    head = "Graph execution error:"
-    if message.startswith(head):
-        message = message[len(head) :].lstrip("\n")
-        if _STACK_MARKER in message:
-            rest = message.split(_STACK_MARKER, 1)[1]
-            lines = rest.split("\n")
-            start = 0
-            while start < len(lines) and (
-                lines[start].startswith((" ", "\t"))
-                or lines[start] in ("", "<stack traces unavailable>")
-            ):
-                start += 1
-            message = "\n".join(lines[start:])
-    return _OP_SUFFIX.sub("", message).strip()
-
-
-_NODE_SUFFIX = re.compile(r"\s*\[\[\{\{node [^}]*\}\}\]\]")
-_EXAMPLE_SIZE = re.compile(
-    r"Name: [^,]*, Key: (?P<key>[^,]+), Index: (?P<index>\d+)\.\s+"
-    r"Number of (?P<kind>\w+) values != expected\.\s+"
-    r"Values size: (?P<got>\d+) but output shape: \[(?P<shape>[^\]]*)\]"
-)
-
-
-def _explained(message: str) -> str:
-    """An op message a client can act on: no graph node names, and the batch rule where it applies.
-
-    A classify/regress model parses each record into an ``Example`` whose feature must hold as many
-    values as its parsing shape: a record of the wrong length (often a batch sent as one record, or
-    the reverse) fails inside ``ParseExample``, whose text names neither the record nor the rule.
-    """
-    message = _NODE_SUFFIX.sub("", message).strip()
-    found = _EXAMPLE_SIZE.search(message)
-    if found is None:
-        return message
-    shape = [int(d) for d in found["shape"].split(",") if d.strip().lstrip("-").isdigit()]
-    want = 1
-    for d in shape:
-        want *= d
-    return (
-        f"Record {found['index']}: feature {found['key']!r} holds {found['got']} "
-        f"{found['kind']} value(s), but the model reads it as shape [{found['shape']}] "
-        f"({want} value(s)). Each record must hold {want} value(s): a flat list (one JSON lines "
-        "or CSV line, an npy array of one dimension) is one record; a list of records (several "
-        "lines, an npy array of two dimensions) is a batch"
-    )
-
-
-def _from_tf_error(exc: Exception) -> HTTPError:
-    """A TensorFlow ``OpError`` as the HTTP error TF Serving would answer with."""
-    code = int(getattr(exc, "error_code", 2))  # absl's code number; UNKNOWN when absent
-    message = _explained(_tf_message(str(getattr(exc, "message", "") or exc)))
-    return http_error(http_status_for_code(code), message)
-
-
-# -- one loaded signature --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Input:
-    alias: str
-    tensor_name: str
-    dtype: int
-    dims: tuple[int, ...] | None
-    """Declared dims (-1 unknown), ``None`` for unknown rank."""
-
-
-@dataclass(slots=True)
-class _Runner:
-    """A signature's function and what is needed to feed it, computed once at load time."""
-
-    name: str
-    signature: SignatureDef
-    function: Any
-    inputs: list[_Input]
-    """In sorted alias order: the order inputs are fed and reported in errors."""
-    defaults: dict[str, np.ndarray[Any, Any]]
-    output_aliases: list[str]
-    tf_dtypes: list[Any]
-    """The TensorFlow dtype of each input, in :attr:`inputs` order."""
-    flat: bool
-    """Whether :meth:`run` may call the function's flat form (see there)."""
-
-    def check(self, alias: str, index: int, array: np.ndarray[Any, Any], proto_dtype: int) -> None:
-        """The request tensor's dtype and shape against the signature's, before running."""
-        spec = self.inputs[index]
-        if proto_dtype != spec.dtype:
-            raise BadRequest(
-                f"Expects arg[{index}] to be {dtype_name(spec.dtype)} but "
-                f"{dtype_name(proto_dtype)} is provided"
-            )
-        dims = spec.dims
-        if dims is None:
-            return
-        shape = array.shape
-        if len(shape) != len(dims) or any(
-            d >= 0 and d != s for d, s in zip(dims, shape, strict=True)
-        ):
-            raise BadRequest(
-                f"input tensor alias {alias} has shape {_shape_text(shape)} but the signature "
-                f"expects {_shape_text(dims)}"
-            )
-
-    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
-        """Call the function with ``feeds`` (alias to array); TensorFlow's errors become HTTP errors.
-
-        The flat call skips the structured-signature binding of ``function(**feeds)`` (about a
-        quarter of a small model's call time); it is used only where the function's flat inputs
-        are the sorted aliases, and abandoned for good if it ever fails for a reason other than
-        the model's own error.
-        """
-        import tensorflow as tf
-
-        try:
-            if self.flat:
-                try:
-                    tensors = [
-                        tf.convert_to_tensor(feeds[spec.alias], dtype=spec_dtype)
-                        for spec, spec_dtype in zip(self.inputs, self.tf_dtypes, strict=True)
-                    ]
-                    outputs = self.function._call_flat(tensors, self.function.captured_inputs)
-                    return dict(outputs)
-                except (TypeError, ValueError, AttributeError, KeyError):
-                    log.debug(
-                        "Flat call of signature %r failed; using the keyword call",
-                        self.name,
-                        exc_info=True,
-                    )
-                    self.flat = False
-            return dict(self.function(**feeds))
-        except tf.errors.OpError as exc:
-            raise _from_tf_error(exc) from exc
-        except (TypeError, ValueError) as exc:  # binding errors the checks did not foresee
-            raise BadRequest(str(exc)) from exc
-
-
-def _tensor_info_dims(info: Any) -> tuple[int, ...] | None:
-    shape = info.tensor_shape
-    if shape.unknown_rank:
-        return None
-    return tuple(int(d.size) for d in shape.dim)
-
-
-def _make_runner(name: str, signature: SignatureDef, function: Any) -> _Runner:
-    inputs = [
-        _Input(alias, info.name, int(info.dtype), _tensor_info_dims(info))
-        for alias, info in sorted(signature.inputs.items())
-    ]
-    import tensorflow as tf
-
-    defaults = {
-        alias: to_ndarray(proto, writable=True) for alias, proto in signature.defaults.items()
-    }
-    tf_dtypes = [tf.dtypes.as_dtype(spec.dtype) if spec.dtype else None for spec in inputs]
-    try:
-        flat_names = [spec.name for spec in tf.nest.flatten(function.structured_input_signature)]
-        flat = (
-            hasattr(function, "_call_flat")
-            and flat_names == [spec.alias for spec in inputs]
-            and len(function.inputs) - len(function.captured_inputs) == len(inputs)
-        )
-    except (AttributeError, TypeError, ValueError):
-        flat = False
-    return _Runner(
-        name, signature, function, inputs, defaults, sorted(signature.outputs), tf_dtypes, flat
-    )
-
-
-# -- one loaded model version ----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Servable:
-    name: str
-    version: int
-    path: Path
-    loaded: Any
-    signature_defs: dict[str, SignatureDef]
-    runners: dict[str, _Runner] = field(default_factory=dict)
-
-    def runner(self, signature_name: str) -> _Runner:
-        runner = self.runners.get(signature_name)
-        if runner is None:
-            raise BadRequest(
-                f'Serving signature key "{signature_name}" has no function to run in '
-                f"{self.path} (it is not exported as a callable signature)"
-            )
-        return runner
-
-
-def _read_signature_defs(path: Path) -> dict[str, SignatureDef]:
-    """The ``serve`` meta graph's signatures, as our ``SignatureDef`` class."""
-    from google.protobuf import text_format
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved_model = saved_model_pb2.SavedModel()
-    binary = path / "saved_model.pb"
-    if binary.is_file():
-        saved_model.ParseFromString(binary.read_bytes())
-    else:
-        text_format.Parse((path / "saved_model.pbtxt").read_text(), saved_model)
-    meta_graphs = list(saved_model.meta_graphs)
-    chosen = next(
-        (mg for mg in meta_graphs if set(mg.meta_info_def.tags) == {_SERVE_TAG}),
-        next((mg for mg in meta_graphs if _SERVE_TAG in mg.meta_info_def.tags), None),
-    )
-    if chosen is None:
-        tags = [sorted(mg.meta_info_def.tags) for mg in meta_graphs]
-        raise ValueError(f"no meta graph is tagged 'serve' (tags: {tags})")
-    return {name: coerce(sig, SignatureDef) for name, sig in chosen.signature_def.items()}
-
-
-def _load(name: str, version: int, path: Path) -> _Servable:
-    import tensorflow as tf
-
-    try:
-        signature_defs = _read_signature_defs(path)
-        loaded = tf.saved_model.load(str(path), tags=[_SERVE_TAG])
-    except Exception as exc:
-        raise BackendUnavailable(
-            f"Could not load model {name!r} version {version} from {path}: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    servable = _Servable(name, version, path, loaded, signature_defs)
-    functions = getattr(loaded, "signatures", {})
-    for signature_name, signature in signature_defs.items():
-        function = functions.get(signature_name) if hasattr(functions, "get") else None
-        if function is not None:
-            servable.runners[signature_name] = _make_runner(signature_name, signature, function)
-    log.info(
-        "Loaded model %r version %d from %s (signatures: %s)",
-        name,
-        version,
-        path,
-        ", ".join(sorted(servable.runners)),
-    )
-    return servable
-
-
-# -- TensorFlow's start-up chatter ----------------------------------------------------------------
-
-_STARTUP_NOISE = re.compile(
-    r"absl::InitializeLog|oneDNN custom operations|cudart_stub|cuda_platform|cuInit|cuda_dnn"
-    r"|cuda_fft|cuda_blas|Unable to register cu|cpu_feature_guard|To enable the following "
-    r"instructions|TF-TRT Warning|computation_placer|Could not find cuda drivers"
-)
-
-
-@contextmanager
-def quiet_tensorflow_startup(env: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Hide the lines TensorFlow's C++ side prints while it imports and finds its devices.
-
-    ``cuInit`` failures on a machine without a GPU, oneDNN and CPU-feature notices: TensorFlow
-    writes them to the process's standard error before its logging is set up, so
-    ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them all. Inside this block file descriptor 2 goes to a
-    temporary file; afterwards every line that is not such start-up noise is written out again,
-    so real errors still show. When the user has set ``TF_CPP_MIN_LOG_LEVEL`` they asked for
-    TensorFlow's own logging, and nothing is hidden.
-    """
-    environ = os.environ if env is None else env
-    if "TF_CPP_MIN_LOG_LEVEL" in environ:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            kept = [
-                line
-                for line in sink.read().decode("utf-8", "replace").splitlines(keepends=True)
-                if not _STARTUP_NOISE.search(line)
-            ]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
-
-
-# -- thread pools ---------------------------------------------------------------------------------
-
-
-def _configure_threads(inter: int | None, intra: int | None) -> None:
-    """Set TensorFlow's thread pools (0 or ``None``: TensorFlow's default), before it starts."""
-    import tensorflow as tf
-
-    threading_config = tf.config.threading
-    for what, value, setter, getter in (
-        (
-            "inter-op",
-            inter,
-            threading_config.set_inter_op_parallelism_threads,
-            threading_config.get_inter_op_parallelism_threads,
-        ),
-        (
-            "intra-op",
-            intra,
-            threading_config.set_intra_op_parallelism_threads,
-            threading_config.get_intra_op_parallelism_threads,
-        ),
-    ):
-        if not value:
-            continue
-        if value < 0:
-            raise BackendUnavailable(f"{what} parallelism must be >= 0, got {value}")
-        try:
-            setter(value)
-        except RuntimeError:
-            current = getter()
-            if current != value:
-                log.warning(
-                    "TensorFlow is already running with %s parallelism %d; %d is ignored "
-                    "(set it before TensorFlow runs anything)",
-                    what,
-                    current,
-                    value,
-                )
 
 
 # -- the backend ------------------------------------------------------------------------------------
@@ -496,9 +151,9 @@ class EmbeddedBackend(Backend):
         )
         self.sources: dict[str, ModelSource] = sources
         with quiet_tensorflow_startup(environ):  # TensorFlow is imported and starts here
-            _configure_threads(inter, intra)
-            self._servables: dict[str, dict[int, _Servable]] = {
-                name: {v: _load(name, v, path) for v, path in source.versions.items()}
+            configure_threads(inter, intra)
+            self._servables: dict[str, dict[int, Servable]] = {
+                name: {v: load_servable(name, v, path) for v, path in source.versions.items()}
                 for name, source in sources.items()
             }
         if default_model is not None and default_model not in sources:
@@ -538,7 +193,7 @@ class EmbeddedBackend(Backend):
             self._labels.setdefault(model_name, {})[label] = int(version)
         self.invalidate_signatures(model_name)
 
-    def _servable(self, spec: ModelSpec) -> _Servable:
+    def _servable(self, spec: ModelSpec) -> Servable:
         """TF Serving's ``ServableRequestFromModelSpec`` and ``GetServableHandle``."""
         if self._closed:
             raise BackendUnavailable("The embedded backend is closed")
@@ -566,7 +221,7 @@ class EmbeddedBackend(Backend):
 
     @staticmethod
     def _response_spec(
-        spec: ModelSpec, servable: _Servable, signature_name: str | None, out: ModelSpec
+        spec: ModelSpec, servable: Servable, signature_name: str | None, out: ModelSpec
     ) -> None:
         """TF Serving's ``MakeModelSpec``: name, signature name (default filled in), version."""
         out.name = spec.name or servable.name
@@ -596,9 +251,9 @@ class EmbeddedBackend(Backend):
             signature_names = set(signature.inputs)
             raise BadRequest(
                 f"input size does not match signature: {n_request}!={n_signature} "
-                f"len({{{_joined(request_names)}}}) != len({{{_joined(signature_names)}}}). "
-                f"Sent extra: {{{_joined(request_names - signature_names)}}}. "
-                f"Missing but required: {{{_joined(signature_names - request_names)}}}."
+                f"len({{{joined(request_names)}}}) != len({{{joined(signature_names)}}}). "
+                f"Sent extra: {{{joined(request_names - signature_names)}}}. "
+                f"Missing but required: {{{joined(signature_names - request_names)}}}."
             )
         feeds: dict[str, Any] = {}
         seen: set[str] = set()
@@ -619,14 +274,14 @@ class EmbeddedBackend(Backend):
                 raise BadRequest(
                     f"Signature input alias: {alias}(feed name: {spec_input.tensor_name}) not "
                     "found in request and no default value provided. Inputs expected to be in "
-                    f"the request {{{_joined(request_inputs)}}}, or default input alias set: "
-                    f"{_joined(signature.defaults)}"
+                    f"the request {{{joined(request_inputs)}}}, or default input alias set: "
+                    f"{joined(signature.defaults)}"
                 )
             feeds[alias] = array
         if request_inputs and len(seen) != n_request:
             raise BadRequest(
-                f"Inputs contains invalid name. Used request inputs: {_joined(seen)}, "
-                f"request input: {_joined(request_inputs)}"
+                f"Inputs contains invalid name. Used request inputs: {joined(seen)}, "
+                f"request input: {joined(request_inputs)}"
             )
         aliases = self._output_aliases(signature, request.output_filter)
         for alias, index, array, proto_dtype in checks:
@@ -647,7 +302,7 @@ class EmbeddedBackend(Backend):
             if alias not in signature.outputs:
                 raise BadRequest(
                     f"output tensor alias not found in signature: {alias} Outputs expected to be "
-                    f"in the set {{{_joined(signature.outputs)}}}."
+                    f"in the set {{{joined(signature.outputs)}}}."
                 )
             if alias in seen:
                 raise BadRequest(f"duplicate output tensor alias: {alias}")
@@ -682,7 +337,7 @@ class EmbeddedBackend(Backend):
         array[:] = serialized
         return array
 
-    def _run_examples(self, runner: _Runner, request_input: Input) -> tuple[int, dict[str, Any]]:
+    def _run_examples(self, runner: Runner, request_input: Input) -> tuple[int, dict[str, Any]]:
         examples = self._serialized_examples(request_input)
         runner.check(runner.inputs[0].alias, 0, examples, DT_STRING)
         return len(examples), runner.run({runner.inputs[0].alias: examples})
@@ -733,7 +388,7 @@ class EmbeddedBackend(Backend):
         shape = tuple(tensor.shape)
         if len(shape) != 2:
             raise BadRequest(
-                f"Expected Tensor shape: [batch_size num_classes] but got {_shape_text(shape)}"
+                f"Expected Tensor shape: [batch_size num_classes] but got {shape_text(shape)}"
             )
         actual = int(tensor.dtype.as_datatype_enum)
         if actual != dtype:
@@ -762,7 +417,7 @@ class EmbeddedBackend(Backend):
         if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
             raise BadRequest(
                 "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but "
-                f"got {_shape_text(shape)}"
+                f"got {shape_text(shape)}"
             )
         if shape[0] != n:
             raise BadRequest(
