@@ -124,8 +124,10 @@ def _check_depth(document: Any, max_depth: int) -> None:
             children: Any = value
         elif type(value) is dict:
             children = value.values()
-        else:
+        elif isinstance(value, JsonObject):
             children = [item for _, item in value.items()]
+        else:
+            continue
         pending.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINERS))
 
 

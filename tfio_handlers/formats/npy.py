@@ -36,6 +36,7 @@ from ..context import Context
 from ..errors import BadRequest, HTTPError, NotAcceptable, PayloadTooLarge
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, parse_accept
+from ..protocol.answer_size import binary_bytes, check_response
 from ._request import (
     InputSpec,
     check_code_points,
@@ -44,7 +45,6 @@ from ._request import (
     method_of,
     object_strings,
 )
-from ..protocol.answer_size import binary_bytes, check_response
 from ._response import response_arrays
 
 __all__ = [

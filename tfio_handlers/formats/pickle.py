@@ -53,6 +53,7 @@ from ..errors import (
 )
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType
+from ..protocol.answer_size import binary_bytes, check_response
 from ._request import (
     InputSpec,
     array_from_json,
@@ -64,7 +65,6 @@ from ._request import (
     object_strings,
     stack_instances,
 )
-from ..protocol.answer_size import binary_bytes, check_response
 from ._response import response_arrays
 
 __all__ = [
@@ -255,7 +255,7 @@ _COUNTED: dict[int, tuple[str, str, Callable[[bytes], Any]]] = {
     pickle.BYTEARRAY8[0]: ("BYTEARRAY8", "<Q", bytearray),
     pickle.BINBYTES[0]: ("BINBYTES", "<I", bytes),
     pickle.BINUNICODE[0]: ("BINUNICODE", "<I", _text),
-    pickle.LONG4[0]: ("LONG4", "<i", pickle.decode_long),  # type: ignore[attr-defined]
+    pickle.LONG4[0]: ("LONG4", "<i", pickle.decode_long),
 }
 """Length-prefixed opcodes: the length is checked against the bytes left before any read."""
 _COUNTED_OPCODES = (
@@ -267,6 +267,15 @@ _COUNTED_OPCODES = (
     pickle.LONG4,
 )
 _SCALARS = frozenset({str, bytes, int, float, bool, complex, type(None)})
+
+
+def _counted_loader(opcode: int) -> Callable[[Any], None]:
+    """The dispatch entry of a length-prefixed opcode: :meth:`RestrictedUnpickler._load_counted`."""
+
+    def load(unpickler: Any) -> None:
+        unpickler._load_counted(opcode)
+
+    return load
 
 
 class RestrictedUnpickler(pickle._Unpickler):
@@ -332,7 +341,8 @@ class RestrictedUnpickler(pickle._Unpickler):
     def _claimed(self, size_format: str, opcode: str) -> int:
         """Read a length prefix; refuse a length beyond what the body still holds, so a
         12-byte pickle claiming 4 GiB allocates nothing (``BYTEARRAY8`` would allocate first)."""
-        (length,) = struct.unpack(size_format, self.read(struct.calcsize(size_format)))
+        read = self.read  # type: ignore[attr-defined]
+        (length,) = struct.unpack(size_format, read(struct.calcsize(size_format)))
         if length < 0 or length > self._remaining():
             raise pickle.UnpicklingError(
                 f"{opcode} claims {length} bytes, but the pickle holds {self._remaining()} more"
@@ -342,7 +352,7 @@ class RestrictedUnpickler(pickle._Unpickler):
     def _load_counted(self, opcode: int) -> None:
         name, size_format, build = _COUNTED[opcode]
         length = self._claimed(size_format, name)
-        data = self.read(length)
+        data = self.read(length)  # type: ignore[attr-defined]
         if len(data) != length:
             raise pickle.UnpicklingError(f"{name}: the pickle ends inside its data")
         self.append(build(data))  # type: ignore[attr-defined]
@@ -376,11 +386,11 @@ class RestrictedUnpickler(pickle._Unpickler):
         stack = self.stack  # type: ignore[attr-defined]
         args = stack.pop()
         func = stack[-1]
-        self._charge(args, getattr(func, "__name__", "a callable"))
+        self._charge(args, getattr(func, "__name__", type(func).__name__))
         stack[-1] = func(*args)
 
     def _instantiate(self, klass: Any, args: Any) -> None:
-        self._charge(args, getattr(klass, "__name__", "a callable"))
+        self._charge(args, getattr(klass, "__name__", type(klass).__name__))
         super()._instantiate(klass, args)  # type: ignore[misc]
 
     def _flat_keys(self, keys: Any, opcode: str) -> None:
@@ -460,7 +470,7 @@ class RestrictedUnpickler(pickle._Unpickler):
     dispatch[pickle.ADDITEMS[0]] = _load_additems  # type: ignore[assignment]
     dispatch[pickle.FROZENSET[0]] = _load_frozenset  # type: ignore[assignment]
     for _opcode in _COUNTED_OPCODES:
-        dispatch[_opcode[0]] = lambda self, _code=_opcode[0]: self._load_counted(_code)
+        dispatch[_opcode[0]] = _counted_loader(_opcode[0])
     for _opcode in (
         pickle.NEWOBJ,
         pickle.NEWOBJ_EX,

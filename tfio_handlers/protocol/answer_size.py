@@ -99,8 +99,10 @@ def check_answer(
         if worst is None or estimate > worst[2]:
             worst = (what, dims, estimate)
     if total > limits.max_response_bytes:
-        what, dims = (worst[0], worst[1]) if worst is not None else ("the answer", None)
-        limits.check_response(total, what, dims, media_type)
+        if worst is None:
+            limits.check_response(total, "the answer", None, media_type)
+        else:
+            limits.check_response(total, worst[0], worst[1], media_type)
 
 
 _KINDS = {
