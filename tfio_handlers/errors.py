@@ -130,6 +130,17 @@ class BackendTimeout(HTTPError):
     status = 504
 
 
+MAX_MESSAGE_CHARS = 4096
+"""The longest error message sent: a message that quotes the request (TF Serving's "JSON Value: ..."
+texts do) must not make a 50 MB answer out of a 50 MB request."""
+
+
 def error_body(message: str) -> bytes:
-    """Encode ``{"error": message}`` as JSON bytes (non-ASCII kept readable, always valid UTF-8)."""
+    """Encode ``{"error": message}`` as JSON bytes (non-ASCII kept readable, always valid UTF-8).
+
+    A message over :data:`MAX_MESSAGE_CHARS` is cut there, saying how much was left out.
+    """
+    if len(message) > MAX_MESSAGE_CHARS:
+        left_out = len(message) - MAX_MESSAGE_CHARS
+        message = f"{message[:MAX_MESSAGE_CHARS]}... ({left_out} more characters)"
     return json.dumps({"error": message}, ensure_ascii=False).encode("utf-8", "replace")

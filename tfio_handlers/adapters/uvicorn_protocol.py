@@ -9,7 +9,10 @@ requests, so silent connections still pile up. These subclasses add:
   first byte of a request that follows an answer, the request's headers must be in within it; if
   not, 408 ``{"error": ...}`` is written and the connection closed;
 * a **connection cap** (``TFIO_HANDLERS_MAX_CONNECTIONS``): a connection over it is answered 503
-  ``{"error": ...}`` with ``Retry-After`` and closed at once.
+  ``{"error": ...}`` with ``Retry-After`` and closed at once;
+* a **header size cap** (:data:`MAX_HEADER_BYTES`, h11's own default): httptools takes headers of
+  any size, so a request whose headers pass it is answered 431 ``{"error": ...}`` and closed, before
+  either parser sees the bytes (h11 would answer a plain-text 400).
 
 The body deadline is the ASGI app's (it reads the body with ``TFIO_HANDLERS_BODY_TIMEOUT`` and answers
 408), and the keep-alive idle timeout is uvicorn's ``timeout_keep_alive``, which ``tfio-handlers serve``
@@ -28,7 +31,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from ..config import Settings
 from ..errors import HTTPError, RequestTimeout, ServerBusy
 
-__all__ = ["DeadlineH11Protocol", "DeadlineProtocol", "protocol_with"]
+__all__ = ["MAX_HEADER_BYTES", "DeadlineH11Protocol", "DeadlineProtocol", "protocol_with"]
+
+MAX_HEADER_BYTES = 16 * 1024
+"""The most a request's line and headers may take: uvicorn's own limit under h11
+(``h11_max_incomplete_event_size``), now under httptools too, and answered as JSON under both."""
 
 
 @functools.cache
@@ -39,7 +46,11 @@ def _settings_from_env() -> Settings:
 def _raw_answer(error: HTTPError) -> bytes:
     """A complete HTTP/1.1 answer carrying ``error`` as JSON, closing the connection."""
     body = error.to_json()
-    reason = {408: "Request Timeout", 503: "Service Unavailable"}.get(error.status_code, "Error")
+    reason = {
+        408: "Request Timeout",
+        431: "Request Header Fields Too Large",
+        503: "Service Unavailable",
+    }.get(error.status_code, "Error")
     head = [
         f"HTTP/1.1 {error.status_code} {reason}",
         "content-type: application/json",
@@ -64,6 +75,8 @@ class _Deadlines:
 
     _header_timer: asyncio.TimerHandle | None = None
     _armed_for: Any = None
+    _header_bytes = 0
+    _header_tail = b""
 
     def _limits(self) -> Settings:
         return type(self).settings or _settings_from_env()
@@ -82,11 +95,36 @@ class _Deadlines:
         self._arm_header_deadline()
 
     def data_received(self, data: bytes) -> None:
-        if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+        in_headers = self.cycle is None or self.cycle.response_complete
+        if in_headers and self._headers_too_big(data):
+            self._disarm()
+            self.transport.write(
+                _raw_answer(
+                    HTTPError(
+                        f"Request headers are over the limit of {MAX_HEADER_BYTES} bytes",
+                        status=431,
+                    )
+                )
+            )
+            self.transport.close()
+            return
+        if self._header_timer is None and in_headers:
             self._arm_header_deadline()  # the first byte of a request after an answer
         super().data_received(data)  # type: ignore[misc]
         if self._header_timer is not None and self.cycle is not self._armed_for:
             self._disarm()  # the headers are in: the body deadline is the app's
+
+    def _headers_too_big(self, data: bytes) -> bool:
+        """Count the header bytes in ``data`` (up to the blank line that ends them, if it is there)."""
+        seen = self._header_tail + data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            self._header_bytes += len(data)
+            self._header_tail = seen[-3:]
+            return self._header_bytes > MAX_HEADER_BYTES
+        total = self._header_bytes + end + 4 - len(self._header_tail)
+        self._header_bytes, self._header_tail = 0, b""
+        return total > MAX_HEADER_BYTES
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
