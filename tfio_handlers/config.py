@@ -184,10 +184,11 @@ class Settings:
     none (no ``tfs-model-name``)."""
     request_timeout: float = 60.0
     """``SAGEMAKER_MODEL_SERVER_TIMEOUT``: seconds before a request is answered 504."""
-    max_concurrent_requests: int = 32
+    max_concurrent_requests: int = 64
     """``TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS``: requests whose user code or model work may run at
     once in one worker process (the size of its work pool); past it, 503 with ``Retry-After`` at
-    once. Work that outlived its timeout keeps its slot until it really ends."""
+    once. Work that outlived its timeout keeps its slot until it really ends. The default takes 64
+    keep-alive clients even when the kernel hands all their connections to one worker."""
     header_timeout: float = 10.0
     """``TFIO_HANDLERS_HEADER_TIMEOUT``: seconds from a connection's first byte (or its opening, or
     the previous answer) until the request's headers are in; then 408 and the connection closed."""
