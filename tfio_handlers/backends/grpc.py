@@ -18,8 +18,9 @@ What a call does, in order:
    :class:`~tfio_handlers.errors.BackendTimeout` (504).
 3. **Retries** on UNAVAILABLE: ``retries`` more attempts, the n-th after ``backoff * 2**n`` seconds
    (at most ``max_backoff``, with jitter), then :class:`~tfio_handlers.errors.BackendUnavailable`
-   (503). The channel reconnects quickly (its reconnect back-off is capped at ``max_backoff``, not
-   gRPC's default two minutes), so a restarted server is found again.
+   (503). The channel reconnects quickly (its reconnect back-off is capped at half a second, or
+   ``max_backoff`` if smaller, not gRPC's default two minutes), so a restarted server is found again
+   within a second.
 4. **Errors** map to TF Serving's own HTTP statuses (:data:`.status.GRPC_TO_HTTP`), keeping the server's
    message: InvalidArgument → 400, NotFound → 404, ... A server that sends the trailing metadata
    ``tfio-http-status`` (our :mod:`tfio_handlers.adapters.grpc` does) has that status used as is, so a
@@ -76,6 +77,9 @@ MODEL_SERVICE = "tensorflow.serving.ModelService"
 """The full name of TF Serving's model service (``GetModelStatus``)."""
 HTTP_STATUS_METADATA = "tfio-http-status"
 """Trailing-metadata key carrying the exact HTTP status of an error (set by our gRPC server)."""
+
+_MAX_RECONNECT_MS = 500
+"""The longest the channel waits between two attempts to reach a server that went away."""
 
 MAX_MESSAGE_BYTES = 2**31 - 1
 """gRPC's largest message size, SageMaker's legacy container's send and receive limit."""
@@ -138,7 +142,9 @@ class GrpcBackend(Backend):
         self.max_message_bytes = int(max_message_bytes)
         self.default_model = default_model
         self._grpc = grpc
-        reconnect_ms = max(1, int(self.max_backoff * 1000))
+        # A reconnect attempt at least every half second: a restarted server (a sidecar TF Serving
+        # the orchestrator brought back) answers within a second of listening again.
+        reconnect_ms = max(1, min(int(self.max_backoff * 1000), _MAX_RECONNECT_MS))
         merged: dict[str, Any] = {
             "grpc.max_send_message_length": self.max_message_bytes,
             "grpc.max_receive_message_length": self.max_message_bytes,
