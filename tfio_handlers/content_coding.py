@@ -7,6 +7,7 @@ same body limit as a plain one, so a decompression bomb costs at most that limit
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -50,33 +51,62 @@ _INFLATE_STEP = 1 << 20
 
 
 def _inflate(data: bytes, wbits: int, name: str, limit: int) -> bytes:
-    """Inflate ``data`` (all its gzip members), at most ``limit + 1`` bytes held at any time."""
-    out = bytearray()
+    """Inflate ``data`` (all its gzip members) once it is known to fit in ``limit`` bytes.
+
+    A first pass only counts (a step of output at a time, then dropped), so a bomb is refused
+    before anything of its size is allocated; a body that fits is then inflated for real.
+    """
+    _inflated_size(data, wbits, name, limit)
+    chunks: list[bytes] = []
+    _each_chunk(data, wbits, name, limit, chunks.append)
+    return b"".join(chunks)
+
+
+def _inflated_size(data: bytes, wbits: int, name: str, limit: int) -> int:
+    """How many bytes ``data`` inflates to; 413 past ``limit``, 400 for a broken stream."""
+    total = 0
+
+    def count(chunk: bytes) -> None:
+        nonlocal total
+        total += len(chunk)
+
+    _each_chunk(data, wbits, name, limit, count)
+    return total
+
+
+def _each_chunk(
+    data: bytes, wbits: int, name: str, limit: int, take: Callable[[bytes], None]
+) -> None:
+    """Hand the inflated bytes to ``take`` a step at a time; at most ``limit`` of them in all."""
+    produced = 0
     rest = data
     while True:
         inflater = zlib.decompressobj(wbits)
         pending = rest
         try:
             while True:
-                room = limit + 1 - len(out)
-                out += inflater.decompress(pending, min(room, _INFLATE_STEP))
-                if len(out) > limit:
-                    raise PayloadTooLarge(
-                        f"Request body is over the limit of {limit} bytes once {name}-decoded"
-                    )
+                chunk = inflater.decompress(pending, min(limit + 1 - produced, _INFLATE_STEP))
+                produced += len(chunk)
+                if produced > limit:
+                    raise _too_large(name, limit)
+                take(chunk)
                 pending = inflater.unconsumed_tail
                 if inflater.eof or not pending:
                     break
             if not inflater.eof:
-                out += inflater.flush()
-                if len(out) > limit:
-                    raise PayloadTooLarge(
-                        f"Request body is over the limit of {limit} bytes once {name}-decoded"
-                    )
+                chunk = inflater.flush()
+                produced += len(chunk)
+                if produced > limit:
+                    raise _too_large(name, limit)
+                take(chunk)
                 if not inflater.eof:
                     raise BadRequest(f"Request body is not complete {name} data (it ends early)")
         except zlib.error as exc:
             raise BadRequest(f"Request body is not valid {name} data: {exc}") from None
         rest = inflater.unused_data
         if name != "gzip" or not rest.strip(b"\0"):
-            return bytes(out)
+            return
+
+
+def _too_large(name: str, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"Request body is over the limit of {limit} bytes once {name}-decoded")

@@ -386,6 +386,16 @@ def test_a_gzip_bomb_never_holds_more_than_the_limit() -> None:
     assert len(bomb) < 100 * 1024
     with pytest.raises(Exception, match="over the limit of 1000 bytes"):
         decode_content_encoding(bomb, "gzip", 1000)
+    # Refused before anything of its size is allocated: a bomb costs a few MiB, not the limit.
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(Exception, match="over the limit"):
+            decode_content_encoding(bomb, "gzip", 32 * 1024 * 1024)
+        assert tracemalloc.get_traced_memory()[1] < 8 * 1024 * 1024
+    finally:
+        tracemalloc.stop()
     two_members = gzip.compress(b"ab") + gzip.compress(b"cd")
     assert decode_content_encoding(two_members, "gzip", 1000) == b"abcd"
     assert decode_content_encoding(b"as is", None, 1000) == b"as is"
