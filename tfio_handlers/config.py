@@ -44,6 +44,10 @@ class Limits:
     """What one answer may write, checked before writing from the outputs' shapes and a lower
     bound of what the chosen format takes per element and per row (so an npy answer is not
     refused for what JSON would cost); see :meth:`check_response`."""
+    max_examples: int = 2**17
+    """How many ``tf.Example`` records one classify or regress request may build (131,072): each
+    costs a message and a parse in the model, whatever its size, so a body of empty rows (an npy
+    of shape ``[10**6, 0]``, a million ``[]`` lines) is refused before its examples are made."""
 
     def check_body(self, size: int) -> None:
         from .errors import PayloadTooLarge
@@ -73,6 +77,15 @@ class Limits:
                 f"{self.max_elements}"
             )
 
+    def check_examples(self, count: int, what: str = "request") -> None:
+        """Refuse (413) a classify or regress request of more than ``max_examples`` records."""
+        from .errors import PayloadTooLarge
+
+        if count > self.max_examples:
+            raise PayloadTooLarge(
+                f"The {what} holds {count} records, over the limit of {self.max_examples} examples "
+                "a classify or regress request may build (TFIO_HANDLERS_MAX_EXAMPLES)"
+            )
 
     def check_response(
         self, estimate: int, what: str, dims: Sequence[int] | None, media_type: str
@@ -219,6 +232,8 @@ class Settings:
                 env, "TFIO_HANDLERS_MAX_RESPONSE_BYTES", limits.max_response_bytes
             )
             or limits.max_response_bytes,
+            max_examples=env_int(env, "TFIO_HANDLERS_MAX_EXAMPLES", limits.max_examples)
+            or limits.max_examples,
         )
         style = env.get("TFIO_HANDLERS_JSON_RESPONSE", "legacy").strip().lower() or "legacy"
         if style not in ("legacy", "tfs"):

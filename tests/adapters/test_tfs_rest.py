@@ -178,6 +178,29 @@ def test_body_limit(embedded_backend: Any) -> None:
     assert answer.status == 413
 
 
+@pytest.mark.tensorflow
+def test_the_routes_apply_the_pipelines_limits(embedded_backend: Any) -> None:
+    """The /v1 routes read with the settings' limits and bound their answers before writing."""
+    answer_limit = Pipeline(
+        embedded_backend,
+        settings=Settings.from_env({}, limits=Limits(max_response_bytes=64)),
+        registry=Registry(),
+    )
+    big = b'{"instances": [' + b",".join([b"1.0"] * 40) + b"]}"
+    answer = handle_tfs_rest(answer_limit, "POST", "/v1/models/half_plus_two:predict", big)
+    assert answer.status == 413
+    assert "output 'y' of shape [40]" in json.loads(answer.body)["error"]
+    few_examples = Pipeline(
+        embedded_backend,
+        settings=Settings.from_env({}, limits=Limits(max_examples=2)),
+        registry=Registry(),
+    )
+    body = b'{"examples": [{"x": 1.0}, {"x": 2.0}, {"x": 3.0}]}'
+    answer = handle_tfs_rest(few_examples, "POST", "/v1/models/regression:regress", body)
+    assert answer.status == 413
+    assert "3 records, over the limit of 2" in json.loads(answer.body)["error"]
+
+
 def test_unexpected_errors_are_logged_not_sent(caplog: pytest.LogCaptureFixture) -> None:
     class Broken:
         def get_model_status(self, request: Any) -> Any:

@@ -228,6 +228,37 @@ def test_npy_rows_for_examples_are_bounded_first() -> None:
         decode_npy(body, parse_media_type("application/x-npy"), ctx)
 
 
+@pytest.mark.parametrize(
+    ("decode", "media", "body"),
+    [
+        (decode_npy, "application/x-npy", _npy(np.zeros((20, 0), np.float32))),
+        (decode_npz, "application/x-npz", None),
+        (decode_jsonlines, "application/jsonlines", b"[]\n" * 20),
+        (decode_csv, "text/csv", b"1.0\n" * 20),
+        (decode_json, "application/json", b'{"examples": [' + b",".join([b"{}"] * 20) + b"]}"),
+        (decode_json, "application/json", b"[" + b",".join([b"[1.0]"] * 20) + b"]"),
+    ],
+    ids=["npy", "npz", "jsonlines", "csv", "tfs-json", "plain-json"],
+)
+def test_classify_records_are_counted_before_their_examples_are_built(
+    decode, media: str, body: bytes | None
+) -> None:  # type: ignore[no-untyped-def]
+    """A million empty rows cost a million Examples (2.1 GB measured): max_examples bounds them."""
+    from tfio_handlers.config import Settings
+
+    if body is None:
+        stream = io.BytesIO()
+        np.savez(stream, x=np.zeros((20, 0), np.float32))
+        body = stream.getvalue()
+    ctx = context(signature({"inputs": (DT_FLOAT, None)}, CLASSIFY))
+    ctx.settings = Settings(limits=Limits(max_examples=10))
+    with pytest.raises(PayloadTooLarge, match="20 records, over the limit of 10 examples"):
+        value = decode(body, parse_media_type(media), ctx)
+        build_request(value, ctx)  # plain values are counted where they become examples
+    ctx.settings = Settings(limits=Limits(max_examples=20))
+    build_request(decode(body, parse_media_type(media), ctx), ctx)
+
+
 # -- item 3: pickle claims and expansion -----------------------------------------------------------
 
 

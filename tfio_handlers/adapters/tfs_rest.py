@@ -25,6 +25,7 @@ from ..content_coding import decode_content_encoding
 from ..errors import BadRequest, HTTPError, InternalError
 from ..media import JSON
 from ..pipeline import Pipeline, Response
+from ..protocol.responses import check_tfs_json_answer
 from ..protocol.rest_json import (
     classification_result_to_json,
     classify_request_from_json,
@@ -160,14 +161,21 @@ def _answer(route: TFSRoute, body: bytes, pipeline: Pipeline) -> bytes:
     resolved = backend.signatures(route.model, route.version, route.label)
     signatures = resolved.signature_defs
     strict = pipeline.settings.strict_json
+    limits = pipeline.settings.limits
     if route.action == "predict":
-        request, form = predict_request_from_json(body, signatures, model_spec=spec)
-        return predict_response_to_json(backend.predict(request), form, strict=strict)
+        request, form = predict_request_from_json(body, signatures, model_spec=spec, limits=limits)
+        predicted = backend.predict(request)
+        check_tfs_json_answer(predicted, limits)
+        return predict_response_to_json(predicted, form, strict=strict)
     if route.action == "classify":
-        classify = classify_request_from_json(body, signatures, model_spec=spec)
-        return classification_result_to_json(backend.classify(classify).result, strict=strict)
-    regress = regress_request_from_json(body, signatures, model_spec=spec)
-    return regression_result_to_json(backend.regress(regress).result, strict=strict)
+        classify = classify_request_from_json(body, signatures, model_spec=spec, limits=limits)
+        classified = backend.classify(classify)
+        check_tfs_json_answer(classified, limits)
+        return classification_result_to_json(classified.result, strict=strict)
+    regress = regress_request_from_json(body, signatures, model_spec=spec, limits=limits)
+    regressed = backend.regress(regress)
+    check_tfs_json_answer(regressed, limits)
+    return regression_result_to_json(regressed.result, strict=strict)
 
 
 def handle_tfs_rest(

@@ -42,8 +42,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..config import Limits
 from ..context import Context
-from ..errors import BadRequest, HTTPError, NotAcceptable
+from ..errors import BadRequest, HTTPError, NotAcceptable, PayloadTooLarge
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
 from ..protocol._json_compact import float_texts
@@ -571,20 +572,25 @@ def decode_csv(body: bytes, media_type: MediaType, context: Context) -> Any:
         table = _fast_table(body, media_type, header, kind, context)
         if table is not None:
             try:
-                return _assemble(table, method, specs, header)
+                return _assemble(table, method, specs, header, context.limits)
             except _FastMiss:
                 pass
+            except PayloadTooLarge:
+                raise
             except HTTPError:
                 pass
     table = _exact_table(body, media_type, header, context)
     try:
-        return _assemble(table, method, specs, header)
+        return _assemble(table, method, specs, header, context.limits)
     except _FastMiss:  # pragma: no cover - the exact path never misses
         raise BadRequest("CSV body could not be read") from None
 
 
-def _assemble(table: _Table, method: str, specs: dict[str, InputSpec], header: bool) -> Any:
+def _assemble(
+    table: _Table, method: str, specs: dict[str, InputSpec], header: bool, limits: Limits
+) -> Any:
     if method != "predict":
+        limits.check_examples(table.count, "CSV body")
         return _examples(table)
     if table.names is None or len(specs) == 1:
         if len(specs) > 1:

@@ -177,6 +177,7 @@ def decode_jsonlines(body: bytes, media_type: MediaType, context: Context) -> An
     context.limits.check_body(len(body))
     records = _records(body, media_type)
     if method_of(context) != "predict":
+        context.limits.check_examples(len(records), "JSON lines body")
         return _examples(records, context)
     return _instances(records, input_specs(context), context)
 

@@ -246,6 +246,7 @@ def decode_npy(body: bytes, media_type: MediaType, context: Context) -> Any:
     if array.ndim <= 1:
         array = array.reshape((1, *array.shape))
     if method_of(context) != "predict":
+        limits.check_examples(len(array), "npy body")
         return [
             {"inputs": _feature_values(row, limits, f"npy row {i}")} for i, row in enumerate(array)
         ]
@@ -266,6 +267,7 @@ def decode_npz(body: bytes, media_type: MediaType, context: Context) -> Any:
                 + ", ".join(f"{name}: {count}" for name, count in counts.items())
             )
         count = next(iter(counts.values()))
+        limits.check_examples(count, "npz body")
         rows = {name: (array if array.ndim else array.reshape(1)) for name, array in arrays.items()}
         return [
             {

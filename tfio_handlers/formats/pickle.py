@@ -693,6 +693,7 @@ def decode_pickle(body: bytes, media_type: MediaType, context: Context) -> Any:
     else:
         value = restricted_loads(body, limits)
     if method_of(context) != "predict":
+        limits.check_examples(len(value) if isinstance(value, (list, np.ndarray)) else 1, "pickle")
         return _examples(value, limits)
     return _instances(value, input_specs(context), limits)
 

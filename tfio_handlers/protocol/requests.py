@@ -83,11 +83,10 @@ def build_request(value: Any, context: Context) -> TFSRequest:
     if method == "predict":
         request = PredictRequest()
         _fill_inputs(request, value, context.signature)
-    elif method == "classify":
-        request = ClassificationRequest()
-        request.input.example_list.examples.extend(to_examples(value))
     else:
-        request = RegressionRequest()
+        if isinstance(value, (list, np.ndarray)):  # a user input_fn's value too
+            context.limits.check_examples(len(value))
+        request = ClassificationRequest() if method == "classify" else RegressionRequest()
         request.input.example_list.examples.extend(to_examples(value))
     fill_model_spec(request.model_spec, context)
     return request

@@ -17,6 +17,7 @@ import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from ..config import Limits
 from ..context import Context
 from ..errors import BadRequest, Unimplemented
 from ..protos import (
@@ -37,7 +38,12 @@ from .rest_json import (
     regression_result_to_json,
 )
 
-__all__ = ["response_to_json", "response_to_legacy_json", "response_to_tfs_json"]
+__all__ = [
+    "check_tfs_json_answer",
+    "response_to_json",
+    "response_to_legacy_json",
+    "response_to_tfs_json",
+]
 
 _TYPED_FIELD = {
     1: "floatVal",
@@ -70,7 +76,7 @@ def response_to_tfs_json(response: Message, context: Context) -> bytes:
     The answer is bounded first (``Limits.max_response_bytes``, 413): nested lists cost at least
     their brackets, so an output of shape ``[N, 0]`` costs ``3N`` bytes though it holds nothing.
     """
-    check_response(response, context.limits, "application/json", _nested_cost, overhead=16)
+    check_tfs_json_answer(response, context.limits)
     kind = _message_kind(response)
     strict = context.settings.strict_json
     if kind == "tensorflow.serving.PredictResponse":
@@ -94,6 +100,12 @@ def response_to_json(response: Message, context: Context) -> bytes:
         check_response(response, context.limits, "application/json", _flat_cost, overhead=16)
         return response_to_legacy_json(response, strict=context.settings.strict_json)
     return response_to_tfs_json(response, context)
+
+
+def check_tfs_json_answer(response: Message, limits: Limits) -> None:
+    """Refuse (413) a response whose TF Serving JSON would pass ``limits.max_response_bytes``,
+    before writing it: nested lists cost at least their brackets (``[N, 0]`` costs ``3N``)."""
+    check_response(response, limits, "application/json", _nested_cost, overhead=16)
 
 
 def _nested_cost(dims: Any, itemsize: int) -> int:

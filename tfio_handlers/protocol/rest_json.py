@@ -446,6 +446,7 @@ def _examples_request(
         raise _format_error(document, "Expecting 'examples' value to be an list/array")
     if not examples:
         raise _format_error(document, "'examples' value is an empty array")
+    limits.check_examples(len(examples), "'examples' array")
     converted: list[Example] = [example_from_json_object(item) for item in examples]
     if has_context:
         request.input.example_list_with_context.examples.extend(converted)
