@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from live_server import LiveServer, serve_cli, start_all
 
+pytest.importorskip("uvicorn")  # the deadline protocols subclass uvicorn's
+
 from tfio_handlers.adapters.asgi import ASGIApp
 from tfio_handlers.adapters.uvicorn_protocol import (
     DeadlineH11Protocol,
