@@ -134,7 +134,7 @@ def test_serving_limits_from_the_environment_and_their_defaults() -> None:
         defaults.body_timeout,
         defaults.keep_alive_timeout,
         defaults.max_connections,
-    ) == (32, 10.0, 60.0, 5.0, 1000)
+    ) == (64, 10.0, 60.0, 5.0, 1000)
     settings = Settings.from_env(
         {
             "TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS": "3",
@@ -167,3 +167,8 @@ def test_serving_limits_from_the_environment_and_their_defaults() -> None:
 def test_serving_limits_refuse_nonsense_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(BadRequest, match=name):
         Settings.from_env({name: value})
+
+
+def test_from_env_defaults_are_the_fields_defaults() -> None:
+    """Each default is named once, on its field: reading an empty environment changes nothing."""
+    assert Settings.from_env({}) == Settings()

@@ -218,7 +218,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Read the settings from ``env`` (``os.environ`` by default); keyword arguments win."""
         env = os.environ if env is None else env
-        limits = Limits()
+        base = cls()  # the defaults, named once: in the fields above
+        limits = base.limits
         payload_mb = env_int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", None)
         limits = replace(
             limits,
@@ -253,18 +254,21 @@ class Settings:
                 if allowed is not None
                 else None
             ),
-            program=env.get("SAGEMAKER_PROGRAM") or "inference.py",
+            program=env.get("SAGEMAKER_PROGRAM") or base.program,
             default_model_name=env.get("SAGEMAKER_TFS_DEFAULT_MODEL_NAME") or None,
-            request_timeout=float(timeout) if timeout else 60.0,
+            request_timeout=float(timeout) if timeout else base.request_timeout,
             max_concurrent_requests=_positive(
-                env_int(env, "TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS", 32) or 0,
+                env_int(env, "TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS", base.max_concurrent_requests)
+                or 0,
                 "TFIO_HANDLERS_MAX_CONCURRENT_REQUESTS",
             ),
-            header_timeout=env_seconds(env, "TFIO_HANDLERS_HEADER_TIMEOUT", 10.0),
-            body_timeout=env_seconds(env, "TFIO_HANDLERS_BODY_TIMEOUT", 60.0),
-            keep_alive_timeout=env_seconds(env, "TFIO_HANDLERS_KEEP_ALIVE_TIMEOUT", 5.0),
+            header_timeout=env_seconds(env, "TFIO_HANDLERS_HEADER_TIMEOUT", base.header_timeout),
+            body_timeout=env_seconds(env, "TFIO_HANDLERS_BODY_TIMEOUT", base.body_timeout),
+            keep_alive_timeout=env_seconds(
+                env, "TFIO_HANDLERS_KEEP_ALIVE_TIMEOUT", base.keep_alive_timeout
+            ),
             max_connections=_positive(
-                env_int(env, "TFIO_HANDLERS_MAX_CONNECTIONS", 1000) or 0,
+                env_int(env, "TFIO_HANDLERS_MAX_CONNECTIONS", base.max_connections) or 0,
                 "TFIO_HANDLERS_MAX_CONNECTIONS",
             ),
         )
