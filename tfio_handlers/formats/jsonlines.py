@@ -175,8 +175,13 @@ def _is_named(value: Any) -> bool:
 def decode_jsonlines(body: bytes, media_type: MediaType, context: Context) -> Any:
     """Decode JSON lines into an array (one input), a dict of arrays, or a list of feature dicts."""
     context.limits.check_body(len(body))
+    classify = method_of(context) != "predict"
+    if classify and body.count(b"\n") >= context.limits.max_examples:
+        # Count the records before parsing them: a million "[]" lines parse to a million values.
+        count = sum(1 for line in body.split(b"\n") if line.strip())
+        context.limits.check_examples(count, "JSON lines body")
     records = _records(body, media_type)
-    if method_of(context) != "predict":
+    if classify:
         context.limits.check_examples(len(records), "JSON lines body")
         return _examples(records, context)
     return _instances(records, input_specs(context), context)
