@@ -1672,6 +1672,7 @@ def render(results: dict[str, Any], command: str, seconds: float, quick: bool) -
         ("backend", "3a. Faults: remote backend"),
         ("usercode", "3b. Faults: user code"),
         ("slow", "4. Slow clients"),
+        ("fuzz", "5. Fuzzing"),
     ):
         if name not in results:
             continue
@@ -1998,13 +1999,58 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                     None,
                 )
             )
+    fuzz = results.get("fuzz", {})
+    if "rows" in fuzz:
+        crashed = {r["target"]: r["crashers"] for r in fuzz["rows"] if r["crashers"]}
+        least = min(r["inputs"] for r in fuzz["rows"])
+        rows.append(
+            ("0 exceptions outside HTTPError from fuzzed inputs, every decoder", f"{least:,} inputs or more per decoder ({len(fuzz['rows'])} decoders): crashers {crashed or 'none'}", not crashed)
+        )  # fmt: skip
+        rows.append(
+            ("≥ 10**6 fuzzed inputs per decoder", f"{least:,} in this run (the long run is `reliability/fuzz.py --count 1000000`)", least >= 10**6)
+        )  # fmt: skip
     return rows
 
 
 # -- the command ---------------------------------------------------------------------------------------
 
 
-PARTS = ("hostile", "load", "faults", "slow")
+PARTS = ("hostile", "load", "faults", "slow", "fuzz")
+
+FUZZ_COUNTS = {False: 20_000, True: 1_000}
+"""Inputs per decoder that the campaign's fuzz part runs (full, quick). The issue's long run
+(10**6 per decoder) is ``reliability/fuzz.py --count 1000000``, by itself: hours on two cores."""
+
+
+def part_fuzz(model: Path, logs: Path, p: Plan) -> dict[str, Any]:
+    """Every decoder fuzzed by ``reliability/fuzz.py`` (its Hypothesis engine, which runs wherever
+    the suite does): inputs and exceptions outside the HTTPError family, per decoder."""
+    count = FUZZ_COUNTS[p.quick]
+    done = subprocess.run(
+        [PYTHON, str(ROOT / "reliability" / "fuzz.py"), "--count", str(count), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+        cwd=ROOT,
+    )
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if not rows:
+        raise RuntimeError(f"reliability/fuzz.py answered nothing:\n{done.stderr[-3000:]}")
+    return {"rows": sorted(rows, key=lambda r: r["target"]), "count": count}
+
+
+def _render_fuzz(part: dict[str, Any], add: Callable[[str], None]) -> None:
+    add(
+        f"`reliability/fuzz.py --count {part['count']}` (Hypothesis engine): every built-in decoder "
+        "and the TF Serving JSON parser, each input decoded as a request would be; a crasher is an "
+        "exception outside the library's HTTPError family, kept in `tests/fuzz_corpus/`.\n"
+    )
+    add("| decoder | inputs | crashers | kinds |")
+    add("|---|---|---|---|")
+    for row in part["rows"]:
+        kinds = ", ".join(row.get("kinds", [])) or "–"
+        add(f"| {row['target']} | {row['inputs']:,} | {row['crashers']} | {_cell(kinds)} |")
 
 
 def build_model(work: Path) -> Path:
@@ -2040,6 +2086,8 @@ def run(parts: Sequence[str], p: Plan, work: Path) -> dict[str, Any]:
         steps += [("backend", part_backend), ("usercode", part_usercode)]
     if "slow" in parts:
         steps.append(("slow", part_slow))
+    if "fuzz" in parts:
+        steps.append(("fuzz", part_fuzz))
     for name, step in steps:
         began = time.monotonic()
         print(f"[campaign] {name} ...", file=sys.stderr, flush=True)
