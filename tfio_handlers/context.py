@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .config import Limits, Settings
+from .protos import DEFAULT_SIGNATURE
 
 if TYPE_CHECKING:
     from .protos import SignatureDef
@@ -76,7 +77,7 @@ class Context:
     @property
     def signature(self) -> SignatureDef | None:
         """The chosen signature (``signature_name`` or ``serving_default``), if the model has it."""
-        return self.signature_defs.get(self.signature_name or "serving_default")
+        return self.signature_defs.get(self.signature_name or DEFAULT_SIGNATURE)
 
     @property
     def limits(self) -> Limits:

@@ -34,6 +34,7 @@ from ..backends.grpc import (
 from ..backends.status import grpc_code_for_status
 from ..errors import BadRequest, HTTPError
 from ..protos import (
+    DEFAULT_SIGNATURE,
     ClassificationRequest,
     ClassificationResponse,
     GetModelMetadataRequest,
@@ -108,7 +109,7 @@ def multi_inference(backend: Backend, request: MultiInferenceRequest) -> MultiIn
             raise BadRequest(
                 "All ModelSpecs in a MultiInferenceRequest must access the same model name."
             )
-        signature = task.model_spec.signature_name or "serving_default"
+        signature = task.model_spec.signature_name or DEFAULT_SIGNATURE
         if signature in signatures:
             raise BadRequest(f"Duplicate evaluation of signature: {signature}")
         signatures.add(signature)

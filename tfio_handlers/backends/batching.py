@@ -70,6 +70,7 @@ from google.protobuf.message import Message
 from ..config import env_int
 from ..errors import BackendUnavailable, HTTPError, InternalError
 from ..protos import (
+    DEFAULT_SIGNATURE,
     DT_DOUBLE,
     DT_FLOAT,
     ClassificationRequest,
@@ -108,7 +109,6 @@ BATCH_TIMEOUT_MICROS_ENV: Final = "SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS"
 NUM_BATCH_THREADS_ENV: Final = "SAGEMAKER_TFS_NUM_BATCH_THREADS"
 MAX_ENQUEUED_BATCHES_ENV: Final = "SAGEMAKER_TFS_MAX_ENQUEUED_BATCHES"
 
-DEFAULT_SIGNATURE: Final = "serving_default"
 _QUEUE_FULL: Final = "The batch scheduling queue to which this task was submitted is full"
 
 # Typed fields whose elements have a fixed width: the packed encoding is the raw little-endian

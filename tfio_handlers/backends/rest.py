@@ -52,6 +52,7 @@ from ..errors import (
     Unimplemented,
 )
 from ..protos import (
+    DEFAULT_SIGNATURE,
     DT_BOOL,
     DT_DOUBLE,
     DT_FLOAT,
@@ -102,7 +103,6 @@ __all__ = ["RestBackend", "backoff_delay"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIGNATURE = "serving_default"
 _BIG = 256 * 1024
 """Bodies larger than this are encoded and parsed in a worker thread by the async twins."""
 

@@ -51,6 +51,7 @@ from google.protobuf.message import Message
 
 from ..config import Limits
 from ..protos import (
+    DEFAULT_SIGNATURE,
     DT_DOUBLE,
     DT_FLOAT,
     DT_INT8,
@@ -88,7 +89,6 @@ KEEP_PARSER_MAX_BYTES: Final = 32 * 1024 * 1024
 """Bodies up to this size are parsed by the thread's reused parser, which keeps buffers of about
 2.5x the largest body it parsed; a larger body gets a parser of its own, freed after the call."""
 
-DEFAULT_SIGNATURE: Final = "serving_default"
 
 # dtype -> (as_buffer type, numpy dtype of the result, inclusive value range or None).
 # TF Serving reads int8/int16/uint8 as int32 literals without a narrower check; values outside

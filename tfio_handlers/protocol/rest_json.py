@@ -41,6 +41,7 @@ from google.protobuf.message import Message
 from ..config import Limits
 from ..errors import BadRequest, HTTPError, PayloadTooLarge, Unimplemented
 from ..protos import (
+    DEFAULT_SIGNATURE,
     DT_BOOL,
     DT_DOUBLE,
     DT_FLOAT,
@@ -92,7 +93,6 @@ __all__ = [
     "regression_result_to_json",
 ]
 
-DEFAULT_SIGNATURE: Final = "serving_default"
 """The signature a request that names none uses (``kDefaultServingSignatureDefKey``)."""
 
 DEFAULT_LIMITS: Final = Limits()

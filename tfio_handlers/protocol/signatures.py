@@ -29,7 +29,7 @@ from google.protobuf import text_format
 
 from ..context import Method
 from ..errors import BadRequest, InternalError
-from ..protos import DT_FLOAT, DT_STRING, SignatureDef, coerce
+from ..protos import DEFAULT_SIGNATURE, DT_FLOAT, DT_STRING, SignatureDef, coerce
 
 __all__ = [
     "CLASSIFY_INPUTS",
@@ -56,7 +56,6 @@ __all__ = [
     "signature_text",
 ]
 
-DEFAULT_SIGNATURE = "serving_default"
 """The signature used when a request names none (``kDefaultServingSignatureDefKey``)."""
 
 PREDICT_METHOD_NAME = "tensorflow/serving/predict"

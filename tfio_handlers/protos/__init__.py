@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, cast
 
 from ._coerce import coerce
 from ._json import from_json, to_json
-from ._metadata import SIGNATURE_DEF_KEY, pack_signature_def_map, unpack_signature_def_map
+from ._metadata import (
+    DEFAULT_SIGNATURE,
+    SIGNATURE_DEF_KEY,
+    pack_signature_def_map,
+    unpack_signature_def_map,
+)
 from ._pool import POOL, WELL_KNOWN
 from .tensorflow.core.example.example_pb2 import Example, SequenceExample
 from .tensorflow.core.example.feature_pb2 import (
@@ -128,6 +133,7 @@ Any = cast("type[_AnyType]", WELL_KNOWN["google.protobuf.Any"])
 Int64Value = cast("type[_Int64ValueType]", WELL_KNOWN["google.protobuf.Int64Value"])
 
 __all__ = [
+    "DEFAULT_SIGNATURE",
     "DT_BFLOAT16",
     "DT_BOOL",
     "DT_COMPLEX64",

@@ -23,6 +23,9 @@ __all__ = ["SIGNATURE_DEF_KEY", "pack_signature_def_map", "unpack_signature_def_
 SIGNATURE_DEF_KEY = "signature_def"
 """The metadata key TF Serving uses (and the only ``metadata_field`` it supports)."""
 
+DEFAULT_SIGNATURE = "serving_default"
+"""The signature a request naming none goes to (TensorFlow's ``DEFAULT_SERVING_SIGNATURE_DEF_KEY``)."""
+
 
 def pack_signature_def_map(
     response: GetModelMetadataResponse,
