@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import accelerators
 from ..config import Limits
 from ..context import Context
 from ..errors import BadRequest, HTTPError, NotAcceptable, PayloadTooLarge
@@ -112,9 +113,8 @@ _local = threading.local()
 
 
 def _simdjson_loader() -> Callable[[bytes, str], Array | None] | None:
-    try:
-        import simdjson
-    except ImportError:
+    simdjson = accelerators.simdjson()
+    if simdjson is None:
         return None
 
     def load(document: bytes, kind: str) -> Array | None:
@@ -145,11 +145,10 @@ def _simdjson_loader() -> Callable[[bytes, str], Array | None] | None:
 
 def _generic_loader() -> Callable[[bytes, str], Array | None]:
     loads: Callable[[bytes], Any]
-    try:
-        import orjson
-
+    orjson = accelerators.orjson()
+    if orjson is not None:
         loads = orjson.loads  # refuses a number beyond float64 (``1e999``)
-    except ImportError:
+    else:
 
         def loads(document: bytes) -> Any:
             return json.loads(document, parse_float=_parse_float, parse_int=_bounded_int)
@@ -710,16 +709,15 @@ _CSV_NON_FINITE = ("nan", "inf", "-inf")
 
 
 def _orjson_rows(block: Array) -> list[str] | None:
-    try:
-        import orjson
-    except ImportError:
+    orjson = accelerators.orjson()
+    if orjson is None:
         return None
     if block.dtype.kind == "f" and not np.isfinite(block).all():
         return None
     try:
-        text = orjson.dumps(np.ascontiguousarray(block), option=orjson.OPT_SERIALIZE_NUMPY).decode(
-            "ascii"
-        )
+        text: str = orjson.dumps(
+            np.ascontiguousarray(block), option=orjson.OPT_SERIALIZE_NUMPY
+        ).decode("ascii")
     except (TypeError, orjson.JSONEncodeError):
         return None
     return text[2:-2].split("],[")

@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import accelerators
 from ..context import Context
 from ..errors import BadRequest, HTTPError, PayloadTooLarge, Unimplemented
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
-from ..protocol._json_compact import NULLS, TOKENS, orjson_module, write
+from ..protocol._json_compact import NULLS, TOKENS, write
 from ..protocol.answer_size import check_response, nested_text_bytes
 from ._request import (
     InputSpec,
@@ -113,11 +114,9 @@ def _stdlib_loads(line: bytes) -> Any:
 def _json_loader() -> Callable[[bytes], Any]:
     """orjson when installed (falling back to the standard library for ``NaN`` tokens and numbers
     orjson refuses), else the standard library."""
-    try:
-        import orjson
-    except ImportError:
+    orjson = accelerators.orjson()
+    if orjson is None:
         return _stdlib_loads
-
     fast = orjson.loads
     error = orjson.JSONDecodeError
 
@@ -330,7 +329,7 @@ class _Writer:
         self.standard = False
         """Set once some value holds non-finite floats that must be written as bare tokens, which
         orjson cannot do: from then on every line goes through :func:`._json_compact.write`."""
-        self.orjson = orjson_module()
+        self.orjson = accelerators.orjson()
 
     def prepare(self, array: Array, name: str) -> tuple[Array | None, Any]:
         """Either the numeric array itself, or nested lists (strings)."""

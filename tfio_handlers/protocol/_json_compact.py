@@ -28,7 +28,9 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["NULLS", "TOKENS", "dumps", "float_texts", "orjson_module", "write"]
+from .. import accelerators
+
+__all__ = ["NULLS", "TOKENS", "dumps", "float_texts", "write"]
 
 NULLS: Final = ("null", "null", "null")
 """Texts for NaN, +Infinity and -Infinity: ``null``, as orjson writes them (strict JSON)."""
@@ -39,16 +41,6 @@ TOKENS: Final = ("NaN", "Infinity", "-Infinity")
 _F64_RANGE: Final = (-5, 15)
 _F32_RANGE: Final = (-6, 12)
 _encode_string: Callable[[str], str] = json.encoder.encode_basestring
-
-
-def orjson_module() -> Any:
-    """The ``orjson`` module, or ``None`` when it is not installed (imported on each call, which
-    costs a dictionary look-up, so that tests can hide it)."""
-    try:
-        import orjson
-    except ImportError:
-        return None
-    return orjson
 
 
 def _layout(text: str, low: int, high: int) -> str:
@@ -206,7 +198,7 @@ def _write(
 def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> bytes:
     """Compact JSON of ``value`` (numpy values included, non-finite floats as ``null``): by orjson
     when it is installed, else by :func:`write`, which gives the same bytes."""
-    orjson = orjson_module()
+    orjson = accelerators.orjson()
     if orjson is None:
         return write(value, default=default)
     data: bytes = orjson.dumps(value, default=default, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
+from .. import accelerators
 from ..errors import BadRequest, PayloadTooLarge
 from ._rapidjson_reader import (
     MAX_DOCUMENT_DEPTH,
@@ -56,9 +57,8 @@ class Decline(Exception):
 
 
 def _orjson_parser() -> Callable[[bytes], Any] | None:
-    try:
-        import orjson
-    except ImportError:  # pragma: no cover - orjson is an optional dependency
+    orjson = accelerators.orjson()
+    if orjson is None:  # pragma: no cover - orjson is an optional dependency
         return None
     loads = orjson.loads
     error = orjson.JSONDecodeError

@@ -39,7 +39,6 @@ of the largest body it parsed (about 2.5x the body), per thread, so bodies over
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Mapping
 from functools import lru_cache
@@ -49,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import Message
 
+from .. import accelerators
 from ..config import Limits
 from ..protos import (
     DEFAULT_SIGNATURE,
@@ -154,13 +154,7 @@ _local = threading.local()
 def _module() -> Any:
     global _simdjson
     if _simdjson is _UNSET:
-        try:
-            import simdjson
-        except ImportError:
-            _simdjson = None
-        else:
-            # tensor_content is little-endian; numpy's native order must be too.
-            _simdjson = simdjson if sys.byteorder == "little" else None
+        _simdjson = accelerators.simdjson()
     return _simdjson
 
 

@@ -38,6 +38,7 @@ from typing import Any, Final, TypeVar
 import numpy as np
 from google.protobuf.message import Message
 
+from .. import accelerators
 from ..config import Limits
 from ..errors import BadRequest, HTTPError, PayloadTooLarge, Unimplemented
 from ..protos import (
@@ -644,9 +645,8 @@ def _fast_json(outputs: list[_Output], format: JsonFormat) -> bytes | None:
     """The fast path of :func:`predict_response_to_json`, or ``None`` to take the exact path."""
     if sum(math.prod(o.dims) for o in outputs) <= FAST_TEXT_THRESHOLD:
         return None
-    try:
-        import orjson
-    except ImportError:
+    orjson = accelerators.orjson()
+    if orjson is None:
         return None
     arrays: dict[str, Any] = {}
     for output in outputs:
@@ -656,19 +656,21 @@ def _fast_json(outputs: list[_Output], format: JsonFormat) -> bytes | None:
         if output.kind in ("float", "double") and not np.isfinite(array).all():
             return None
         arrays[output.name] = np.ascontiguousarray(array) if array.ndim else array.item()
-    option = orjson.OPT_SERIALIZE_NUMPY
+    document: dict[str, Any]
     if format is JsonFormat.COLUMNAR:
+        document = {"outputs": next(iter(arrays.values())) if len(arrays) == 1 else arrays}
+    else:
+        batches = {output.dims[0] if output.dims else -1 for output in outputs}
+        if len(batches) != 1 or -1 in batches:
+            return None  # the exact path raises TF Serving's error
         if len(arrays) == 1:
-            return orjson.dumps({"outputs": next(iter(arrays.values()))}, option=option)
-        return orjson.dumps({"outputs": arrays}, option=option)
-    batches = {output.dims[0] if output.dims else -1 for output in outputs}
-    if len(batches) != 1 or -1 in batches:
-        return None  # the exact path raises TF Serving's error
-    if len(arrays) == 1:
-        return orjson.dumps({"predictions": next(iter(arrays.values()))}, option=option)
-    (batch,) = batches
-    rows = [{name: array[i] for name, array in arrays.items()} for i in range(batch)]
-    return orjson.dumps({"predictions": rows}, option=option)
+            document = {"predictions": next(iter(arrays.values()))}
+        else:
+            (batch,) = batches
+            rows = [{name: array[i] for name, array in arrays.items()} for i in range(batch)]
+            document = {"predictions": rows}
+    body: bytes = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    return body
 
 
 def _key(name: str) -> str:
