@@ -2044,9 +2044,11 @@ def part_fuzz(model: Path, logs: Path, p: Plan) -> dict[str, Any]:
 
 def _render_fuzz(part: dict[str, Any], add: Callable[[str], None]) -> None:
     add(
-        f"`reliability/fuzz.py --count {part['count']}` (Hypothesis engine): every built-in decoder "
-        "and the TF Serving JSON parser, each input decoded as a request would be; a crasher is an "
-        "exception outside the library's HTTPError family, kept in `tests/fuzz_corpus/`.\n"
+        f"`reliability/fuzz.py --count {part['count']}`, its default engine (Hypothesis for the first "
+        "500 inputs, then mutations of the seeds and the corpus: not coverage-guided; "
+        "`--engine atheris` is): every built-in decoder and the TF Serving JSON parser, each input "
+        "decoded as a request would be; a crasher is an exception outside the library's HTTPError "
+        "family, kept in `tests/fuzz_corpus/`.\n"
     )
     add("| decoder | inputs | crashers | kinds |")
     add("|---|---|---|---|")
