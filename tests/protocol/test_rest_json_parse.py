@@ -323,3 +323,26 @@ def test_fast_and_exact_parsers_agree(document: Any) -> None:
     except Decline:  # it declines surrogate escapes; the exact reader takes those
         return
     assert _same(fast, document)
+
+
+def test_a_long_string_goes_to_the_exact_reader_which_holds_twice_its_size() -> None:
+    """orjson reserves many times a long string's size (750 MiB for 50 MB): bounded work says no."""
+    import tracemalloc
+
+    from tfio_handlers.protocol._json_parse import _holds_long_string, parse_body
+
+    mib = 1024 * 1024
+    long = b'{"instances": ["' + b"x" * (8 * mib) + b'"]}'
+    numbers = b'{"instances": [' + b",".join([b"1.25"] * (2 * mib)) + b"]}"
+    short = b'{"instances": [' + b",".join([b'"ab"'] * mib) + b"]}"
+    mixed = short[:-2] + b', "' + b"y" * (5 * mib) + b'"]}'
+    assert _holds_long_string(long) and _holds_long_string(mixed)
+    assert not _holds_long_string(numbers) and not _holds_long_string(short)
+    tracemalloc.start()
+    try:
+        document = parse_body(long)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert document == {"instances": ["x" * (8 * mib)]}
+    assert peak < 3 * len(long)

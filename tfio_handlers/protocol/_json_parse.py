@@ -30,6 +30,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
+import numpy as np
+
 from .. import accelerators
 from ..errors import BadRequest, PayloadTooLarge
 from ._rapidjson_reader import (
@@ -141,7 +143,8 @@ def parse_body(data: bytes, *, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
     if not data:
         raise BadRequest("JSON Parse error: The document is empty")
     # The fast parsers stop at about 1,000 levels themselves; a lower bound needs the reader.
-    for fast in FAST_PARSERS if max_depth >= _FAST_DEPTH else ():
+    fast_parsers = FAST_PARSERS if max_depth >= _FAST_DEPTH and not _holds_long_string(data) else ()
+    for fast in fast_parsers:
         try:
             document = fast(data)
         except Decline:
@@ -157,6 +160,40 @@ def parse_body(data: bytes, *, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
         raise PayloadTooLarge(
             f"JSON nesting is deeper than the limit of {error.max_depth} levels"
         ) from None
+
+
+_LONG_STRING_BYTES: Final = 4 * 1024 * 1024
+
+
+def _holds_long_string(data: bytes) -> bool:
+    """Does the body hold a string of 4 MiB or more? Then only the exact reader parses it.
+
+    orjson reserves many times a long string's size while it parses it (750 MiB for a 50 MB
+    string), the exact reader twice. A string is the stretch from an opening quote to the next
+    quote; a body of few quotes is walked quote by quote (a big array of numbers has two), one of
+    many by numpy (the gaps after every other quote). Escaped quotes can mislead both; the parsers
+    build the same document, so a wrong guess costs only speed or memory.
+    """
+    if len(data) < _LONG_STRING_BYTES:
+        return False
+    if data.count(b'"') > _FEW_QUOTES:
+        quotes = np.flatnonzero(np.frombuffer(data, np.uint8) == _QUOTE)
+        return bool((np.diff(quotes)[::2] > _LONG_STRING_BYTES).any())
+    opening = True
+    at = data.find(b'"')
+    while at >= 0:
+        following = data.find(b'"', at + 1)
+        if following < 0:
+            return False
+        if opening and following - at > _LONG_STRING_BYTES:
+            return True
+        opening = not opening
+        at = following
+    return False
+
+
+_FEW_QUOTES: Final = 4096
+_QUOTE: Final = ord('"')
 
 
 _ZERO_BIG_EXPONENT: Final = re.compile(rb"0[eE]\+?[0-9]{3}")
