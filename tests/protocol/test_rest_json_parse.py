@@ -346,3 +346,21 @@ def test_a_long_string_goes_to_the_exact_reader_which_holds_twice_its_size() -> 
         tracemalloc.stop()
     assert document == {"instances": ["x" * (8 * mib)]}
     assert peak < 3 * len(long)
+
+
+def test_an_error_quoting_a_huge_string_does_not_copy_it() -> None:
+    """TF Serving quotes a bad value whole; the answer's message is cut at 4,096 characters, so a
+    50 MB string is not copied (twice) to build it."""
+    import tracemalloc
+
+    from tfio_handlers.protocol._rapidjson_writer import debug_string
+
+    huge = "x" * (20 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        text = debug_string([huge])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert text.startswith('["xxx') and len(text) > 4096
+    assert peak < 8 * 1024 * 1024

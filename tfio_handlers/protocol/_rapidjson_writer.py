@@ -219,6 +219,10 @@ def escape_string(raw: bytes) -> bytes:
     return b'"' + _ESCAPED.sub(_escape_match, raw) + b'"'
 
 
+_LONGEST_QUOTED: Final = 1 << 20
+"""Characters (or bytes) of one string a debug string quotes at most."""
+
+
 def _string_bytes(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
 
@@ -273,7 +277,9 @@ class _DebugWriter:
         elif isinstance(value, int):
             self.out += str(value).encode()
         else:
-            self.out += escape_string(_string_bytes(value))
+            # RapidJSON writes a string whole, past the limit; a 50 MB one is not copied twice to
+            # be quoted in an error message that the answer cuts at 4,096 characters anyway.
+            self.out += escape_string(_string_bytes(value[:_LONGEST_QUOTED]))
 
     def key(self, name: str | bytes) -> None:
         self._check()
