@@ -23,9 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..config import Limits
-from ..context import Context, Method
+from ..context import Context
 from ..errors import BadRequest, PayloadTooLarge
-from ..protocol.signatures import signature_method
 from ..protos import DT_STRING, DataType
 from ..tensors import numpy_dtype
 
@@ -38,7 +37,6 @@ __all__ = [
     "conform",
     "dtype_label",
     "input_specs",
-    "method_of",
     "object_strings",
     "shape_text",
     "stack_instances",
@@ -78,14 +76,6 @@ def dtype_label(tf_dtype: int) -> str:
         return DataType.Name(tf_dtype)  # type: ignore[arg-type]
     except ValueError:
         return f"DataType {tf_dtype}"
-
-
-def method_of(context: Context) -> Method:
-    """The method the body is for: ``context.method``, else the signature's, else ``predict``."""
-    if context.method is not None:
-        return context.method
-    signature = context.signature
-    return signature_method(signature) if signature is not None else "predict"
 
 
 def input_specs(context: Context) -> dict[str, InputSpec]:

@@ -50,7 +50,8 @@ from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
 from ..protocol._json_compact import float_texts
 from ..protocol.answer_size import check_response, csv_bytes
-from ._request import InputSpec, check_string, input_specs, method_of, shape_text
+from ..protocol.requests import choose_method
+from ._request import InputSpec, check_string, input_specs, shape_text
 from ._response import (
     batch_size,
     classification_rows,
@@ -561,7 +562,7 @@ def decode_csv(body: bytes, media_type: MediaType, context: Context) -> Any:
     """Decode a CSV body into an array (one input), a dict of arrays, or a list of feature dicts."""
     context.limits.check_body(len(body))
     header = _header_param(media_type)
-    method = method_of(context)
+    method = choose_method(context)
     specs = input_specs(context) if method == "predict" else {}
     if _BLANK.match(body):
         raise BadRequest("The CSV body is empty")

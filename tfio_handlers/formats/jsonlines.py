@@ -38,12 +38,12 @@ from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
 from ..protocol._json_compact import NULLS, TOKENS, write
 from ..protocol.answer_size import check_response, nested_text_bytes
+from ..protocol.requests import choose_method
 from ._request import (
     InputSpec,
     array_from_json,
     check_string,
     input_specs,
-    method_of,
     stack_instances,
     unwrap_b64,
 )
@@ -174,7 +174,7 @@ def _is_named(value: Any) -> bool:
 def decode_jsonlines(body: bytes, media_type: MediaType, context: Context) -> Any:
     """Decode JSON lines into an array (one input), a dict of arrays, or a list of feature dicts."""
     context.limits.check_body(len(body))
-    classify = method_of(context) != "predict"
+    classify = choose_method(context) != "predict"
     if classify and body.count(b"\n") >= context.limits.max_examples:
         # Count the records before parsing them: a million "[]" lines parse to a million values.
         count = sum(1 for line in body.split(b"\n") if line.strip())

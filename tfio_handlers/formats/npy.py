@@ -37,12 +37,12 @@ from ..errors import BadRequest, HTTPError, NotAcceptable, PayloadTooLarge
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, parse_accept
 from ..protocol.answer_size import binary_bytes, check_response
+from ..protocol.requests import choose_method
 from ._request import (
     InputSpec,
     check_code_points,
     conform,
     input_specs,
-    method_of,
     object_strings,
 )
 from ._response import response_arrays
@@ -245,7 +245,7 @@ def decode_npy(body: bytes, media_type: MediaType, context: Context) -> Any:
     array = read_npy(body, limits)
     if array.ndim <= 1:
         array = array.reshape((1, *array.shape))
-    if method_of(context) != "predict":
+    if choose_method(context) != "predict":
         limits.check_examples(len(array), "npy body")
         return [
             {"inputs": _feature_values(row, limits, f"npy row {i}")} for i, row in enumerate(array)
@@ -259,7 +259,7 @@ def decode_npz(body: bytes, media_type: MediaType, context: Context) -> Any:
     limits = context.limits
     limits.check_body(len(body))
     arrays = read_npz(body, limits)
-    if method_of(context) != "predict":
+    if choose_method(context) != "predict":
         counts = {name: (array.shape[0] if array.ndim else 1) for name, array in arrays.items()}
         if len(set(counts.values())) > 1:
             raise BadRequest(

@@ -54,6 +54,7 @@ from ..errors import (
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType
 from ..protocol.answer_size import binary_bytes, check_response
+from ..protocol.requests import choose_method
 from ._request import (
     InputSpec,
     array_from_json,
@@ -61,7 +62,6 @@ from ._request import (
     check_string,
     conform,
     input_specs,
-    method_of,
     object_strings,
     stack_instances,
 )
@@ -692,7 +692,7 @@ def decode_pickle(body: bytes, media_type: MediaType, context: Context) -> Any:
         value = _Walk(limits, max(len(body), limits.max_body_bytes)).value(loaded)
     else:
         value = restricted_loads(body, limits)
-    if method_of(context) != "predict":
+    if choose_method(context) != "predict":
         limits.check_examples(len(value) if isinstance(value, (list, np.ndarray)) else 1, "pickle")
         return _examples(value, limits)
     return _instances(value, input_specs(context), limits)
