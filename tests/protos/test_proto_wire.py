@@ -360,3 +360,17 @@ def test_tensor_proto_round_trip_property(
     assert tf.TensorProto.FromString(data) == theirs
     assert protos.coerce(theirs, protos.TensorProto) == mine
     assert protos.from_json(json_format.MessageToJson(theirs), protos.TensorProto) == mine
+
+
+def test_float32_max_as_messagetojson_writes_it_reads_back() -> None:
+    """protobuf's Parse refuses "3.4028235e+38" (float32 max, shortest text); from_json reads it."""
+    t = protos.TensorProto(dtype=protos.DT_FLOAT)
+    t.float_val.extend([3.4028234663852886e38, -3.4028234663852886e38, 1.5])
+    response = protos.PredictResponse()
+    response.outputs["y"].CopyFrom(t)
+    for message in (t, response):
+        text = json_format.MessageToJson(message, descriptor_pool=protos.POOL)
+        assert "3.4028235e+38" in text
+        assert protos.from_json(text, type(message)) == message
+    with pytest.raises(json_format.ParseError):
+        protos.from_json('{"floatVal": [1e39]}', protos.TensorProto)  # beyond: still refused

@@ -40,6 +40,54 @@ def from_json(text: str | bytes, cls: type[M], **options: Any) -> M:
     ``max_recursion_depth``).
     Raises ``google.protobuf.json_format.ParseError`` on malformed input.
     """
+    import json
+
     from google.protobuf import json_format
 
-    return json_format.Parse(text, cls(), descriptor_pool=POOL, **options)
+    try:
+        return json_format.Parse(text, cls(), descriptor_pool=POOL, **options)
+    except json_format.ParseError as error:
+        if "Float value too large" not in str(error):
+            raise
+    # protobuf refuses float32 max as every writer prints it ("3.4028235e+38", which as a double
+    # is just above the largest float32, yet rounds to it): read such values as that maximum.
+    document = json.loads(text)
+    _round_float32_fields(document, cls.DESCRIPTOR)
+    return json_format.ParseDict(document, cls(), descriptor_pool=POOL, **options)
+
+
+_FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_ROUNDS_DOWN = 3.4028235677973366e38  # the midpoint to the next float32 step: above, inf
+
+
+def _round_float32_fields(value: Any, descriptor: Any) -> None:
+    """Clamp, in place, the values of ``float`` fields that round to float32 max but exceed it."""
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        field = descriptor.fields_by_camelcase_name.get(key) or descriptor.fields_by_name.get(key)
+        if field is None:
+            continue
+        if field.cpp_type == field.CPPTYPE_FLOAT:
+            if isinstance(item, list):
+                value[key] = [_float32(v) for v in item]
+            else:
+                value[key] = _float32(item)
+        elif field.cpp_type == field.CPPTYPE_MESSAGE:
+            message = field.message_type
+            if message.GetOptions().map_entry:
+                inner = message.fields_by_name["value"]
+                if inner.cpp_type == inner.CPPTYPE_MESSAGE and isinstance(item, dict):
+                    for entry in item.values():
+                        _round_float32_fields(entry, inner.message_type)
+            elif isinstance(item, list):
+                for entry in item:
+                    _round_float32_fields(entry, message)
+            else:
+                _round_float32_fields(item, message)
+
+
+def _float32(value: Any) -> Any:
+    if isinstance(value, float) and _FLOAT32_MAX < abs(value) <= _FLOAT32_ROUNDS_DOWN:
+        return _FLOAT32_MAX if value > 0 else -_FLOAT32_MAX
+    return value
