@@ -129,7 +129,7 @@ class GroupResult:
 def calls_fast_path(run: Callable[[], Any]) -> bool:
     """Whether ``run()`` goes through the simdjson fast path (``_simd.decode_predict``) and the
     fast path answers: the JSON codec as served either wires it in or not."""
-    from tfio_handlers.protocol import _simd
+    from tfio_handlers.protocol.tfs_json import simd as _simd
 
     original = _simd.decode_predict
     answered: list[bool] = []

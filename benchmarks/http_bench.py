@@ -517,7 +517,8 @@ def request_breakdown(
     from tfio_handlers.formats.json import decode_json, encode_json
     from tfio_handlers.media import MediaType
     from tfio_handlers.pipeline import Pipeline
-    from tfio_handlers.protocol import _simd, rest_json
+    from tfio_handlers.protocol.tfs_json import requests as rest_json
+    from tfio_handlers.protocol.tfs_json import simd as _simd
 
     backend = EmbeddedBackend({name: path.parent for name, path in models.items()})
     pipeline = Pipeline(backend)

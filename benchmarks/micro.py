@@ -68,7 +68,8 @@ def bench_json(repeats: int, target: float) -> GroupResult:
     from tfio_handlers.context import Context
     from tfio_handlers.formats.json import decode_json
     from tfio_handlers.media import MediaType
-    from tfio_handlers.protocol import _simd, rest_json
+    from tfio_handlers.protocol.tfs_json import requests as rest_json
+    from tfio_handlers.protocol.tfs_json import simd as _simd
     from tfio_handlers.tensors import to_ndarray
 
     result = GroupResult("json")
@@ -195,7 +196,7 @@ def bench_json(repeats: int, target: float) -> GroupResult:
         "legacy = `tf.make_tensor_proto(json.loads(body)[key], dtype=tf.float32)`; raw simdjson "
         "parse = `parser.parse(body)` with a reused parser, building nothing: the floor. "
         "'as served' is the JSON codec the pipeline calls (formats.json → rest_json); 'fast path' is "
-        "`protocol._simd.predict_request`, the simdjson path the codec calls when it has been wired "
+        "`protocol.tfs_json.simd.predict_request`, the simdjson path the codec calls when it has been wired "
         "in; 'exact path alone' is `rest_json.predict_request_from_json` with the fast path "
         "switched off (as without pysimdjson): TF Serving's rules in Python, what the fast path "
         "saves."
@@ -315,7 +316,7 @@ def bench_response(repeats: int, target: float) -> GroupResult:
     from tfio_handlers.formats.json import encode_json
     from tfio_handlers.media import MediaType
     from tfio_handlers.protocol.responses import response_to_legacy_json
-    from tfio_handlers.protocol.rest_json import JsonFormat, predict_response_to_json
+    from tfio_handlers.protocol.tfs_json import JsonFormat, predict_response_to_json
 
     result = GroupResult("response")
     array = np.random.default_rng(2).random((1000, 784), dtype=np.float32)

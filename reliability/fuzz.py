@@ -118,7 +118,7 @@ def _codec(media: str, decode: Callable[..., Any]) -> Callable[[bytes], Any]:
 
 
 def _rest_json(data: bytes) -> Any:
-    from tfio_handlers.protocol import rest_json
+    from tfio_handlers.protocol import tfs_json as rest_json
 
     context, body = _context(data)
     defs = dict(context.signature_defs)

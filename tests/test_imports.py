@@ -22,7 +22,7 @@ MODULES = [
     "tfio_handlers.protocol.examples",
     "tfio_handlers.protocol.requests",
     "tfio_handlers.protocol.responses",
-    "tfio_handlers.protocol.rest_json",
+    "tfio_handlers.protocol.tfs_json",
     "tfio_handlers.protocol.signatures",
     "tfio_handlers.registry",
     "tfio_handlers.pipeline",

@@ -26,7 +26,7 @@ from ..errors import BadRequest, HTTPError, InternalError
 from ..media import JSON
 from ..pipeline import Pipeline, Response
 from ..protocol.responses import check_tfs_json_answer
-from ..protocol.rest_json import (
+from ..protocol.tfs_json import (
     classification_result_to_json,
     classify_request_from_json,
     predict_request_from_json,

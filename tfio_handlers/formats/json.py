@@ -3,7 +3,7 @@
 Request forms, told apart by the body:
 
 * a TF Serving REST body: an object with ``instances`` or ``inputs`` (predict) or ``examples``
-  (classify/regress), read exactly as TF Serving does (:mod:`tfio_handlers.protocol.rest_json`);
+  (classify/regress), read exactly as TF Serving does (:mod:`tfio_handlers.protocol.tfs_json`);
   answered in TF Serving's form (``predictions`` for row, ``outputs`` for columnar, ``results``);
 * a ``TensorProto`` in proto3 JSON (``{"dtype": "DT_FLOAT", "tensorShape": ..., "floatVal": ...}``), as
   SageMaker's legacy client sent it;
@@ -26,16 +26,16 @@ from ..context import Context
 from ..errors import BadRequest
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
-from ..protocol._json_parse import parse_body
-from ..protocol._rapidjson_reader import JsonObject
 from ..protocol.requests import choose_method, fill_model_spec
 from ..protocol.responses import response_to_json
-from ..protocol.rest_json import (
+from ..protocol.tfs_json import (
     JsonFormat,
     classify_request_from_json,
     predict_request_from_json,
     regress_request_from_json,
 )
+from ..protocol.tfs_json.parse import parse_body
+from ..protocol.tfs_json.rapidjson_reader import JsonObject
 from ..protos import POOL, ModelSpec, TensorProto
 
 __all__ = ["decode_json", "encode_json"]

@@ -1,6 +1,6 @@
 """TF Serving responses to JSON, in both forms clients already parse.
 
-* TF Serving's REST form (``predictions``/``outputs``/``results``), via :mod:`.rest_json`.
+* TF Serving's REST form (``predictions``/``outputs``/``results``), via :mod:`.tfs_json`.
 * The proto3 JSON form of the response message, which SageMaker's legacy Python container answered
   (``{"result": {"classifications": [...]}}``, ``{"outputs": {"x": {"dtype": "DT_FLOAT", ...}}}``).
   ``json_format.MessageToJson`` takes 1.7 s for a [1000, 784] output; :func:`response_to_legacy_json`
@@ -31,7 +31,7 @@ from ..protos import (
 from ..tensors import to_ndarray
 from ._json_compact import dumps
 from .answer_size import check_response, flat_text_bytes, nested_text_bytes
-from .rest_json import (
+from .tfs_json import (
     JsonFormat,
     classification_result_to_json,
     predict_response_to_json,

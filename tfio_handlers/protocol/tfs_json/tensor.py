@@ -26,7 +26,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ..protos import (
+from ...protos import (
     DT_BOOL,
     DT_DOUBLE,
     DT_FLOAT,
@@ -39,9 +39,9 @@ from ..protos import (
     DT_UINT32,
     DT_UINT64,
 )
-from ..tensors import dtype_name, encode_varint
-from ._rapidjson_reader import JsonObject
-from ._rapidjson_writer import debug_string
+from ...tensors import dtype_name, encode_varint
+from .rapidjson_reader import JsonObject
+from .rapidjson_writer import debug_string
 
 __all__ = [
     "JSON_DTYPES",

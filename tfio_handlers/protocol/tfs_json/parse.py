@@ -11,7 +11,7 @@ fast result is the document RapidJSON would build:
 * no zero written with an exponent above 308 (``0e400`` is ``Number too big`` for RapidJSON and
   0.0 for the others).
 
-Whatever is declined or fails a check goes to :mod:`._rapidjson_reader`, the exact (slower) path,
+Whatever is declined or fails a check goes to :mod:`.rapidjson_reader`, the exact (slower) path,
 which also produces TF Serving's error messages. A new fast parser (simdjson, say) slots in by
 being added to :data:`FAST_PARSERS`; it must return the document model below and decline what it
 cannot vouch for.
@@ -19,7 +19,7 @@ cannot vouch for.
 The document model: ``None``, ``bool``, ``int`` (an integer literal within int64/uint64), ``float``
 (any other number, NaN and infinities included), ``str`` (a string whose bytes are valid UTF-8) or
 ``bytes`` (one whose bytes are not: RapidJSON does not validate), ``list``, and ``dict`` for an
-object, or :class:`~._rapidjson_reader.JsonObject` for an object that repeats a name.
+object, or :class:`~.rapidjson_reader.JsonObject` for an object that repeats a name.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from .. import accelerators
-from ..errors import BadRequest, PayloadTooLarge
-from ._rapidjson_reader import (
+from ... import accelerators
+from ...errors import BadRequest, PayloadTooLarge
+from .rapidjson_reader import (
     MAX_DOCUMENT_DEPTH,
     JsonDepthError,
     JsonObject,

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tfio_handlers.errors import BadRequest
-from tfio_handlers.protocol.rest_json import (
-    FAST_TEXT_THRESHOLD,
+from tfio_handlers.protocol.tfs_json import (
     JsonFormat,
     predict_response_to_json,
 )
+from tfio_handlers.protocol.tfs_json.responses import FAST_TEXT_THRESHOLD
 from tfio_handlers.protos import PredictResponse
 from tfio_handlers.tensors import to_tensor_proto
 
@@ -113,7 +113,7 @@ def signatures_for(dtype_enum: int) -> dict[str, Any]:
 def test_request_fast_path_builds_the_exact_message(
     dtype: type, shape: tuple[int, ...], key: str, data: st.DataObject
 ) -> None:
-    from tfio_handlers.protocol.rest_json import predict_request_from_json
+    from tfio_handlers.protocol.tfs_json import predict_request_from_json
 
     elements = (
         hnp.from_dtype(np.dtype(dtype), allow_nan=False, allow_infinity=False)

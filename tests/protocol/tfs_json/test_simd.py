@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from tfio_handlers.config import Limits
 from tfio_handlers.errors import HTTPError
-from tfio_handlers.protocol import _simd, rest_json
+from tfio_handlers.protocol.tfs_json import requests as rest_json
+from tfio_handlers.protocol.tfs_json import simd as _simd
 from tfio_handlers.protos import (
     DT_BOOL,
     DT_DOUBLE,

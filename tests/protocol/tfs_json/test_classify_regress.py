@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tfio_handlers.errors import BadRequest
-from tfio_handlers.protocol.rest_json import (
+from tfio_handlers.protocol.tfs_json import (
     classify_request_from_json,
     regress_request_from_json,
 )

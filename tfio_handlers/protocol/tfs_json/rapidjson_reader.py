@@ -2,7 +2,7 @@
 
 TF Serving parses request bodies with RapidJSON 1.1.0, flags ``kParseIterativeFlag |
 kParseNanAndInfFlag | kParseStopWhenDoneFlag``, over a ``MemoryStream`` of the body's bytes. This
-module is the slow, exact path behind :mod:`._json_parse`'s fast one: it is used for every body
+module is the slow, exact path behind :mod:`.parse`'s fast one: it is used for every body
 the fast parser declines (``NaN``/``Inf`` tokens, trailing data, invalid UTF-8, a byte-order mark,
 nesting deeper than the fast parser's limit, duplicate names, syntax errors), so that what is
 accepted, and the English message and byte offset of what is not, match TF Serving:
@@ -24,7 +24,7 @@ Values are correctly rounded (Python's ``float``), where RapidJSON's normal-prec
 can be one unit in the last place off for literals of more than 15 significant digits or large
 exponents: a deliberate departure shared with the fast path, so both paths always agree.
 
-The document model is the one :mod:`._json_parse` documents: ``None``, ``bool``, ``int``,
+The document model is the one :mod:`.parse` documents: ``None``, ``bool``, ``int``,
 ``float``, ``str`` (the string's bytes when they are valid UTF-8) or ``bytes`` (when they are not),
 ``list``, and ``dict`` for objects, or :class:`JsonObject` for an object with a repeated name.
 """

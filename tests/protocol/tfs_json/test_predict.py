@@ -16,7 +16,7 @@ import pytest
 
 from tfio_handlers.config import Limits
 from tfio_handlers.errors import BadRequest, PayloadTooLarge, Unimplemented
-from tfio_handlers.protocol.rest_json import (
+from tfio_handlers.protocol.tfs_json import (
     JsonFormat,
     classification_result_to_json,
     predict_request_from_json,

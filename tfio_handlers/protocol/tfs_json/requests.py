@@ -1,26 +1,19 @@
-"""TF Serving's REST JSON ⇄ TF Serving requests and responses, exactly as TF Serving converts them.
+"""TF Serving's REST JSON request bodies → TF Serving requests, exactly as TF Serving converts them.
 
 This is ``tensorflow_serving/util/json_tensor.cc`` (and the signature lookup of
 ``http_rest_api_handler.cc``) in Python: the same accepted inputs, the same tensors, the same
-error messages, and responses whose text matches TF Serving's byte for byte.
-
-Requests:
+error messages (responses: :mod:`.responses`).
 
 * :func:`predict_request_from_json` — ``{"instances": ...}`` (row) or ``{"inputs": ...}``
   (columnar) → ``PredictRequest`` and the :class:`JsonFormat` the response must use;
 * :func:`classify_request_from_json`, :func:`regress_request_from_json` — ``{"examples": [...],
   "context": {...}}`` → ``ClassificationRequest`` / ``RegressionRequest``.
 
-Responses:
-
-* :func:`predict_response_to_json` — outputs → ``{"predictions": ...}`` or ``{"outputs": ...}``;
-* :func:`classification_result_to_json`, :func:`regression_result_to_json` → ``{"results": ...}``.
-
 Every error is an :class:`~tfio_handlers.errors.HTTPError` carrying TF Serving's message text and
 the status TF Serving answers with: :class:`BadRequest` (400) for its ``InvalidArgument``, and
 :class:`Unimplemented` (501) for a columnar input of a dtype JSON cannot carry.
 
-Bodies are parsed by :mod:`._json_parse` (a fast path, with RapidJSON's exact behaviour as the
+Bodies are parsed by :mod:`.parse` (a fast path, with RapidJSON's exact behaviour as the
 fallback); the request tensors carry TF Serving's typed ``*_val`` fields, typed by the
 signature's dtypes. Limits (:class:`~tfio_handlers.config.Limits`, default :data:`DEFAULT_LIMITS`)
 are enforced before tensors are built: ``max_body_bytes`` (413), ``max_depth`` on the rank of each
@@ -38,38 +31,24 @@ from typing import Any, Final, TypeVar
 import numpy as np
 from google.protobuf.message import Message
 
-from .. import accelerators
-from ..config import Limits
-from ..errors import BadRequest, HTTPError, PayloadTooLarge, Unimplemented
-from ..protos import (
+from ...config import Limits
+from ...errors import BadRequest, HTTPError, PayloadTooLarge, Unimplemented
+from ...protos import (
     DEFAULT_SIGNATURE,
-    DT_BOOL,
-    DT_DOUBLE,
-    DT_FLOAT,
-    DT_INT8,
-    DT_INT16,
-    DT_INT32,
-    DT_INT64,
     DT_STRING,
-    DT_UINT8,
-    DT_UINT32,
-    DT_UINT64,
     ClassificationRequest,
-    ClassificationResult,
     Example,
     ModelSpec,
     PredictRequest,
-    PredictResponse,
     RegressionRequest,
-    RegressionResult,
-    TensorProto,
     coerce,
 )
-from ..tensors import data_type_of, dtype_name, shape_of, to_ndarray
-from . import _simd
-from ._json_encode import indent, nested_text, row_item_texts, value_texts
-from ._json_parse import MISSING, find_member, members, parse_body, to_bytes
-from ._json_tensor import (
+from ...tensors import data_type_of
+from . import simd
+from .examples import example_from_json_object
+from .parse import MISSING, find_member, members, parse_body, to_bytes
+from .rapidjson_writer import debug_string
+from .tensor import (
     INVALID_ARGUMENT,
     TfsStatus,
     Values,
@@ -79,19 +58,14 @@ from ._json_tensor import (
     tensor_bytes,
     tensor_values,
 )
-from ._rapidjson_writer import debug_string, escape_string
-from .examples import example_from_json_object
 
 __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_SIGNATURE",
     "JsonFormat",
-    "classification_result_to_json",
     "classify_request_from_json",
     "predict_request_from_json",
-    "predict_response_to_json",
     "regress_request_from_json",
-    "regression_result_to_json",
 ]
 
 """The signature a request that names none uses (``kDefaultServingSignatureDefKey``)."""
@@ -200,7 +174,7 @@ def predict_request_from_json(
     with ``outputs``).
 
     A body of one numeric tensor for a single-input signature first goes to the simdjson fast path
-    (:mod:`._simd`, when pysimdjson is installed), which answers only when it proves the result
+    (:mod:`.simd`, when pysimdjson is installed), which answers only when it proves the result
     equals this function's exact path; ``fast=False`` runs the exact path alone.
     """
     limits = DEFAULT_LIMITS if limits is None else limits
@@ -240,13 +214,11 @@ def predict_request_from_json(
 def _fast_predict(
     body: Body, signatures: Mapping[str, Any] | Message, model_spec: Any, limits: Limits
 ) -> tuple[PredictRequest, JsonFormat] | None:
-    """The simdjson fast path (:mod:`._simd`): a numeric single-input body, proved to give the
+    """The simdjson fast path (:mod:`.simd`): a numeric single-input body, proved to give the
     exact path's tensor, becomes the very message the exact path builds (typed fields written
     as raw packed bytes) without one Python number built. ``None``: take the exact path."""
     spec_name = coerce(model_spec, ModelSpec).signature_name if model_spec is not None else None
-    decoded = _simd.decode_predict(
-        body, signatures, signature_name=spec_name or None, limits=limits
-    )
+    decoded = simd.decode_predict(body, signatures, signature_name=spec_name or None, limits=limits)
     if decoded is None:
         return None
     request = PredictRequest()
@@ -489,239 +461,3 @@ def regress_request_from_json(
     """A TF Serving regress body → ``RegressionRequest``; the same rules as
     :func:`classify_request_from_json` (including the message that says "classify")."""
     return _examples_request(body, RegressionRequest, signatures, model_spec, limits)
-
-
-# --------------------------------------------------------------------------------------------
-# Responses
-# --------------------------------------------------------------------------------------------
-
-_KIND: Final[dict[int, str]] = {
-    DT_FLOAT: "float",
-    DT_DOUBLE: "double",
-    DT_INT32: "int",
-    DT_INT16: "int",
-    DT_INT8: "int",
-    DT_UINT8: "int",
-    DT_INT64: "int",
-    DT_UINT32: "int",
-    DT_UINT64: "int",
-    DT_BOOL: "bool",
-    DT_STRING: "string",
-}
-
-
-class _Output:
-    """One output tensor: its name, shape, and (lazily) the JSON text of its values."""
-
-    def __init__(self, name: str, proto: TensorProto) -> None:
-        self.name = name
-        self.proto = proto
-        self.dtype = int(proto.dtype)
-        self.dims = list(shape_of(proto.tensor_shape))
-        self.kind = _KIND.get(self.dtype)
-        self.b64 = self.dtype == DT_STRING and name.endswith("_bytes")
-
-    def texts(self, strict: bool, depth: int) -> list[str]:
-        """The values' JSON texts; ``depth`` is the containers open around each value."""
-        if math.prod(self.dims) == 0:
-            return []
-        if self.kind is None:
-            raise BadRequest(
-                f"Failed to write JSON value for tensor type: {dtype_name(self.dtype)}"
-            )
-        values = to_ndarray(self.proto)
-        return value_texts(values, self.kind, strict=strict, b64_depth=depth if self.b64 else None)
-
-
-def _outputs(response_or_outputs: Any) -> list[_Output]:
-    if isinstance(response_or_outputs, Message):
-        tensors: Mapping[str, Any] = coerce(response_or_outputs, PredictResponse).outputs
-    else:
-        tensors = response_or_outputs
-    out = []
-    for name in sorted(tensors):
-        proto = tensors[name]
-        if not isinstance(proto, TensorProto):
-            proto = coerce(proto, TensorProto)
-        out.append(_Output(name, proto))
-    return out
-
-
-FAST_TEXT_THRESHOLD: Final = 65536
-"""Outputs holding more values than this may be written by :func:`predict_response_to_json`'s fast
-path when the caller asks for it (``fast=True``): see that function."""
-
-
-def predict_response_to_json(
-    response_or_outputs: PredictResponse | Message | Mapping[str, Any],
-    format: JsonFormat | str,
-    *,
-    strict: bool = False,
-    fast: bool = False,
-) -> bytes:
-    """Predict outputs → TF Serving's response JSON (``MakeJsonFromTensors``), as bytes.
-
-    Row (``JsonFormat.ROW``): ``{"predictions": [...]}``, every output with rank >= 1 and the
-    same first dimension: one output gives its items (scalars for rank 1), several give one
-    object per item. Columnar: ``{"outputs": <tensor>}`` or ``{"outputs": {name: tensor}}``.
-    Outputs are written in name order (TF Serving's map order is unspecified). An output whose
-    name ends in ``_bytes`` and holds strings is written as ``{"b64": ...}`` objects. The text,
-    whitespace included, is what TF Serving writes; values are read with
-    :func:`~tfio_handlers.tensors.to_ndarray`, so ``tensor_content`` works too.
-
-    ``strict=True`` writes RFC 8259 JSON: NaN and infinities become ``null`` and strings that
-    are not UTF-8 get U+FFFD; otherwise (TF Serving's way) they are the bare tokens ``NaN``,
-    ``Infinity``, ``-Infinity`` and raw bytes.
-
-    ``fast=True`` lets numeric outputs of more than :data:`FAST_TEXT_THRESHOLD` values in all be
-    written by orjson (when installed): the same document, compact, with each float as the
-    shortest text that parses back to the same float32/float64 rather than TF Serving's
-    ``%g``-then-``%.9g`` text, about 30 times faster. Strings, non-finite values, dtypes JSON
-    cannot carry and every error case always take the exact path.
-    """
-    if isinstance(format, str):
-        try:
-            format = JsonFormat(format)
-        except ValueError:
-            raise BadRequest("Invalid request format") from None
-    if not isinstance(format, JsonFormat):
-        raise BadRequest("Invalid request format")
-    outputs = _outputs(response_or_outputs)
-    if not outputs:
-        raise BadRequest("Cannot convert empty tensor map to JSON")
-    if fast:
-        quick = _fast_json(outputs, format)
-        if quick is not None:
-            return quick
-    text = (
-        _row_json(outputs, strict) if format is JsonFormat.ROW else _columnar_json(outputs, strict)
-    )
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _row_json(outputs: list[_Output], strict: bool) -> str:
-    batch = -1
-    for output in outputs:
-        if not output.dims:
-            raise BadRequest(f"Tensor name: {output.name} has no shape information ")
-        current = output.dims[0]
-        if batch >= 0 and batch != current:
-            raise BadRequest(
-                f"Tensor name: {output.name} has inconsistent batch size: {current} "
-                f"expecting: {batch}"
-            )
-        batch = current
-    head = '{\n    "predictions": ['
-    if batch == 0:
-        return head + "]\n}"
-    if len(outputs) == 1:
-        (output,) = outputs
-        items = row_item_texts(output.texts(strict, 2 + len(output.dims) - 1), output.dims, 2)
-        return head + ", ".join(items) + "\n    ]\n}"
-    columns = []
-    for output in outputs:
-        texts = output.texts(strict, 3 + len(output.dims) - 1)
-        columns.append(row_item_texts(texts, output.dims, 3))
-    member = ",\n" + indent(3)
-    keys = [_key(output.name) for output in outputs]
-    objects = [
-        "{\n"
-        + indent(3)
-        + member.join(f"{key}: {column[i]}" for key, column in zip(keys, columns, strict=True))
-        + "\n"
-        + indent(2)
-        + "}"
-        for i in range(batch)
-    ]
-    # Each object starts before the single-line option is set: on a line of its own.
-    separator = ",\n" + indent(2)
-    return head + "\n" + indent(2) + separator.join(objects) + "\n    ]\n}"
-
-
-_FAST_KINDS: Final = frozenset({"float", "double", "int", "bool"})
-
-
-def _fast_json(outputs: list[_Output], format: JsonFormat) -> bytes | None:
-    """The fast path of :func:`predict_response_to_json`, or ``None`` to take the exact path."""
-    if sum(math.prod(o.dims) for o in outputs) <= FAST_TEXT_THRESHOLD:
-        return None
-    orjson = accelerators.orjson()
-    if orjson is None:
-        return None
-    arrays: dict[str, Any] = {}
-    for output in outputs:
-        if output.kind not in _FAST_KINDS:
-            return None
-        array = to_ndarray(output.proto)
-        if output.kind in ("float", "double") and not np.isfinite(array).all():
-            return None
-        arrays[output.name] = np.ascontiguousarray(array) if array.ndim else array.item()
-    document: dict[str, Any]
-    if format is JsonFormat.COLUMNAR:
-        document = {"outputs": next(iter(arrays.values())) if len(arrays) == 1 else arrays}
-    else:
-        batches = {output.dims[0] if output.dims else -1 for output in outputs}
-        if len(batches) != 1 or -1 in batches:
-            return None  # the exact path raises TF Serving's error
-        if len(arrays) == 1:
-            document = {"predictions": next(iter(arrays.values()))}
-        else:
-            (batch,) = batches
-            rows = [{name: array[i] for name, array in arrays.items()} for i in range(batch)]
-            document = {"predictions": rows}
-    body: bytes = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
-    return body
-
-
-def _key(name: str) -> str:
-    return escape_string(name.encode("utf-8", "surrogatepass")).decode("utf-8", "surrogateescape")
-
-
-def _tensor_text(output: _Output, depth: int, strict: bool) -> str:
-    """A whole tensor in the default (multi-line) layout, ``depth`` containers around it."""
-    texts = output.texts(strict, depth + len(output.dims))
-    if not output.dims:
-        return texts[0]
-    return nested_text(texts, output.dims, depth, False)
-
-
-def _columnar_json(outputs: list[_Output], strict: bool) -> str:
-    if len(outputs) == 1:
-        return '{\n    "outputs": ' + _tensor_text(outputs[0], 1, strict) + "\n}"
-    parts = [f"{_key(o.name)}: {_tensor_text(o, 2, strict)}" for o in outputs]
-    return '{\n    "outputs": {\n' + indent(2) + (",\n" + indent(2)).join(parts) + "\n    }\n}"
-
-
-def _scores_texts(values: list[float], strict: bool) -> list[str]:
-    return value_texts(np.array(values, dtype=np.float32), "float", strict=strict)
-
-
-def classification_result_to_json(
-    result: ClassificationResult | Message, *, strict: bool = False
-) -> bytes:
-    """A ``ClassificationResult`` → ``{"results": [[[label, score], ...], ...]}`` as TF Serving
-    writes it (labels as JSON strings, scores by ``WriteDecimal``); ``strict`` as in
-    :func:`predict_response_to_json`. No classifications: ``Cannot convert empty
-    ClassificationResults to JSON``."""
-    result = coerce(result, ClassificationResult)
-    if not result.classifications:
-        raise BadRequest("Cannot convert empty ClassificationResults to JSON")
-    items = []
-    for classifications in result.classifications:
-        classes = classifications.classes
-        scores = _scores_texts([c.score for c in classes], strict)
-        pairs = [f"[{_key(c.label)}, {score}]" for c, score in zip(classes, scores, strict=True)]
-        items.append("[" + ", ".join(pairs) + "]")
-    text = '{\n    "results": [' + ", ".join(items) + "\n    ]\n}"
-    return text.encode("utf-8", "surrogateescape")
-
-
-def regression_result_to_json(result: RegressionResult | Message, *, strict: bool = False) -> bytes:
-    """A ``RegressionResult`` → ``{"results": [value, ...]}`` as TF Serving writes it; ``strict``
-    as in :func:`predict_response_to_json`. No regressions: ``Cannot convert empty
-    RegressionResults to JSON``."""
-    result = coerce(result, RegressionResult)
-    if not result.regressions:
-        raise BadRequest("Cannot convert empty RegressionResults to JSON")
-    values = _scores_texts([r.value for r in result.regressions], strict)
-    return ('{\n    "results": [' + ", ".join(values) + "]\n}").encode("ascii")

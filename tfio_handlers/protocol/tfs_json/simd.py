@@ -48,9 +48,9 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import Message
 
-from .. import accelerators
-from ..config import Limits
-from ..protos import (
+from ... import accelerators
+from ...config import Limits
+from ...protos import (
     DEFAULT_SIGNATURE,
     DT_DOUBLE,
     DT_FLOAT,
@@ -67,7 +67,7 @@ from ..protos import (
 )
 
 if TYPE_CHECKING:
-    from ..protos import SignatureDef
+    from ...protos import SignatureDef
 
 __all__ = [
     "KEEP_PARSER_MAX_BYTES",

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tfio_handlers.protocol._json_encode import decimal_texts
-from tfio_handlers.protocol.rest_json import (
+from tfio_handlers.protocol.tfs_json import (
     JsonFormat,
     predict_request_from_json,
     predict_response_to_json,
 )
+from tfio_handlers.protocol.tfs_json.text import decimal_texts
 from tfio_handlers.protos import SignatureDef
 from tfio_handlers.tensors import data_type_of, to_ndarray, to_tensor_proto
 

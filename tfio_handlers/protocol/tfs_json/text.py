@@ -27,7 +27,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ._rapidjson_writer import escape_string
+from .rapidjson_writer import escape_string
 
 __all__ = ["decimal_texts", "indent", "nested_text", "value_texts"]
 

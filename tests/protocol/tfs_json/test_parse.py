@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tfio_handlers.errors import BadRequest, PayloadTooLarge
-from tfio_handlers.protocol import _json_parse
-from tfio_handlers.protocol._json_parse import Decline, parse_body, parse_stdlib
-from tfio_handlers.protocol._rapidjson_reader import JsonDepthError, JsonObject, parse
-from tfio_handlers.protocol._rapidjson_writer import debug_string, dtoa
-from tfio_handlers.protocol.rest_json import predict_request_from_json
+from tfio_handlers.protocol.tfs_json import parse as _json_parse
+from tfio_handlers.protocol.tfs_json import predict_request_from_json
+from tfio_handlers.protocol.tfs_json.parse import Decline, parse_body, parse_stdlib
+from tfio_handlers.protocol.tfs_json.rapidjson_reader import JsonDepthError, JsonObject, parse
+from tfio_handlers.protocol.tfs_json.rapidjson_writer import debug_string, dtoa
 from tfio_handlers.protos import DT_INT32, SignatureDef
 from tfio_handlers.tensors import to_ndarray
 
@@ -329,7 +329,7 @@ def test_a_long_string_goes_to_the_exact_reader_which_holds_twice_its_size() -> 
     """orjson reserves many times a long string's size (750 MiB for 50 MB): bounded work says no."""
     import tracemalloc
 
-    from tfio_handlers.protocol._json_parse import _holds_long_string, parse_body
+    from tfio_handlers.protocol.tfs_json.parse import _holds_long_string, parse_body
 
     mib = 1024 * 1024
     long = b'{"instances": ["' + b"x" * (8 * mib) + b'"]}'
@@ -353,7 +353,7 @@ def test_an_error_quoting_a_huge_string_does_not_copy_it() -> None:
     50 MB string is not copied (twice) to build it."""
     import tracemalloc
 
-    from tfio_handlers.protocol._rapidjson_writer import debug_string
+    from tfio_handlers.protocol.tfs_json.rapidjson_writer import debug_string
 
     huge = "x" * (20 * 1024 * 1024)
     tracemalloc.start()

@@ -25,7 +25,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any, Final
 
-from ._rapidjson_reader import JsonObject
+from .rapidjson_reader import JsonObject
 
 __all__ = ["DEBUG_STRING_LIMIT", "debug_string", "dtoa", "escape_string"]
 
