@@ -144,8 +144,11 @@ def test_typed_by_the_signature() -> None:
     sig = signature({"x": (DT_FLOAT, [-1, 2])})
     value = npy.decode_npy(save(np.ones((2, 2), np.float64)), NPY, context(sig))
     assert value.dtype == np.float32
-    with pytest.raises(BadRequest, match=r"input 'x' \(DT_INT32\) expects integers"):
-        npy.decode_npy(save(np.ones(2)), NPY, context(signature({"x": (DT_INT32, [-1])})))
+    int32 = context(signature({"x": (DT_INT32, [-1])}))
+    whole = npy.decode_npy(save(np.ones(2)), NPY, int32)  # whole floats: the cast policy
+    assert whole.dtype == np.int32 and whole.ravel().tolist() == [1, 1]
+    with pytest.raises(BadRequest, match=r"input 'x' \(DT_INT32\): value 1.5 has a fraction"):
+        npy.decode_npy(save(np.full(2, 1.5)), NPY, int32)
     with pytest.raises(BadRequest, match="value 300 is out of range"):
         npy.decode_npy(save(np.array([300])), NPY, context(signature({"x": (DT_INT8, [-1])})))
     with pytest.raises(BadRequest, match="send application/x-npz"):

@@ -3,18 +3,16 @@
 A codec decodes into *plain values* typed by the model's signature: one ``numpy.ndarray`` per input,
 already batched, or a list of feature dicts for a classify/regress signature. This module reads the
 signature into :class:`InputSpec` records and converts arrays and JSON-like values to the dtype an
-input wants, refusing every cast that would change a value (a float with a fraction into an integer
-input, a number into a string input, a value out of range), with a message that names *where* the
-value came from (``line 3``, ``input 'x'``) so a client can find it.
+input wants by the one cast policy (:mod:`tfio_handlers.tensors.casting`: a value may change its type,
+never its value; ``1.0`` into an integer input is ``1``, ``1.5`` is a 400), with a message that
+names *where* the value came from (``line 3``, ``input 'x'``) so a client can find it.
 
-Strings always come out as ``object`` arrays of ``bytes``: a fixed-width ``S`` array would cost
+Strings always come out as ``object`` arrays of bytes: a fixed-width ``S`` array would cost
 ``N * longest`` bytes and lose trailing NUL bytes.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +23,10 @@ from numpy.typing import NDArray
 from ..config import Limits
 from ..context import Context
 from ..errors import BadRequest, PayloadTooLarge
-from ..protos import DT_STRING, DataType
+from ..protocol.tfs_json.tensor import b64_decode
+from ..protos import DT_STRING
 from ..tensors import numpy_dtype
+from ..tensors.casting import cast_array, dtype_label, typed_numbers
 
 __all__ = [
     "DT_STRING",
@@ -68,14 +68,6 @@ class InputSpec:
     def label(self) -> str:
         """``input 'x' (DT_FLOAT)``, for error messages."""
         return f"input {self.name!r} ({dtype_label(self.tf_dtype)})"
-
-
-def dtype_label(tf_dtype: int) -> str:
-    """TensorFlow's name of a ``DataType`` number (``DT_FLOAT``)."""
-    try:
-        return DataType.Name(tf_dtype)  # type: ignore[arg-type]
-    except ValueError:
-        return f"DataType {tf_dtype}"
 
 
 def input_specs(context: Context) -> dict[str, InputSpec]:
@@ -131,7 +123,9 @@ def check_code_points(array: Array, where: str) -> None:
 
 
 def unwrap_b64(value: Mapping[str, Any], limits: Limits, where: str) -> bytes:
-    """Decode TF Serving's ``{"b64": "..."}`` object (standard alphabet, padding optional)."""
+    """Decode TF Serving's ``{"b64": "..."}`` object as TF Serving does
+    (:func:`~tfio_handlers.protocol.tfs_json.tensor.b64_decode`, ``absl::Base64Unescape``: the
+    standard alphabet, whitespace skipped, no padding or exactly the right padding)."""
     encoded = value.get("b64")
     if len(value) != 1 or not isinstance(encoded, str):
         raise BadRequest(
@@ -142,12 +136,10 @@ def unwrap_b64(value: Mapping[str, Any], limits: Limits, where: str) -> bytes:
             f"{where}: a base64 string of {len(encoded)} characters is over the limit of "
             f"{limits.max_string_bytes} bytes"
         )
-    padded = encoded.replace(".", "=").rstrip("=")
-    padded += "=" * (-len(padded) % 4)
-    try:
-        return base64.b64decode(padded, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(f"{where}: Unable to base64 decode") from None
+    decoded = b64_decode(encoded)
+    if decoded is None:
+        raise BadRequest(f"{where}: Unable to base64 decode")
+    return decoded
 
 
 def _is_b64(value: Any) -> bool:
@@ -206,9 +198,9 @@ def conform(array: Array, spec: InputSpec | None, limits: Limits, where: str) ->
     Without a spec (no signature, or a dtype the signature leaves unset) the array keeps its dtype,
     except that strings become ``object`` arrays of bytes.
 
-    Rules: any integer or float fits a float input (a finite float64 that overflows float32 is
-    refused); an integer input takes integers in its range only (no floats, as TF Serving); a bool
-    input takes bools only; complex inputs take any number; a string input takes strings only.
+    Numbers and booleans follow :func:`tfio_handlers.tensors.casting.cast_array` (the one cast
+    policy: a float that is a whole number fits an integer input; a fraction, a non-finite value or
+    one out of range is a 400); a string input takes strings only.
     """
     kind = array.dtype.kind
     if array.size == 0 and spec is not None and (spec.is_string or spec.dtype is not None):
@@ -223,43 +215,7 @@ def conform(array: Array, spec: InputSpec | None, limits: Limits, where: str) ->
         return object_strings(array, limits, where)
     if spec is None or spec.dtype is None:
         return array
-    target = spec.dtype
-    if kind in "mMV":
-        raise BadRequest(f"{where}: {array.dtype} values are not supported")
-    if target.kind == "b":
-        if kind != "b":
-            raise BadRequest(f"{where}: {spec.label} expects booleans, got {array.dtype} values")
-        return array.astype(target, copy=False)
-    if kind == "b":
-        raise BadRequest(f"{where}: {spec.label} expects numbers, got booleans")
-    if target.kind in "iu":
-        if kind not in "iu":
-            raise BadRequest(f"{where}: {spec.label} expects integers, got {array.dtype} values")
-        if array.size and array.dtype != target:
-            info = np.iinfo(target)
-            low, high = array.min(), array.max()
-            if int(low) < info.min or int(high) > info.max:
-                bad = low if int(low) < info.min else high
-                raise BadRequest(
-                    f"{where}: {spec.label}: value {int(bad)} is out of range "
-                    f"[{info.min}, {info.max}]"
-                )
-        return array.astype(target, copy=False)
-    if target.kind == "c":
-        return array.astype(target, copy=False)
-    if kind == "c":
-        raise BadRequest(f"{where}: {spec.label} expects real numbers, got complex values")
-    if kind == "f" and array.dtype.itemsize > target.itemsize and array.size:
-        out = array.astype(target)
-        if not np.isfinite(out).all():
-            overflow = np.isinf(out) & np.isfinite(array)
-            if overflow.any():
-                value = array[overflow].flat[0]
-                raise BadRequest(
-                    f"{where}: {spec.label}: value {value!r} is out of range for {target.name}"
-                )
-        return out
-    return array.astype(target, copy=False)
+    return cast_array(array, spec.dtype, f"{where}: {spec.label}")
 
 
 def _first_depth(value: Any, limit: int, where: str) -> None:
@@ -367,8 +323,9 @@ def array_from_json(value: Any, spec: InputSpec | None, limits: Limits, where: s
     """A JSON-like value (nested lists of numbers, bools, strings or b64 objects) as a typed array.
 
     Lists must be rectangular (TF Serving's rule: no ragged tensors). Without a signature, numbers
-    become float32 (bools stay bool, strings become bytes). Integer inputs take integer literals only:
-    ``1.0`` is refused, as TF Serving refuses it.
+    become float32 (bools stay bool, strings become bytes). With one, numbers follow the one cast
+    policy (:func:`tfio_handlers.tensors.casting.typed_numbers`): ``1.0`` into an integer input is
+    ``1``, ``1.5`` a 400.
     """
     _first_depth(value, limits.max_depth, where)
     if (spec is not None and spec.is_string) or _has_string_leaf(value):
@@ -387,19 +344,10 @@ def array_from_json(value: Any, spec: InputSpec | None, limits: Limits, where: s
     except (ValueError, TypeError, OverflowError):
         array = np.array(None)
         _explain_bad_numbers(value, limits, where, spec)
-    integer = spec is not None and spec.dtype is not None and spec.dtype.kind in "iu"
-    if integer and array.dtype.kind in "fO":
-        # numpy makes float64 of int64 and uint64 values together (2**63 next to 0), and objects
-        # of integers beyond 64 bits: read exact Python integers instead.
-        assert spec is not None and spec.dtype is not None
-        exact = _exact_integers(value, spec, spec.dtype, where)
-        if exact is not None:
-            limits.check_elements(exact.size, where)
-            return exact
-    if array.dtype.kind not in "biuf":
-        _explain_bad_numbers(value, limits, where, spec)
-    limits.check_elements(array.size, where)
     if spec is None or spec.dtype is None:
+        if array.dtype.kind not in "biuf":
+            _explain_bad_numbers(value, limits, where, spec)
+        limits.check_elements(array.size, where)
         if array.dtype.kind in "iuf":
             with np.errstate(over="ignore"):
                 out = array.astype(np.float32)
@@ -410,26 +358,14 @@ def array_from_json(value: Any, spec: InputSpec | None, limits: Limits, where: s
                     raise BadRequest(f"{where}: value {float(value)!r} is out of range for float32")
             return out
         return array
-    return conform(array, spec, limits, where)
-
-
-def _exact_integers(value: Any, spec: InputSpec, target: np.dtype[Any], where: str) -> Array | None:
-    """``value`` as ``target`` when every leaf is a Python ``int`` in range; ``None`` when some leaf
-    is not an integer (the caller words that error)."""
-    try:
-        objects = np.array(value, dtype=object)
-    except (ValueError, TypeError):
-        return None
-    flat = objects.ravel().tolist()
-    if not all(type(item) is int for item in flat):
-        return None
-    info = np.iinfo(target)
-    for item in flat:
-        if not info.min <= item <= info.max:
-            raise BadRequest(
-                f"{where}: {spec.label}: value {item} is out of range [{info.min}, {info.max}]"
-            )
-    return np.array(flat, dtype=target).reshape(objects.shape)
+    typed = None
+    if array.dtype.kind in "biufO":
+        limits.check_elements(array.size, where)
+        typed = typed_numbers(value, array, spec.dtype, f"{where}: {spec.label}")
+    if typed is None:
+        _explain_bad_numbers(value, limits, where, spec)
+        raise AssertionError("unreachable: _explain_bad_numbers raises")  # pragma: no cover
+    return typed
 
 
 def _explain_bad_numbers(value: Any, limits: Limits, where: str, spec: InputSpec | None) -> None:

@@ -27,6 +27,7 @@ from ..protos import (
     coerce,
 )
 from ..tensors import numpy_dtype, to_tensor_proto
+from ..tensors.casting import dtype_label, leaves_of, typed_numbers
 from .examples import example_from_values
 from .signatures import signature_method
 
@@ -173,10 +174,12 @@ def _fill_inputs(request: PredictRequest, value: Any, signature: SignatureDef | 
 
 
 def to_typed_tensor(value: Any, dtype: int | None, name: str = "inputs") -> TensorProto:
-    """A ``TensorProto`` of ``value`` typed by the signature's ``dtype``; a lossy cast is an error.
+    """A ``TensorProto`` of ``value`` typed by the signature's ``dtype`` by the one cast policy
+    (:mod:`tfio_handlers.tensors.casting`): a value may change its type, never its value.
 
     Integers become floats as TF Serving allows (precision may round, as documented by TF Serving);
-    a float with a fraction never becomes an integer, a number never becomes a bool or a string.
+    a whole-number float (``1.0``) becomes an integer, one with a fraction never does; a number never
+    becomes a bool or a string.
     """
     if isinstance(value, Message):
         return coerce(value, TensorProto)
@@ -185,50 +188,27 @@ def to_typed_tensor(value: Any, dtype: int | None, name: str = "inputs") -> Tens
             return to_tensor_proto(value)
         except (ValueError, TypeError) as exc:
             raise BadRequest(f"Input {name}: {exc}") from None
+    label = f"input {name!r} ({dtype_label(dtype)})"
     if dtype == _DT_STRING:
         array = np.asarray(value, dtype=object) if not isinstance(value, np.ndarray) else value
         if array.dtype.kind not in "OUS":
-            raise BadRequest(f"Input {name} expects strings, got {array.dtype} values")
+            raise BadRequest(f"{label} expects strings, got {array.dtype} values")
+        if isinstance(value, list):
+            for leaf in leaves_of(value):
+                if not isinstance(leaf, (str, bytes)):
+                    raise BadRequest(
+                        f"{label} expects strings, got a {type(leaf).__name__} {leaf!r:.80}"
+                    )
         return to_tensor_proto(array, dtype=dtype)
     try:
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise BadRequest(f"Input {name}: values are not a rectangular array ({exc})") from None
     target = numpy_dtype(dtype)
-    _check_cast(array, target, name)
-    return to_tensor_proto(array.astype(target, copy=False), dtype=dtype)
-
-
-def _check_cast(array: np.ndarray, target: np.dtype[Any], name: str) -> None:
-    kind = array.dtype.kind
-    if kind in "OUS":
-        raise BadRequest(f"Input {name} expects {target.name} values, got strings or objects")
-    if target.kind == "b":
-        if kind != "b":
-            raise BadRequest(f"Input {name} expects bool values (true/false), got {array.dtype}")
-        return
-    if target.kind in "iu":
-        if kind == "b":
-            raise BadRequest(f"Input {name} expects {target.name} values, got bool")
-        if (
-            kind in "fc"
-            and array.size
-            and (not np.all(np.isfinite(array)) or not np.array_equal(array, np.round(array.real)))
-        ):
-            raise BadRequest(
-                f"Input {name} expects {target.name} values; a value has a fraction or is "
-                "not finite"
-            )
-        if array.size and kind in "iuf":
-            info = np.iinfo(target)
-            low, high = array.min(), array.max()
-            if low < info.min or high > info.max:
-                raise BadRequest(
-                    f"Input {name}: a value is out of range for {target.name} "
-                    f"[{info.min}, {info.max}]"
-                )
-    elif target.kind == "f" and kind == "c":
-        raise BadRequest(f"Input {name} expects real {target.name} values, got complex")
+    typed = typed_numbers(value, array, target, label)
+    if typed is None:
+        raise BadRequest(f"{label} expects {target.name} values, got strings or objects")
+    return to_tensor_proto(typed, dtype=dtype)
 
 
 def _unnamed(values: Any) -> Example:
