@@ -1,52 +1,10 @@
-"""Dynamic batching: concurrent requests merged along the batch dimension, run once, split back.
+"""The batch scheduler: :class:`BatchingBackend`'s open batches, its batch threads and its counts,
+and :func:`from_env`, which builds one from SageMaker's variables.
 
-``BatchingBackend(inner)`` wraps any :class:`~.base.Backend` and does what TF Serving's
-``--enable_batching`` does (its ``BasicBatchScheduler``), with the same knobs:
-
-``max_batch_size`` (default 8)
-    The most rows (dimension 0, summed over the merged requests) one batch may hold. A batch that
-    reaches it runs at once.
-``batch_timeout_micros`` (default 1000)
-    How long a batch waits for more requests after its first one arrived, before it runs anyway.
-``num_batch_threads`` (default: the CPU count)
-    How many batches run at the same time (each in a thread of its own, calling ``inner``).
-``max_enqueued_batches`` (default: unbounded)
-    How many batches may wait for a thread; beyond it a request fails at once with
-    :class:`~tfio_handlers.errors.BackendUnavailable` (503), TF Serving's "The batch scheduling
-    queue to which this task was submitted is full".
-
-What is merged. Predict requests for the same model, version (or label), signature and output
-filter whose inputs have the same names, dtypes and shapes after dimension 0 (every input with the
-same dimension 0, the request's row count) are concatenated along dimension 0, run as one
-request, and each caller gets exactly its own rows of every output. Classify and regress requests
-for the same model, version and signature are merged by concatenating their examples (their
-contexts, if any, must be identical) and each caller gets its own results. Anything else runs
-alone, unchanged, straight on ``inner`` in the caller's thread (or its async twin): a request of
-``max_batch_size`` rows or more (TF Serving would refuse more; we run it unbatched), a scalar or
-mismatched-row input, a signature whose inputs do not declare an unknown dimension 0 (a model with
-a fixed batch size), a model whose signatures are not cached yet when called from an event loop
-(fetching them would block it; the pipeline caches them before it predicts). A merged response
-whose outputs lack the batch's row count in dimension 0 is thrown away and each request run again
-alone, so a model that does not map rows to rows still answers each caller as if unbatched.
-Metadata and status calls go straight to ``inner``.
-
-Failures. An error raised while running a merged batch goes to every caller in it, as in TF
-Serving: only requests that are alike are merged, so a request-shaped error is every caller's.
-Batching assumes what TF Serving assumes: a model maps each input row to its output row
-independently of the other rows.
-
-Callers. :meth:`BatchingBackend.predict` (and classify, regress) blocks the calling thread until
-its batch has run; :meth:`BatchingBackend.apredict` awaits without holding a thread (a cancelled
-caller is dropped from its batch if the batch has not started). Any number of threads and event
-loops may call at once.
-
-Settings from the environment, as SageMaker's TF Serving container reads them:
-:func:`from_env` wraps a backend when ``SAGEMAKER_TFS_ENABLE_BATCHING`` is true, with
-``SAGEMAKER_TFS_MAX_BATCH_SIZE``, ``SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS``,
-``SAGEMAKER_TFS_NUM_BATCH_THREADS`` and ``SAGEMAKER_TFS_MAX_ENQUEUED_BATCHES``. One departure: that
-container defaults the queue bound to the CPU count, which refuses requests (503) as soon as more
-than ``2 * max_batch_size`` wait on a two-core machine; here the queue is unbounded unless the
-variable is set.
+A request becomes a task with a key (alike requests have equal keys); tasks of one key join an
+open batch until it holds ``max_batch_size`` rows or its ``batch_timeout_micros`` run out, then a
+batch thread runs it: one task alone on the inner backend, several merged and split by
+:mod:`.merge`. The package docstring (:mod:`tfio_handlers.backends.batching`) has the rules.
 """
 
 from __future__ import annotations
@@ -54,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import threading
 import time
@@ -64,15 +21,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import numpy as np
-from google.protobuf.message import Message
-
-from ..config import env_int
-from ..errors import BackendUnavailable, HTTPError, InternalError
-from ..protos import (
+from ...config import env_int
+from ...errors import BackendUnavailable, HTTPError, InternalError
+from ...protos import (
     DEFAULT_SIGNATURE,
-    DT_DOUBLE,
-    DT_FLOAT,
     ClassificationRequest,
     ClassificationResponse,
     GetModelMetadataRequest,
@@ -84,11 +36,10 @@ from ..protos import (
     RegressionRequest,
     RegressionResponse,
     SignatureDef,
-    TensorProto,
     coerce,
 )
-from ..tensors import SUPPORTED_DTYPES, to_ndarray, to_tensor_proto, typed_field
-from .base import Backend, ResolvedModel
+from ..base import Backend, ResolvedModel
+from .merge import merge_examples, merge_predict, split_examples, split_predict
 
 __all__ = [
     "BATCH_TIMEOUT_MICROS_ENV",
@@ -111,12 +62,6 @@ MAX_ENQUEUED_BATCHES_ENV: Final = "SAGEMAKER_TFS_MAX_ENQUEUED_BATCHES"
 
 _QUEUE_FULL: Final = "The batch scheduling queue to which this task was submitted is full"
 
-# Typed fields whose elements have a fixed width: the packed encoding is the raw little-endian
-# array behind a tag and a length, so a float output slice is written with one memcpy instead of
-# a Python loop (writing float_val from numpy element by element costs ~0.1 us a value).
-_RAW_PACKED: Final = frozenset({DT_FLOAT, DT_DOUBLE})
-"""Dtypes whose rows :func:`to_tensor_proto` writes as raw packed bytes: re-encoded, not sliced."""
-
 # -- the environment ------------------------------------------------------------------------------
 
 
@@ -127,7 +72,7 @@ def _env_flag(env: Mapping[str, str], name: str) -> bool:
 def from_env(inner: Backend, env: Mapping[str, str] | None = None) -> Backend:
     """``inner`` wrapped in a :class:`BatchingBackend` when ``SAGEMAKER_TFS_ENABLE_BATCHING`` is
     true (``true``, ``1``, ``yes``, ``on``), configured from the other ``SAGEMAKER_TFS_*``
-    variables (see the module docstring); ``inner`` itself otherwise."""
+    variables (see the package docstring); ``inner`` itself otherwise."""
     environ = os.environ if env is None else env
     if not _env_flag(environ, ENABLE_BATCHING_ENV):
         return inner
@@ -193,7 +138,7 @@ class BatchStats:
 class BatchingBackend(Backend):
     """``inner`` with TF Serving's dynamic batching in front of Predict, Classify and Regress.
 
-    The knobs are the module docstring's; ``close_inner`` (default true): whether :meth:`close`
+    The knobs are the package docstring's; ``close_inner`` (default true): whether :meth:`close`
     closes ``inner`` too.
     """
 
@@ -257,7 +202,7 @@ class BatchingBackend(Backend):
     # -- the Backend interface ------------------------------------------------------------------
 
     def predict(self, request: PredictRequest) -> PredictResponse:
-        """Predict, merged with concurrent alike requests (see the module docstring)."""
+        """Predict, merged with concurrent alike requests (see the package docstring)."""
         task = self._predict_task(coerce(request, PredictRequest), may_block=True)
         result: PredictResponse = self._resolve(task)
         return result
@@ -379,7 +324,7 @@ class BatchingBackend(Backend):
     # -- tasks ------------------------------------------------------------------------------------
 
     def _predict_task(self, request: PredictRequest, *, may_block: bool) -> _Task:
-        """The task of a predict request, keyed when it may be merged (see the module docstring).
+        """The task of a predict request, keyed when it may be merged (see the package docstring).
 
         ``may_block``: whether the signatures may be fetched from the inner backend now (not on an
         event loop); otherwise an uncached model's request runs alone this time.
@@ -566,69 +511,14 @@ class BatchingBackend(Backend):
             task.future.set_result(response)
 
     def _run_predict(self, tasks: Sequence[_Task]) -> list[PredictResponse] | None:
-        first: PredictRequest = tasks[0].request
-        merged = PredictRequest()
-        merged.model_spec.CopyFrom(first.model_spec)
-        merged.output_filter.extend(first.output_filter)
-        for name in first.inputs:
-            parts = [to_ndarray(task.request.inputs[name]) for task in tasks]
-            dtype = int(first.inputs[name].dtype)
-            merged.inputs[name].CopyFrom(to_tensor_proto(np.concatenate(parts), dtype=dtype))
+        merged = merge_predict([task.request for task in tasks])
         response = self.inner.predict(merged)
-        total = sum(task.rows for task in tasks)
-        outputs: list[_Output] = []
-        for alias, tensor in response.outputs.items():
-            array = to_ndarray(tensor)
-            if array.ndim == 0 or array.shape[0] != total:
-                return None
-            outputs.append(_Output.of(alias, tensor, array))
-        answers = []
-        offset = 0
-        for task in tasks:
-            answer = PredictResponse()
-            answer.model_spec.CopyFrom(response.model_spec)
-            for output in outputs:
-                output.write(offset, task.rows, answer.outputs[output.alias])
-            offset += task.rows
-            answers.append(answer)
-        return answers
+        return split_predict(response, [task.rows for task in tasks])
 
     def _run_examples(self, kind: str, tasks: Sequence[_Task]) -> list[Any] | None:
-        first = tasks[0].request
-        merged = type(first)()
-        merged.model_spec.CopyFrom(first.model_spec)
-        which = first.input.WhichOneof("kind")
-        if which == "example_list_with_context":
-            target = merged.input.example_list_with_context
-            target.context.CopyFrom(first.input.example_list_with_context.context)
-            for task in tasks:
-                target.examples.extend(task.request.input.example_list_with_context.examples)
-        else:
-            target = merged.input.example_list
-            for task in tasks:
-                target.examples.extend(task.request.input.example_list.examples)
+        merged = merge_examples([task.request for task in tasks])
         response = self._call(kind)(merged)
-        total = sum(task.rows for task in tasks)
-        if kind == "classify":
-            items: Any = response.result.classifications
-            response_type: type[Message] = ClassificationResponse
-        else:
-            items = response.result.regressions
-            response_type = RegressionResponse
-        if len(items) != total:
-            return None
-        answers = []
-        offset = 0
-        for task in tasks:
-            answer: Any = response_type()
-            answer.model_spec.CopyFrom(response.model_spec)
-            field = (
-                answer.result.classifications if kind == "classify" else answer.result.regressions
-            )
-            field.extend(items[offset : offset + task.rows])
-            offset += task.rows
-            answers.append(answer)
-        return answers
+        return split_examples(kind, response, [task.rows for task in tasks])
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -653,50 +543,6 @@ def _takes_batches(signature: SignatureDef, names: frozenset[str]) -> bool:
         if shape.unknown_rank or not shape.dim or shape.dim[0].size != -1:
             return False
     return True
-
-
-@dataclass(slots=True)
-class _Output:
-    """One output of a merged response, ready to be cut into each caller's rows."""
-
-    alias: str
-    dtype: int
-    array: np.ndarray[Any, Any]
-    typed: bool
-    """The inner backend wrote typed fields (else ``tensor_content``): the slices are written so."""
-    values: Any
-    """The typed repeated field, when it holds one value per element (sliced as is)."""
-    inner: int
-    """Elements per row."""
-
-    @classmethod
-    def of(cls, alias: str, tensor: TensorProto, array: np.ndarray[Any, Any]) -> _Output:
-        dtype = int(tensor.dtype)
-        typed = not tensor.tensor_content
-        values = None
-        if typed and dtype not in _RAW_PACKED and dtype in SUPPORTED_DTYPES:
-            field = getattr(tensor, typed_field(dtype))
-            if len(field) == array.size:  # one value per element (not complex pairs, no broadcast)
-                values = field
-        inner = math.prod(array.shape[1:])
-        return cls(alias, dtype, array, typed, values, inner)
-
-    def write(self, start: int, rows: int, out: TensorProto) -> None:
-        """Rows ``start:start + rows`` into ``out``, in the inner backend's layout."""
-        piece = self.array[start : start + rows]
-        if self.values is None:
-            out.CopyFrom(to_tensor_proto(piece, dtype=self.dtype, typed_fields=self.typed))
-            return
-        out.dtype = self.dtype  # type: ignore[assignment]
-        dims = out.tensor_shape.dim
-        for d in piece.shape:
-            dims.add().size = d
-        if not piece.size:
-            return
-        # A slice of the typed field: the same values, no conversion.
-        getattr(out, typed_field(self.dtype)).extend(
-            self.values[start * self.inner : (start + rows) * self.inner]
-        )
 
 
 def _fail(future: Future[Any], error: BaseException) -> None:
