@@ -2,15 +2,14 @@
 backends (embedded, gRPC, REST) answering the same requests alike. Real sockets, no mocks.
 
 The REST server is ``ASGIApp(Pipeline(EmbeddedBackend))`` under uvicorn in a thread on 127.0.0.1; its
-``/v1/models/...`` routes are TF Serving's REST API. Parsing of TF Serving's own JSON forms that
-our server does not produce (metadata without ``@type``, ``_bytes`` outputs, bare NaN tokens) is
-tested on the parser directly at the end.
+``/v1/models/...`` routes are TF Serving's REST API. The client-side codec, and the parsing of TF
+Serving's own JSON forms that our server does not produce (metadata without ``@type``, ``_bytes``
+outputs, bare NaN tokens), are tested directly in ``tests/protocol/tfs_json/test_client.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -18,13 +17,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from servers import UvicornThread
 from test_grpc_cases import CASES, Case, Slow, assert_same_response, call, free_port, spec
 
 from tfio_handlers.adapters.grpc import serve
-from tfio_handlers.backends import rest
 from tfio_handlers.backends.base import Backend
 from tfio_handlers.backends.grpc import GrpcBackend
 from tfio_handlers.backends.rest import RestBackend
@@ -38,24 +34,13 @@ from tfio_handlers.errors import (
     Unimplemented,
 )
 from tfio_handlers.protos import (
-    DT_BOOL,
-    DT_DOUBLE,
-    DT_FLOAT,
-    DT_INT8,
-    DT_INT32,
-    DT_INT64,
-    DT_STRING,
-    DT_UINT8,
-    DT_UINT64,
     SIGNATURE_DEF_KEY,
     GetModelMetadataRequest,
     GetModelStatusRequest,
     PredictRequest,
-    SignatureDef,
-    TensorInfo,
     unpack_signature_def_map,
 )
-from tfio_handlers.tensors import make_shape, to_ndarray, to_tensor_proto
+from tfio_handlers.tensors import to_ndarray, to_tensor_proto
 
 pytestmark = pytest.mark.tensorflow
 
@@ -360,148 +345,6 @@ def test_closed(rest_url: str) -> None:
     client.close()
     with pytest.raises(BackendUnavailable, match="is closed"):
         asyncio.run(client.aget_model_status(GetModelStatusRequest(model_spec=spec("iris"))))
-
-
-# -- TF Serving's JSON forms, parsed directly ------------------------------------------------------
-
-
-def _signature(outputs: dict[str, tuple[int, list[int] | None]]) -> SignatureDef:
-    signature = SignatureDef()
-    for alias, (dtype, dims) in outputs.items():
-        info = signature.outputs[alias]
-        info.dtype = dtype  # type: ignore[assignment]
-        if dims is None:
-            info.tensor_shape.unknown_rank = True
-        else:
-            info.tensor_shape.CopyFrom(make_shape(dims))
-    return signature
-
-
-def _parse_predict(text: bytes, signature: SignatureDef, wanted: list[str]) -> Any:
-    return rest._predict_response(rest._loads(text), signature, wanted, spec("m"))
-
-
-def test_tf_serving_predict_forms() -> None:
-    one = _signature({"y": (DT_FLOAT, [-1])})
-    answer = _parse_predict(b'{"outputs": [1.5, NaN, -Infinity, Infinity]}', one, ["y"])
-    values = to_ndarray(answer.outputs["y"])
-    assert values.dtype == np.float32 and values.shape == (4,)
-    assert values[0] == 1.5 and np.isnan(values[1]) and values[2] == -np.inf
-    assert answer.outputs["y"].float_val  # typed fields, as TF Serving's gRPC answers
-
-    several = _signature(
-        {
-            "raw_bytes": (DT_STRING, [-1]),
-            "text": (DT_STRING, [-1]),
-            "big": (DT_UINT64, [-1]),
-            "flag": (DT_BOOL, []),
-            "empty": (DT_INT32, [-1, 3]),
-        }
-    )
-    body = (
-        b'{"outputs": {"raw_bytes": [{"b64": "/wA="}], "text": ["\xff\xfe ok \\u00e9"], '
-        b'"big": [18446744073709551615], "flag": true, "empty": []}}'
-    )
-    answer = _parse_predict(body, several, ["raw_bytes", "text", "big", "flag", "empty"])
-    assert list(answer.outputs["raw_bytes"].string_val) == [b"\xff\x00"]
-    assert list(answer.outputs["text"].string_val) == [b"\xff\xfe ok \xc3\xa9"]
-    assert list(answer.outputs["big"].uint64_val) == [2**64 - 1]
-    assert to_ndarray(answer.outputs["flag"]).shape == ()
-    assert to_ndarray(answer.outputs["empty"]).shape == (0, 3)
-
-    with pytest.raises(HTTPError, match="not a rectangular array"):
-        _parse_predict(b'{"outputs": [[1, 2], [3]]}', _signature({"y": (DT_INT64, None)}), ["y"])
-    with pytest.raises(HTTPError, match="output 'big' is missing"):
-        _parse_predict(b'{"outputs": {"text": ["a"], "x": 1}}', several, ["big"])
-
-
-def test_tf_serving_metadata_without_type() -> None:
-    body = {
-        "model_spec": {"name": "m", "signature_name": "", "version": "3"},
-        "metadata": {
-            "signature_def": {
-                "signature_def": {
-                    "serving_default": {
-                        "inputs": {
-                            "x": {
-                                "dtype": "DT_FLOAT",
-                                "tensor_shape": {"dim": [{"size": "-1"}], "unknown_rank": False},
-                                "name": "serving_default_x:0",
-                            }
-                        },
-                        "outputs": {},
-                        "method_name": "tensorflow/serving/predict",
-                        "defaults": {},
-                    }
-                }
-            }
-        },
-    }
-    for entry in (
-        body,
-        json.loads(
-            json.dumps(body).replace(
-                '"signature_def": {"signature_def"',
-                '"signature_def": {"@type": "type.googleapis.com/tensorflow.serving.SignatureDefMap", '
-                '"signature_def"',
-            )
-        ),
-    ):
-        response = rest._parse_metadata(entry)
-        assert response.model_spec.version.value == 3
-        signature = unpack_signature_def_map(response).signature_def["serving_default"]
-        assert signature.inputs["x"].name == "serving_default_x:0"
-
-
-def test_error_bodies() -> None:
-    assert rest._error_message(400, b'{ "error": "bad \\"x\\"" }') == 'bad "x"'
-    assert rest._error_message(502, b"<html>Bad Gateway</html>") == "<html>Bad Gateway</html>"
-    assert rest._error_message(500, b"") == "HTTP 500"
-
-
-_DTYPES = {
-    DT_FLOAT: st.floats(width=32),
-    DT_DOUBLE: st.floats(),
-    DT_INT32: st.integers(-(2**31), 2**31 - 1),
-    DT_INT8: st.integers(-128, 127),
-    DT_UINT8: st.integers(0, 255),
-    DT_INT64: st.integers(-(2**63), 2**63 - 1),
-    DT_UINT64: st.integers(0, 2**64 - 1),
-    DT_BOOL: st.booleans(),
-    DT_STRING: st.binary(max_size=8),
-}
-
-
-@st.composite
-def _tensors(draw: st.DrawFn) -> tuple[int, list[int], list[Any]]:
-    dtype = draw(st.sampled_from(sorted(_DTYPES)))
-    dims = draw(st.lists(st.integers(0, 3), max_size=3))
-    count = int(np.prod(dims)) if dims else 1
-    values = draw(st.lists(_DTYPES[dtype], min_size=count, max_size=count))
-    return dtype, dims, values
-
-
-@settings(max_examples=60, deadline=None)
-@given(_tensors())
-def test_tensor_json_round_trip(tensor: tuple[int, list[int], list[Any]]) -> None:
-    """Request tensor → TF Serving JSON → response tensor gives the same dtype, shape and values."""
-    dtype, dims, values = tensor
-    from tfio_handlers.tensors import numpy_dtype
-
-    array = np.array(values, dtype=object if dtype == DT_STRING else numpy_dtype(dtype))
-    proto = to_tensor_proto(array.reshape(dims), dtype)
-    # JSON writes an empty tensor as nested [] and so loses its inner dimensions; they come back
-    # from the signature, which declares all but the batch dimension here.
-    declared = [-1, *dims[1:]] if dims else []
-    info = TensorInfo(dtype=dtype, tensor_shape=make_shape(declared))  # type: ignore[arg-type]
-    wire = rest._loads(rest._dumps({"t": rest._tensor_to_json("t", proto, info, 0)}))
-    back = rest._tensor_from_json(wire["t"], info, "t")
-    original, restored = to_ndarray(proto), to_ndarray(back)
-    assert restored.shape == original.shape and restored.dtype == original.dtype
-    if dtype == DT_STRING:
-        assert restored.tolist() == original.tolist()
-    else:
-        np.testing.assert_array_equal(restored, original)
 
 
 def test_startup_wait_is_bounded_by_the_call_timeout() -> None:
