@@ -64,16 +64,20 @@ _HTTP_TO_GRPC: dict[int, str] = {
 }
 
 _STATUS_CLASSES: dict[int, type[HTTPError]] = {
-    400: BadRequest,
-    404: NotFound,
-    406: NotAcceptable,
-    413: PayloadTooLarge,
-    415: UnsupportedMediaType,
-    500: InternalError,
-    501: Unimplemented,
-    503: BackendUnavailable,
-    504: BackendTimeout,
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        NotFound,
+        NotAcceptable,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        InternalError,
+        Unimplemented,
+        BackendUnavailable,
+        BackendTimeout,
+    )
 }
+"""The error class of each status that has one, keyed by the status the class declares itself."""
 
 
 def http_status_for_code(code: str | int) -> int:
