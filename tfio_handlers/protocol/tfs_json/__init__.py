@@ -13,6 +13,8 @@ This package is ``tensorflow_serving/util/json_tensor.cc`` and the JSON side of
 * :mod:`.responses` and :mod:`.text`: responses → TF Serving's response text, byte for byte
   (RapidJSON's ``PrettyWriter`` layout and ``WriteDecimal``); :mod:`.rapidjson_writer` writes the
   values TF Serving quotes in its error messages.
+* :mod:`.client`: the client's end (the REST backend's): request messages → the bodies TF Serving
+  reads, and TF Serving's answers → the response messages its gRPC API would return.
 """
 
 from __future__ import annotations
