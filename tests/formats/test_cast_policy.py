@@ -251,8 +251,8 @@ def test_json_jsonlines_and_npy_answer_alike_by_the_policy(
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "csv.py reads cells for integer inputs with int(), so '1.0' is a 400 there: it should use "
-        "tfio_handlers.tensors.casting.integer_from_text (issue 12; csv.py is another engineer's)"
+        "formats/csv/decode.py reads cells for integer inputs with int(), so '1.0' is a 400 there: it should use "
+        "tfio_handlers.tensors.casting.integer_from_text (issue 12; csv is another engineer's)"
     ),
 )
 @pytest.mark.parametrize("dtype", ["int32", "int64"])

@@ -211,7 +211,10 @@ def refuse_hidden_bools(value: Any, array: Array, label: str) -> None:
     among numbers: ``np.array([True, 2])`` is ``[1, 2]``, and the policy refuses booleans there."""
     if array.dtype.kind not in "iufc" or not isinstance(value, list) or not array.size:
         return
-    types = set(map(type, leaves_of(value)))
+    level: list[Any] = value
+    while level and type(level[0]) is list and level[0] and type(level[0][0]) is list:
+        level = list(chain.from_iterable(level))  # all but the last level: lists of lists
+    types = set(map(type, chain.from_iterable(level) if type(level[0]) is list else level))
     if bool in types or np.bool_ in types:
         raise BadRequest(f"{label} expects numbers, got booleans")
 
