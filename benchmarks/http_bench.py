@@ -518,7 +518,6 @@ def request_breakdown(
     from tfio_handlers.media import MediaType
     from tfio_handlers.pipeline import Pipeline
     from tfio_handlers.protocol.tfs_json import requests as rest_json
-    from tfio_handlers.protocol.tfs_json import simd as _simd
 
     backend = EmbeddedBackend({name: path.parent for name, path in models.items()})
     pipeline = Pipeline(backend)
@@ -545,7 +544,9 @@ def request_breakdown(
             "decode as served (formats.json)": lambda b=b, s=signatures: decode_json(
                 b, json_type, Context(signature_defs=s)
             ),
-            "decode: simdjson fast path": lambda b=b, s=signatures: _simd.predict_request(b, s),
+            "decode: simdjson fast path": lambda b=b, s=signatures: (
+                rest_json.predict_arrays_from_json(b, s)
+            ),
             "encode as served (formats.json)": lambda resp=resp: encode_json(
                 resp, json_type, Context(response_form="row")
             ),

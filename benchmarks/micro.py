@@ -80,7 +80,7 @@ def bench_json(repeats: int, target: float) -> GroupResult:
         "legacy: json.loads + tf.make_tensor_proto",
         "raw simdjson parse",
         "ours: formats.json (as served)",
-        "ours: fast path (_simd.predict_request)",
+        "ours: fast path (predict_arrays_from_json, simdjson)",
         "ours: exact path alone (fast path off)",
     ]
     legacy, raw, served, fast, exact = names
@@ -101,13 +101,13 @@ def bench_json(repeats: int, target: float) -> GroupResult:
                 return decode_json(body, mt, Context(signature_defs=sigs))
 
             def run_fast(body: bytes = body, sigs: Any = sigs) -> Any:
-                return _simd.predict_request(body, sigs)
+                return rest_json.predict_arrays_from_json(body, sigs)
 
             def run_exact(body: bytes = body, sigs: Any = sigs) -> Any:
                 saved = _simd._simdjson
                 _simd._simdjson = None  # as without pysimdjson: decode_predict declines
                 try:
-                    return rest_json.predict_request_from_json(body, sigs)
+                    return rest_json.predict_arrays_from_json(body, sigs)
                 finally:
                     _simd._simdjson = saved
 

@@ -12,13 +12,13 @@ import io
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from google.protobuf.message import Message
 
 from .config import Settings
 from .content_coding import decode_content_encoding
-from .context import Context, Method, parse_custom_attributes
+from .context import Context, parse_custom_attributes
 from .errors import (
     BadRequest,
     HTTPError,
@@ -29,6 +29,14 @@ from .errors import (
     error_body,
 )
 from .media import ANY, JSON, MediaType, parse_accept, parse_media_type
+from .protocol.arrays import PredictArrays, Prediction, as_response_message
+from .protos import (
+    ClassificationRequest,
+    ClassificationResponse,
+    PredictRequest,
+    RegressionRequest,
+    RegressionResponse,
+)
 from .registry import Kind, Registry
 from .usercode import USER_FAILURES, UserCode, call_user, user_answer
 from .workpool import WorkPool
@@ -45,6 +53,11 @@ _METHODS: frozenset[str] = frozenset({"predict", "classify", "regress"})
 OCTET_STREAM = "application/octet-stream"
 
 T = TypeVar("T")
+
+Request: TypeAlias = PredictArrays | PredictRequest | ClassificationRequest | RegressionRequest
+"""What a decoded body becomes before the backend call."""
+Answer: TypeAlias = Prediction | ClassificationResponse | RegressionResponse
+"""What the backend answers and the encoders write."""
 
 
 @dataclass(slots=True)
@@ -296,11 +309,11 @@ class Pipeline:
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _decode(self, body: bytes, media_type: MediaType, context: Context) -> Message:
+    def _decode(self, body: bytes, media_type: MediaType, context: Context) -> Request:
         return self._to_request(self.registry.decode(body, media_type, context), context)
 
     @staticmethod
-    def _to_request(value: Any, context: Context) -> Message:
+    def _to_request(value: Any, context: Context) -> Request:
         """A decoded value as a TF Serving request for the context's model and signature."""
         from .protocol.requests import build_request
 
@@ -312,13 +325,18 @@ class Pipeline:
             value = decode_json(raw, MediaType(JSON), context)
         return build_request(value, context)
 
-    def _call(self, request: Message, context: Context) -> Message:
-        method: Method = context.method or "predict"
-        call = getattr(self.backend, method)
-        response: Message = call(request)
-        return response
+    def _call(self, request: Request, context: Context) -> Answer:
+        """The backend call: predict on arrays (a ``PredictRequest`` is read into arrays first,
+        sharing its buffers), classify and regress on their messages."""
+        if isinstance(request, PredictArrays):
+            return self.backend.predict_arrays(request)
+        if isinstance(request, PredictRequest):
+            return self.backend.predict_arrays(PredictArrays.from_message(request))
+        if isinstance(request, ClassificationRequest):
+            return self.backend.classify(request)
+        return self.backend.regress(request)
 
-    def _encode(self, response: Message, accept: MediaType, context: Context) -> Response:
+    def _encode(self, response: Answer, accept: MediaType, context: Context) -> Response:
         body, content_type = self.registry.encode(response, accept, context)
         if self.user_code is not None:
             content_type = self.concrete_type(content_type)
@@ -370,12 +388,11 @@ class Pipeline:
     # -- predict from code -----------------------------------------------------------------------------
 
     def predict_value(self, value: Any, context: Context) -> Message:
-        """Run a decoded value through the backend: for ``transform_fn``/``handler`` authors."""
-        from .protocol.requests import build_request
-
+        """Run a decoded value through the backend: for ``transform_fn``/``handler`` authors, who
+        get the TF Serving response message."""
         if not context.signature_defs:
             self._load_signatures(context)
-        return self._call(build_request(value, context), context)
+        return as_response_message(self._call(self._to_request(value, context), context))
 
     # -- health ------------------------------------------------------------------------------------------
 

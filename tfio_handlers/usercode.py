@@ -36,6 +36,7 @@ from .context import Context
 from .errors import HTTPError, InternalError, UserCodeError
 from .hookspecs import hookimpl
 from .media import MediaType, text_of
+from .protocol.arrays import as_response_message
 
 __all__ = [
     "USER_FAILURES",
@@ -340,7 +341,8 @@ class UserCode:
     def encode(self, response: Any, media_type: MediaType, context: Context) -> Any:
         if self.output_fn is not None:
             hook = self.output_fn
-            args: tuple[Any, ...] = (response, media_type.essence)
+            # output_fn's contract (SageMaker's) is the response message: built at this edge.
+            args: tuple[Any, ...] = (as_response_message(response), media_type.essence)
             if hook.takes_context:
                 args += (context,)
             result = call_user(hook.name, hook.function, *args)

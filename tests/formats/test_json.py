@@ -14,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 from tfio_handlers.errors import BadRequest, UnsupportedMediaType
 from tfio_handlers.formats.json import decode_json
 from tfio_handlers.media import parse_media_type
+from tfio_handlers.protocol.arrays import PredictArrays
 from tfio_handlers.protocol.requests import build_request
 from tfio_handlers.protos import (
     DT_DOUBLE,
@@ -115,5 +116,5 @@ def test_tfs_keys_only_count_at_the_top_level() -> None:
     assert isinstance(value, ClassificationRequest)
     floats = signature({"x": (DT_FLOAT, None)})
     value, ctx = decode(b'{"note": "\\"inputs\\": [1]", "instances": [[1.0]]}', floats)
-    assert isinstance(value, PredictRequest)
+    assert isinstance(value, PredictArrays)
     assert ctx.response_form == "row"  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ from ..protocol.responses import check_tfs_json_answer
 from ..protocol.tfs_json import (
     classification_result_to_json,
     classify_request_from_json,
-    predict_request_from_json,
+    predict_arrays_from_json,
     predict_response_to_json,
     regress_request_from_json,
     regression_result_to_json,
@@ -163,8 +163,8 @@ def _answer(route: TFSRoute, body: bytes, pipeline: Pipeline) -> bytes:
     strict = pipeline.settings.strict_json
     limits = pipeline.settings.limits
     if route.action == "predict":
-        request, form = predict_request_from_json(body, signatures, model_spec=spec, limits=limits)
-        predicted = backend.predict(request)
+        request, form = predict_arrays_from_json(body, signatures, model_spec=spec, limits=limits)
+        predicted = backend.predict_arrays(request)
         check_tfs_json_answer(predicted, limits)
         return predict_response_to_json(predicted, form, strict=strict)
     if route.action == "classify":

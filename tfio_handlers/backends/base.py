@@ -5,6 +5,10 @@ A backend answers TF Serving's requests with TF Serving's responses: an in-proce
 message classes (:mod:`tfio_handlers.protos`) and also accepts TensorFlow's / TF Serving's classes of
 the same messages (implementations pass requests through :func:`tfio_handlers.protos.coerce`).
 
+:meth:`Backend.predict_arrays` is Predict on named numpy arrays
+(:mod:`tfio_handlers.protocol.arrays`), the form requests have inside the library: by default it
+converts to and from the messages, and the embedded backend feeds the arrays to TensorFlow as they are.
+
 Methods are synchronous; each has an ``a``-prefixed async twin which by default runs the sync method
 in a worker thread (:func:`asyncio.to_thread`), so an ASGI server's event loop never waits on a model.
 A backend with a native async client overrides the twins.
@@ -25,6 +29,7 @@ import threading
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from ..protocol.arrays import PredictArrays, Prediction
 from ..protos import (
     SIGNATURE_DEF_KEY,
     ClassificationRequest,
@@ -121,6 +126,15 @@ class Backend(abc.ABC):
     def get_model_status(self, request: GetModelStatusRequest) -> GetModelStatusResponse:
         """The state of the model's versions (TF Serving's ``GetModelStatus``)."""
 
+    def predict_arrays(self, request: PredictArrays) -> Prediction:
+        """:meth:`predict` on arrays: what the pipeline calls for every predict request.
+
+        The default converts at this edge (arrays to a ``PredictRequest``, the ``PredictResponse``
+        read lazily back), which is what a remote backend must do anyway; a backend that runs the
+        model in process overrides it to feed the arrays as they are.
+        """
+        return Prediction.from_message(self.predict(request.to_message()))
+
     def close(self) -> None:  # noqa: B027 - a no-op default is the point
         """Release connections, threads and models. The default does nothing."""
 
@@ -129,6 +143,10 @@ class Backend(abc.ABC):
     async def apredict(self, request: PredictRequest) -> PredictResponse:
         """:meth:`predict` without blocking the event loop."""
         return await asyncio.to_thread(self.predict, request)
+
+    async def apredict_arrays(self, request: PredictArrays) -> Prediction:
+        """:meth:`predict_arrays` without blocking the event loop."""
+        return await asyncio.to_thread(self.predict_arrays, request)
 
     async def aclassify(self, request: ClassificationRequest) -> ClassificationResponse:
         """:meth:`classify` without blocking the event loop."""

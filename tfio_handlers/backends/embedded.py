@@ -42,6 +42,7 @@ from ..errors import (
     HTTPError,
     NotFound,
 )
+from ..protocol.arrays import PredictArrays, Prediction
 from ..protocol.signatures import (
     DEFAULT_SIGNATURE,
     check_classify_signature,
@@ -67,11 +68,10 @@ from ..protos import (
     RegressionRequest,
     RegressionResponse,
     SignatureDef,
-    TensorProto,
     coerce,
     pack_signature_def_map,
 )
-from ..tensors import to_ndarray, to_tensor_proto
+from ..tensors import data_type_of
 from .base import Backend
 from .model_repository import ModelSource, PathLike, resolve_models
 from .savedmodel import (
@@ -232,15 +232,22 @@ class EmbeddedBackend(Backend):
     # -- Predict ------------------------------------------------------------------------------------
 
     def predict(self, request: PredictRequest) -> PredictResponse:
-        """TF Serving's ``RunPredict``: signature, inputs (with defaults), output filter, run."""
-        request = coerce(request, PredictRequest)
+        """TF Serving's ``RunPredict`` on a message: :meth:`predict_arrays` between conversions."""
+        return self.predict_arrays(PredictArrays.from_message(request)).to_message()
+
+    def predict_arrays(self, request: PredictArrays) -> Prediction:
+        """TF Serving's ``RunPredict``: signature, inputs (with defaults), output filter, run.
+
+        The arrays go to TensorFlow as they are and its outputs come back as arrays: no
+        ``TensorProto`` is built unless a caller asks the answer for one.
+        """
         spec = request.model_spec
         servable = self._servable(spec)
         signature_name, signature = find_signature(
             servable.signature_defs, spec.signature_name, "predict"
         )
-        response = PredictResponse()
-        self._response_spec(spec, servable, signature_name, response.model_spec)
+        response_spec = ModelSpec()
+        self._response_spec(spec, servable, signature_name, response_spec)
         check_predict_signature(signature, method_name_check=self.method_name_check)
         runner = servable.runner(signature_name)
 
@@ -257,17 +264,13 @@ class EmbeddedBackend(Backend):
             )
         feeds: dict[str, Any] = {}
         seen: set[str] = set()
-        checks: list[tuple[str, int, np.ndarray[Any, Any], int]] = []
+        checks: list[tuple[str, int, np.ndarray[Any, Any]]] = []
         for index, spec_input in enumerate(runner.inputs):
             alias = spec_input.alias
             if alias in request_inputs:
-                proto = request_inputs[alias]
+                array = request_inputs[alias]
                 seen.add(alias)
-                try:
-                    array = to_ndarray(proto)
-                except HTTPError as exc:
-                    raise BadRequest(f"tensor parsing error: {alias}") from exc
-                checks.append((alias, index, array, int(proto.dtype)))
+                checks.append((alias, index, array))
             elif alias in runner.defaults:
                 array = runner.defaults[alias]
             else:
@@ -284,13 +287,15 @@ class EmbeddedBackend(Backend):
                 f"request input: {joined(request_inputs)}"
             )
         aliases = self._output_aliases(signature, request.output_filter)
-        for alias, index, array, proto_dtype in checks:
-            runner.check(alias, index, array, proto_dtype)
+        for alias, index, array in checks:
+            runner.check(alias, index, array, _data_type(array, alias))
 
         outputs = runner.run(feeds)
-        for alias in aliases:
-            self._write_tensor(outputs[alias], response.outputs[alias])
-        return response
+        return Prediction(
+            {alias: outputs[alias].numpy() for alias in aliases},
+            response_spec,
+            typed_fields=self.output_layout == "typed",
+        )
 
     @staticmethod
     def _output_aliases(signature: SignatureDef, output_filter: Sequence[str]) -> list[str]:
@@ -308,12 +313,6 @@ class EmbeddedBackend(Backend):
                 raise BadRequest(f"duplicate output tensor alias: {alias}")
             seen.add(alias)
         return list(output_filter)
-
-    def _write_tensor(self, tensor: Any, out: TensorProto) -> None:
-        """An output tensor into ``out``, typed fields or ``tensor_content`` per the layout."""
-        dtype = int(tensor.dtype.as_datatype_enum)
-        typed = self.output_layout == "typed"
-        out.CopyFrom(to_tensor_proto(tensor.numpy(), dtype=dtype, typed_fields=typed))
 
     # -- Classify / Regress ---------------------------------------------------------------------------
 
@@ -496,3 +495,12 @@ def _enum_name(dtype: int) -> str:
         return DataType.Name(dtype)  # type: ignore[arg-type]
     except ValueError:
         return str(dtype)
+
+
+def _data_type(array: np.ndarray[Any, Any], alias: str) -> int:
+    """The ``DataType`` of a request array; an array of no TensorFlow dtype is TF Serving's
+    ``tensor parsing error`` (what its message form would have been refused with)."""
+    try:
+        return data_type_of(array.dtype)
+    except HTTPError as exc:
+        raise BadRequest(f"tensor parsing error: {alias}") from exc

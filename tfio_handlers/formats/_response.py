@@ -1,7 +1,8 @@
 """Encoder-side helpers shared by the CSV, JSON lines, npy and pickle codecs.
 
-They turn the backend's response message into numpy arrays and rows: a ``PredictResponse``'s outputs
-as ``{name: ndarray}`` in name order, a ``ClassificationResponse`` as per-example ``(label, score)``
+They turn the backend's answer into numpy arrays and rows: a
+:class:`~tfio_handlers.protocol.arrays.Prediction`'s (or a ``PredictResponse``'s) outputs as
+``{name: ndarray}`` in name order, a ``ClassificationResponse`` as per-example ``(label, score)``
 lists, a ``RegressionResponse`` as a float32 vector, and any of them as named arrays for the binary
 formats. TensorFlow's and TF Serving's own message classes are accepted too (converted with
 :func:`tfio_handlers.protos.coerce`).
@@ -19,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import BadRequest, InternalError, NotAcceptable
+from ..protocol.arrays import Prediction
 from ..protos import ClassificationResponse, PredictResponse, RegressionResponse, coerce
 from ..tensors import to_ndarray
 
@@ -43,19 +45,24 @@ _KINDS: dict[str, ResponseKind] = {
 
 
 def response_kind(response: Any) -> ResponseKind:
-    """Which response message ``response`` is; anything else is an internal error."""
+    """Which answer ``response`` is; anything else is an internal error."""
+    if isinstance(response, Prediction):
+        return "predict"
     descriptor = getattr(response, "DESCRIPTOR", None)
     kind = _KINDS.get(getattr(descriptor, "full_name", ""))
     if kind is None:
         raise InternalError(
-            f"Cannot encode a {type(response).__name__}: expected a PredictResponse, "
+            f"Cannot encode a {type(response).__name__}: expected a Prediction, PredictResponse, "
             "ClassificationResponse or RegressionResponse"
         )
     return kind
 
 
 def predict_outputs(response: Any) -> dict[str, Array]:
-    """A ``PredictResponse``'s outputs as arrays, in output-name order (protobuf maps have none)."""
+    """A :class:`Prediction`'s or a ``PredictResponse``'s outputs as arrays, in output-name order
+    (protobuf maps have none)."""
+    if isinstance(response, Prediction):
+        return response.outputs
     message = coerce(response, PredictResponse)
     return {name: to_ndarray(message.outputs[name]) for name in sorted(message.outputs)}
 

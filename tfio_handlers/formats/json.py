@@ -26,12 +26,12 @@ from ..context import Context
 from ..errors import BadRequest
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType, text_of
-from ..protocol.requests import choose_method, fill_model_spec
+from ..protocol.requests import choose_method
 from ..protocol.responses import response_to_json
 from ..protocol.tfs_json import (
     JsonFormat,
     classify_request_from_json,
-    predict_request_from_json,
+    predict_arrays_from_json,
     regress_request_from_json,
 )
 from ..protocol.tfs_json.parse import parse_body
@@ -188,8 +188,9 @@ def _depth_at(data: bytes, position: int) -> int:
 
 
 def _decode_tfs(data: bytes, key: str, context: Context) -> Any:
-    spec = ModelSpec()
-    fill_model_spec(spec, context)
+    """A TF Serving body: its request for the signature ``tfs-signature`` names (the body's
+    ``signature_name`` wins); the pipeline completes the model spec from the context."""
+    spec = ModelSpec(signature_name=context.signature_name or "")
     if key == "examples":
         method = choose_method(context)
         if method == "predict":
@@ -198,7 +199,7 @@ def _decode_tfs(data: bytes, key: str, context: Context) -> Any:
         context.response_form = "tfs"
         convert = classify_request_from_json if method == "classify" else regress_request_from_json
         return convert(data, context.signature_defs, model_spec=spec, limits=context.limits)
-    request, form = predict_request_from_json(
+    request, form = predict_arrays_from_json(
         data, context.signature_defs, model_spec=spec, limits=context.limits
     )
     context.method = "predict"

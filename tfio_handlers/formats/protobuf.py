@@ -19,6 +19,7 @@ from ..context import Context
 from ..errors import BadRequest, NotAcceptable
 from ..hookspecs import Register, hookimpl
 from ..media import MediaType
+from ..protocol.arrays import as_response_message
 from ..protocol.requests import choose_method
 from ..protos import ClassificationRequest, PredictRequest, RegressionRequest, TensorProto
 
@@ -92,6 +93,7 @@ def _not_implied(full_name: str, detail: str) -> str:
 
 def encode_protobuf(response: Any, media_type: MediaType, context: Context) -> bytes:
     """Serialise the response message (or, with ``proto=tensorflow.TensorProto``, its one output)."""
+    response = as_response_message(response)
     name = _requested_type(media_type)
     size = response.ByteSize()  # the message is in memory: its size is what the answer copies
     if size > context.limits.max_response_bytes:

@@ -23,6 +23,7 @@ from typing import Any
 from ..config import Limits
 from ..protos import TensorProto, coerce
 from ..tensors import shape_of
+from .arrays import Prediction
 
 __all__ = [
     "binary_bytes",
@@ -125,6 +126,11 @@ def _itemsize(tensor: TensorProto) -> int:
         return 1
 
 
+def _array_itemsize(array: Any) -> int:
+    """Bytes per value of an array in a binary format (1 for strings, as for messages)."""
+    return 1 if array.dtype.kind in "OSU" else max(int(array.dtype.itemsize), 1)
+
+
 def check_response(
     response: Any,
     limits: Limits,
@@ -133,13 +139,27 @@ def check_response(
     *,
     overhead: int = 0,
 ) -> None:
-    """:func:`check_answer` for a backend's response message, from shapes and counts alone.
+    """:func:`check_answer` for a backend's answer (a :class:`~.arrays.Prediction` or a response
+    message), from shapes and counts alone.
 
     ``cost(dims, itemsize)`` is the format's lower bound for one tensor. A predict response's
     outputs are costed one by one (``output 'y'``); a classify response as ``[N, K]`` values
     (``K`` the mean classes per example), a regress response as ``[N]``. Anything else is left
     to the encoder (it raises its own error).
     """
+    if isinstance(response, Prediction):
+        if response.message is None:
+            check_answer(
+                [
+                    (f"output {name!r}", array.shape, cost(array.shape, _array_itemsize(array)))
+                    for name, array in response.outputs.items()
+                ],
+                limits,
+                media_type,
+                overhead=overhead,
+            )
+            return
+        response = response.message
     descriptor = getattr(response, "DESCRIPTOR", None)
     kind = _KINDS.get(getattr(descriptor, "full_name", ""))
     if kind == "predict":

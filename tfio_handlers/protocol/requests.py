@@ -28,6 +28,7 @@ from ..protos import (
 )
 from ..tensors import numpy_dtype, to_tensor_proto
 from ..tensors.casting import dtype_label, leaves_of, typed_numbers
+from .arrays import PredictArrays
 from .examples import example_from_values
 from .signatures import signature_method
 
@@ -66,9 +67,11 @@ def fill_model_spec(spec: ModelSpec, context: Context) -> None:
         spec.signature_name = context.signature_name
 
 
-def build_request(value: Any, context: Context) -> TFSRequest:
+def build_request(value: Any, context: Context) -> TFSRequest | PredictArrays:
     """Turn a decoded value into a TF Serving request for ``context``'s model and signature.
 
+    * :class:`~.arrays.PredictArrays` (the TF Serving JSON codec's) passes through, its model spec
+      completed from ``context``;
     * a request message (ours or TF Serving's class) passes through, and sets the method;
     * a ``TensorProto`` is the single input of a predict request;
     * for a classify or regress signature: a dict is one example, a list of dicts several, a flat list
@@ -76,6 +79,12 @@ def build_request(value: Any, context: Context) -> TFSRequest:
     * for predict: a dict maps input names to values; anything else is the single input's value,
       already batched (the JSON codec adds the batch dimension to a flat list).
     """
+    if isinstance(value, PredictArrays):
+        context.method = "predict"
+        if value.model_spec.signature_name:
+            context.signature_name = value.model_spec.signature_name
+        fill_model_spec(value.model_spec, context)
+        return value
     if isinstance(value, Message):
         return _from_message(value, context)
     method = choose_method(context)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,10 @@ from ..protos import (
     TensorProto,
     coerce,
 )
-from ..tensors import to_ndarray
+from ..tensors import TYPED_FIELDS, data_type_of, to_ndarray
 from ._json_compact import dumps
 from .answer_size import check_response, flat_text_bytes, nested_text_bytes
+from .arrays import Array, Prediction
 from .tfs_json import (
     JsonFormat,
     classification_result_to_json,
@@ -45,32 +47,25 @@ __all__ = [
     "response_to_tfs_json",
 ]
 
-_TYPED_FIELD = {
-    1: "floatVal",
-    2: "doubleVal",
-    3: "intVal",
-    4: "intVal",
-    5: "intVal",
-    6: "intVal",
-    7: "stringVal",
-    9: "int64Val",
-    10: "boolVal",
-    17: "intVal",
-    19: "halfVal",
-    14: "halfVal",
-    22: "uint32Val",
-    23: "uint64Val",
-    8: "scomplexVal",
-    18: "dcomplexVal",
-}
 _INT64_AS_STRING = {"int64Val", "uint64Val"}
 
 
-def _message_kind(response: Message) -> str:
+_PREDICT = "tensorflow.serving.PredictResponse"
+
+
+def _message_kind(response: Prediction | Message) -> str:
+    if isinstance(response, Prediction):
+        return _PREDICT
     return response.DESCRIPTOR.full_name
 
 
-def response_to_tfs_json(response: Message, context: Context) -> bytes:
+def _json_name(field: str) -> str:
+    """A ``TensorProto`` field's proto3 JSON name: ``float_val`` → ``floatVal``."""
+    head, *rest = field.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def response_to_tfs_json(response: Prediction | Message, context: Context) -> bytes:
     """TF Serving's REST JSON of ``response``: row (``predictions``) unless the request was columnar.
 
     The answer is bounded first (``Limits.max_response_bytes``, 413): nested lists cost at least
@@ -79,11 +74,9 @@ def response_to_tfs_json(response: Message, context: Context) -> bytes:
     check_tfs_json_answer(response, context.limits)
     kind = _message_kind(response)
     strict = context.settings.strict_json
-    if kind == "tensorflow.serving.PredictResponse":
+    if kind == _PREDICT:
         form = JsonFormat.COLUMNAR if context.response_form == "columnar" else JsonFormat.ROW
-        return predict_response_to_json(
-            coerce(response, PredictResponse), form, strict=strict, fast=True
-        )
+        return predict_response_to_json(response, form, strict=strict, fast=True)
     if kind == "tensorflow.serving.ClassificationResponse":
         classification = coerce(response, ClassificationResponse).result
         return classification_result_to_json(classification, strict=strict)
@@ -93,7 +86,7 @@ def response_to_tfs_json(response: Message, context: Context) -> bytes:
     raise BadRequest(f"Cannot write a {kind} as TF Serving JSON")
 
 
-def response_to_json(response: Message, context: Context) -> bytes:
+def response_to_json(response: Prediction | Message, context: Context) -> bytes:
     """JSON in the form ``context.response_form`` asks for (see :data:`.context.ResponseForm`)."""
     form = context.response_form or context.settings.json_response_style
     if form == "legacy":
@@ -102,7 +95,7 @@ def response_to_json(response: Message, context: Context) -> bytes:
     return response_to_tfs_json(response, context)
 
 
-def check_tfs_json_answer(response: Message, limits: Limits) -> None:
+def check_tfs_json_answer(response: Prediction | Message, limits: Limits) -> None:
     """Refuse (413) a response whose TF Serving JSON would pass ``limits.max_response_bytes``,
     before writing it: nested lists cost at least their brackets (``[N, 0]`` costs ``3N``)."""
     check_response(response, limits, "application/json", _nested_cost, overhead=16)
@@ -134,17 +127,25 @@ def _float_list(values: np.ndarray, strict: bool) -> list[Any]:
     return items
 
 
-def _tensor_document(tensor: TensorProto, strict: bool) -> dict[str, Any]:
-    """The proto3 JSON object of ``tensor`` with its values in the typed field TF Serving fills."""
-    doc: dict[str, Any] = {"dtype": _dtype_enum_name(tensor.dtype)}
-    dims = [{"size": str(d.size)} for d in tensor.tensor_shape.dim]
+def _tensor_document(tensor: TensorProto | Array, strict: bool) -> dict[str, Any]:
+    """The proto3 JSON object of ``tensor`` (a message or an array) with its values in the typed
+    field TF Serving fills."""
+    if isinstance(tensor, np.ndarray):
+        dtype, shape, unknown_rank = data_type_of(tensor.dtype), tensor.shape, False
+    else:
+        dtype = int(tensor.dtype)
+        shape = tuple(d.size for d in tensor.tensor_shape.dim)
+        unknown_rank = tensor.tensor_shape.unknown_rank
+    doc: dict[str, Any] = {"dtype": _dtype_enum_name(dtype)}
+    dims = [{"size": str(size)} for size in shape]
     doc["tensorShape"] = {"dim": dims} if dims else {}
-    if tensor.tensor_shape.unknown_rank:
+    if unknown_rank:
         doc["tensorShape"]["unknownRank"] = True
-    field = _TYPED_FIELD.get(tensor.dtype)
-    if field is None:
+    typed = TYPED_FIELDS.get(dtype)
+    if typed is None:
         raise Unimplemented(f"Cannot write a tensor of dtype {doc['dtype']} as JSON")
-    array = to_ndarray(tensor)
+    field = _json_name(typed)
+    array = tensor if isinstance(tensor, np.ndarray) else to_ndarray(tensor)
     flat = array.reshape(-1)
     if field == "stringVal":
         doc[field] = [base64.b64encode(bytes(v)).decode("ascii") for v in flat]
@@ -188,14 +189,13 @@ def _dtype_enum_name(dtype: int) -> str:
     return value.name if value is not None else str(dtype)
 
 
-def _model_spec_document(response: Message) -> dict[str, Any] | None:
-    spec = getattr(response, "model_spec", None)
-    if spec is None or not spec.ByteSize():
+def _model_spec_document(spec: Message) -> dict[str, Any] | None:
+    if not spec.ByteSize():
         return None
     return json_format.MessageToDict(spec, descriptor_pool=POOL)
 
 
-def response_to_legacy_json(response: Message, *, strict: bool = False) -> bytes:
+def response_to_legacy_json(response: Prediction | Message, *, strict: bool = False) -> bytes:
     """The proto3 JSON of ``response`` (camelCase names, int64 as strings), as ``MessageToJson`` writes it.
 
     Tensors are written with their values in the typed field (``floatVal``, ...) whatever layout the
@@ -206,15 +206,21 @@ def response_to_legacy_json(response: Message, *, strict: bool = False) -> bytes
         return _dumps(_classification_document(coerce(response, ClassificationResponse)))
     if kind == "tensorflow.serving.RegressionResponse":
         return _dumps(_regression_document(coerce(response, RegressionResponse)))
-    if kind != "tensorflow.serving.PredictResponse":
-        doc = json_format.MessageToDict(response, descriptor_pool=POOL)
-        return _dumps(doc)
-    predict = coerce(response, PredictResponse)
-    outputs = {
-        name: _tensor_document(predict.outputs[name], strict) for name in sorted(predict.outputs)
+    if kind != _PREDICT:
+        assert isinstance(response, Message)
+        return _dumps(json_format.MessageToDict(response, descriptor_pool=POOL))
+    if isinstance(response, Prediction) and response.message is None:
+        tensors: Mapping[str, TensorProto | Array] = response.outputs
+        spec_holder: Message = response.model_spec
+    else:
+        message = response.message if isinstance(response, Prediction) else response
+        predict = coerce(message, PredictResponse)
+        tensors = {name: predict.outputs[name] for name in sorted(predict.outputs)}
+        spec_holder = predict.model_spec
+    doc: dict[str, Any] = {
+        "outputs": {name: _tensor_document(tensor, strict) for name, tensor in tensors.items()}
     }
-    doc = {"outputs": outputs}
-    spec = _model_spec_document(predict)
+    spec = _model_spec_document(spec_holder)
     if spec is not None:
         doc["modelSpec"] = spec
     return _dumps(doc)

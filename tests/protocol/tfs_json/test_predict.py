@@ -233,9 +233,9 @@ def test_non_finite_tokens() -> None:
     ("dtype", "body", "field", "expected"),
     [
         (DT_INT32, "[-2147483648, 2147483647]", "int_val", [-2147483648, 2147483647]),
-        (DT_INT16, "[100000]", "int_val", [100000]),  # no narrower range check
-        (DT_INT8, "[-1000]", "int_val", [-1000]),
-        (DT_UINT8, "[-1]", "int_val", [-1]),
+        (DT_INT16, "[-32768, 32767]", "int_val", [-32768, 32767]),
+        (DT_INT8, "[-128, 127]", "int_val", [-128, 127]),
+        (DT_UINT8, "[0, 255]", "int_val", [0, 255]),
         (
             DT_INT64,
             "[-9223372036854775808, 9223372036854775807]",
@@ -254,6 +254,19 @@ def test_accepted_leaves(dtype: int, body: str, field: str, expected: list[Any])
     tensors, _ = request(f'{{"inputs": {body}}}', x=dtype)
     assert tensors["x"].dtype == dtype
     assert list(getattr(tensors["x"], field)) == expected
+
+
+@pytest.mark.parametrize(
+    ("dtype", "body"),
+    [(DT_INT16, "[100000]"), (DT_INT8, "[-1000]"), (DT_UINT8, "[-1]"), (DT_UINT8, "[1, 256]")],
+)
+def test_narrow_integers_out_of_range(dtype: int, body: str) -> None:
+    """TF Serving checks only the int32 range and TensorFlow then wraps the value (300 → 44 for
+    int8); the value is refused instead, as a tensor that cannot be read (a deliberate departure,
+    docs/formats/tfs-json.md)."""
+    for form in ("inputs", "instances"):
+        with pytest.raises(BadRequest, match=r"^tensor parsing error: x$"):
+            request(f'{{"{form}": {body}}}', x=dtype)
 
 
 TYPE_ERRORS = [

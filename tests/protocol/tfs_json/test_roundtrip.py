@@ -23,7 +23,7 @@ from tfio_handlers.protocol.tfs_json import (
     predict_request_from_json,
     predict_response_to_json,
 )
-from tfio_handlers.protocol.tfs_json.text import decimal_texts
+from tfio_handlers.protocol.tfs_json.text import SMALL, decimal_texts
 from tfio_handlers.protos import SignatureDef
 from tfio_handlers.tensors import data_type_of, to_ndarray, to_tensor_proto
 
@@ -163,6 +163,24 @@ def test_float32_texts_match_the_reference(values: np.ndarray) -> None:
 def test_float64_texts_match_the_reference(values: np.ndarray) -> None:
     expected = [_reference_decimal(float(v), False) for v in values]
     assert decimal_texts(values, single=False, strict=False) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([np.dtype(np.float32), np.dtype(np.float64)]).flatmap(
+        lambda dtype: hnp.arrays(dtype, st.integers(1, SMALL), elements=hnp.from_dtype(dtype))
+    ),
+    st.booleans(),
+)
+def test_small_arrays_are_written_as_the_bulk_path_writes_them(
+    values: np.ndarray, strict: bool
+) -> None:
+    """Arrays of up to ``SMALL`` values take a value-by-value path: the same texts as the bulk
+    path gives the same values inside a bigger array."""
+    single = values.dtype == np.float32
+    padded = np.concatenate([values, np.zeros(SMALL + 1, values.dtype)])
+    bulk = decimal_texts(padded, single=single, strict=strict)[: values.size]
+    assert decimal_texts(values, single=single, strict=strict) == bulk
 
 
 def test_float32_texts_over_many_magnitudes() -> None:

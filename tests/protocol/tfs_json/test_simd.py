@@ -321,26 +321,24 @@ def test_without_simdjson_nothing_is_answered() -> None:
 # -- the request it builds ------------------------------------------------------------------------
 
 
-def test_predict_request_matches_the_exact_path() -> None:
+def test_the_request_it_builds_matches_the_exact_path() -> None:
     spec = ModelSpec(name="m", signature_name="other")
     spec.version.value = 3
     for body in (
         b'{"instances": [[1, 2], [3, 4]]}',
         b'{"signature_name": "serving_default", "inputs": [[1.5]]}',
     ):
-        built = _simd.predict_request(body, SIGS, model_spec=spec)
-        assert built is not None
-        request, form = built
-        reference, reference_form = rest_json.predict_request_from_json(
+        assert _simd.decode_predict(body, SIGS, signature_name="other") is not None
+        request, form = rest_json.predict_arrays_from_json(body, SIGS, model_spec=spec)
+        reference, reference_form = rest_json.predict_arrays_from_json(
             body, SIGS, model_spec=spec, fast=False
         )
-        assert form == reference_form.value
+        assert form == reference_form
         assert request.model_spec == reference.model_spec
         assert set(request.inputs) == set(reference.inputs)
-        for name, tensor in request.inputs.items():
-            assert tensor.dtype == reference.inputs[name].dtype
-            assert same(to_ndarray(tensor), to_ndarray(reference.inputs[name]))
-    assert _simd.predict_request(b'{"instances": ["a"]}', SIGS) is None
+        for name, array in request.inputs.items():
+            assert same(array, reference.inputs[name])
+    assert _simd.decode_predict(b'{"instances": ["a"]}', SIGS) is None
 
 
 def test_model_spec_signature_is_used_when_the_body_names_none() -> None:
@@ -349,11 +347,15 @@ def test_model_spec_signature_is_used_when_the_body_names_none() -> None:
         "ints": signatures(DT_INT64)["other"],
     }
     body = b'{"instances": [1, 2]}'
-    assert _simd.predict_request(body, sigs) is None  # serving_default takes strings
-    built = _simd.predict_request(body, sigs, model_spec=ModelSpec(signature_name="ints"))
-    assert built is not None
-    assert built[0].model_spec.signature_name == "ints"
-    assert to_ndarray(built[0].inputs["x"]).dtype == np.int64
+    assert _simd.decode_predict(body, sigs) is None  # serving_default takes strings
+    decoded = _simd.decode_predict(body, sigs, signature_name="ints")
+    assert decoded is not None
+    assert decoded.array.dtype == np.int64
+    request, _ = rest_json.predict_arrays_from_json(
+        body, sigs, model_spec=ModelSpec(signature_name="ints")
+    )
+    assert request.model_spec.signature_name == "ints"
+    assert request.inputs["x"].dtype == np.int64
 
 
 def test_a_single_signature_def_is_used_whatever_the_body_names() -> None:

@@ -23,6 +23,7 @@ from .examples import example_from_json_object
 from .requests import (
     JsonFormat,
     classify_request_from_json,
+    predict_arrays_from_json,
     predict_request_from_json,
     regress_request_from_json,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "classification_result_to_json",
     "classify_request_from_json",
     "example_from_json_object",
+    "predict_arrays_from_json",
     "predict_request_from_json",
     "predict_response_to_json",
     "regress_request_from_json",

@@ -4,8 +4,9 @@ This is ``tensorflow_serving/util/json_tensor.cc`` (and the signature lookup of
 ``http_rest_api_handler.cc``) in Python: the same accepted inputs, the same tensors, the same
 error messages (responses: :mod:`.responses`).
 
-* :func:`predict_request_from_json` — ``{"instances": ...}`` (row) or ``{"inputs": ...}``
-  (columnar) → ``PredictRequest`` and the :class:`JsonFormat` the response must use;
+* :func:`predict_arrays_from_json` — ``{"instances": ...}`` (row) or ``{"inputs": ...}``
+  (columnar) → :class:`~tfio_handlers.protocol.arrays.PredictArrays` and the :class:`JsonFormat`
+  the response must use (:func:`predict_request_from_json`: the same as a ``PredictRequest``);
 * :func:`classify_request_from_json`, :func:`regress_request_from_json` — ``{"examples": [...],
   "context": {...}}`` → ``ClassificationRequest`` / ``RegressionRequest``.
 
@@ -14,9 +15,9 @@ the status TF Serving answers with: :class:`BadRequest` (400) for its ``InvalidA
 :class:`Unimplemented` (501) for a columnar input of a dtype JSON cannot carry.
 
 Bodies are parsed by :mod:`.parse` (a fast path, with RapidJSON's exact behaviour as the
-fallback); the request tensors carry TF Serving's typed ``*_val`` fields, typed by the
-signature's dtypes. Limits (:class:`~tfio_handlers.config.Limits`, default :data:`DEFAULT_LIMITS`)
-are enforced before tensors are built: ``max_body_bytes`` (413), ``max_depth`` on the rank of each
+fallback); the request tensors are typed by the signature's dtypes. Limits
+(:class:`~tfio_handlers.config.Limits`, default :data:`DEFAULT_LIMITS`) are enforced before
+tensors are built: ``max_body_bytes`` (413), ``max_depth`` on the rank of each
 tensor value (400), ``max_elements`` on each tensor (413) and ``max_string_bytes`` on each string
 (413). Deliberate departures from TF Serving are listed in ``docs/formats/tfs-json.md``.
 """
@@ -43,7 +44,7 @@ from ...protos import (
     RegressionRequest,
     coerce,
 )
-from ...tensors import data_type_of
+from ..arrays import Array, PredictArrays
 from . import simd
 from .examples import example_from_json_object
 from .parse import MISSING, find_member, members, parse_body, to_bytes
@@ -55,8 +56,8 @@ from .tensor import (
     dense_shape,
     is_b64_object,
     is_object,
-    tensor_bytes,
     tensor_values,
+    values_array,
 )
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "DEFAULT_SIGNATURE",
     "JsonFormat",
     "classify_request_from_json",
+    "predict_arrays_from_json",
     "predict_request_from_json",
     "regress_request_from_json",
 ]
@@ -152,15 +154,15 @@ def _input_dtypes(signatures: Mapping[str, Any] | Message, signature_name: str) 
     return dtypes
 
 
-def predict_request_from_json(
+def predict_arrays_from_json(
     body: Body,
     signatures: Mapping[str, Any] | Message,
     *,
     model_spec: Any = None,
     limits: Limits | None = None,
     fast: bool = True,
-) -> tuple[PredictRequest, JsonFormat]:
-    """A TF Serving predict body → ``(PredictRequest, JsonFormat)``, as TF Serving converts it.
+) -> tuple[PredictArrays, JsonFormat]:
+    """A TF Serving predict body → ``(PredictArrays, JsonFormat)``, as TF Serving converts it.
 
     ``signatures`` maps signature names to ``SignatureDef`` messages (ours or TensorFlow's); the
     body's ``signature_name`` (else ``model_spec.signature_name``, else ``serving_default``)
@@ -171,21 +173,21 @@ def predict_request_from_json(
     ``model_spec`` (ours or TensorFlow's, e.g. from the URL) is copied into the request; the
     body's ``signature_name`` then replaces its signature name. The format says whether the
     body used ``instances`` (row: answer with ``predictions``) or ``inputs`` (columnar: answer
-    with ``outputs``).
+    with ``outputs``). Each input is an array of the signature's dtype holding the values TF
+    Serving's tensor would hold.
 
     A body of one numeric tensor for a single-input signature first goes to the simdjson fast path
     (:mod:`.simd`, when pysimdjson is installed), which answers only when it proves the result
     equals this function's exact path; ``fast=False`` runs the exact path alone.
     """
     limits = DEFAULT_LIMITS if limits is None else limits
-    quick = _fast_predict(body, signatures, model_spec, limits) if fast else None
+    spec = ModelSpec() if model_spec is None else _copy_spec(model_spec)
+    quick = _fast_predict(body, signatures, spec, limits) if fast else None
     if quick is not None:
         return quick
     document = _parse(body, limits)
-    request = PredictRequest()
-    _fill_spec(request, model_spec)
-    _signature_name(document, request.model_spec)
-    dtypes = _input_dtypes(signatures, request.model_spec.signature_name)
+    _signature_name(document, spec)
+    dtypes = _input_dtypes(signatures, spec.signature_name)
     instances = find_member(document, "instances")
     inputs = find_member(document, "inputs")
     if instances is not MISSING:
@@ -199,38 +201,52 @@ def predict_request_from_json(
             raise _format_error(document, "Expecting 'instances' to be an list/array")
         if not instances:
             raise _format_error(document, "No values in 'instances' array")
-        tensors = _from_instances(instances, dtypes, limits)
+        arrays = _from_instances(instances, dtypes, limits)
         form = JsonFormat.ROW
     elif inputs is not MISSING:
-        tensors = _from_inputs(inputs, dtypes, limits)
+        arrays = _from_inputs(inputs, dtypes, limits)
         form = JsonFormat.COLUMNAR
     else:
         raise BadRequest("Missing 'inputs' or 'instances' key")
-    for name, data in tensors.items():
-        request.inputs[name].MergeFromString(data)
-    return request, form
+    return PredictArrays(arrays, spec), form
+
+
+def predict_request_from_json(
+    body: Body,
+    signatures: Mapping[str, Any] | Message,
+    *,
+    model_spec: Any = None,
+    limits: Limits | None = None,
+    fast: bool = True,
+) -> tuple[PredictRequest, JsonFormat]:
+    """:func:`predict_arrays_from_json` as the ``PredictRequest`` TF Serving builds: every tensor
+    in its dtype's typed ``*_val`` field. For clients of a remote TF Serving (gRPC) and tests."""
+    arrays, form = predict_arrays_from_json(
+        body, signatures, model_spec=model_spec, limits=limits, fast=fast
+    )
+    return arrays.to_message(typed_fields=True), form
+
+
+def _copy_spec(model_spec: Any) -> ModelSpec:
+    spec = ModelSpec()
+    spec.CopyFrom(coerce(model_spec, ModelSpec))
+    return spec
 
 
 def _fast_predict(
-    body: Body, signatures: Mapping[str, Any] | Message, model_spec: Any, limits: Limits
-) -> tuple[PredictRequest, JsonFormat] | None:
+    body: Body, signatures: Mapping[str, Any] | Message, spec: ModelSpec, limits: Limits
+) -> tuple[PredictArrays, JsonFormat] | None:
     """The simdjson fast path (:mod:`.simd`): a numeric single-input body, proved to give the
-    exact path's tensor, becomes the very message the exact path builds (typed fields written
-    as raw packed bytes) without one Python number built. ``None``: take the exact path."""
-    spec_name = coerce(model_spec, ModelSpec).signature_name if model_spec is not None else None
-    decoded = simd.decode_predict(body, signatures, signature_name=spec_name or None, limits=limits)
+    exact path's tensor, without one Python number built. ``None``: take the exact path."""
+    decoded = simd.decode_predict(
+        body, signatures, signature_name=spec.signature_name or None, limits=limits
+    )
     if decoded is None:
         return None
-    request = PredictRequest()
-    _fill_spec(request, model_spec)
     if decoded.signature_name is not None:
-        request.model_spec.signature_name = decoded.signature_name
-    array = decoded.array
-    request.inputs[decoded.input_name].MergeFromString(
-        tensor_bytes(data_type_of(array.dtype), list(array.shape), array.reshape(-1))
-    )
+        spec.signature_name = decoded.signature_name
     form = JsonFormat.ROW if decoded.form == "row" else JsonFormat.COLUMNAR
-    return request, form
+    return PredictArrays({decoded.input_name: decoded.array}, spec), form
 
 
 def _check_rank(dims: list[int], limits: Limits) -> None:
@@ -292,9 +308,9 @@ class _Instances:
         chunks.append(values)
         self.limits.check_elements(size * len(chunks), f"input '{name}'")
 
-    def tensors(self, count: int) -> dict[str, bytes]:
-        """The batched tensors of ``count`` instances."""
-        out = {}
+    def arrays(self, count: int) -> dict[str, Array]:
+        """The batched arrays of ``count`` instances."""
+        out: dict[str, Array] = {}
         for name, chunks in self.chunks.items():
             if len(chunks) != count:
                 # An instance that repeats a name adds its values twice: TF Serving builds a
@@ -307,7 +323,7 @@ class _Instances:
                 values = [s for chunk in chunks for s in chunk]
             else:
                 values = np.concatenate(chunks) if chunks else np.empty(0)
-            out[name] = tensor_bytes(dtype, dims, values)
+            out[name] = values_array(dtype, dims, values, name)
         return out
 
 
@@ -317,7 +333,7 @@ def _shape_text(dims: list[int]) -> str:
 
 def _from_instances(
     instances: list[Any], dtypes: dict[str, int], limits: Limits
-) -> dict[str, bytes]:
+) -> dict[str, Array]:
     """``FillTensorMapFromInstancesList``."""
     first = instances[0]
     if not is_object(first) and len(dtypes) > 1:
@@ -360,12 +376,12 @@ def _from_instances(
                     f"Failed to process element: {index} of 'instances' list. "
                     f"Error: {status.to_string()}"
                 ) from None
-    return accumulator.tensors(len(instances))
+    return accumulator.arrays(len(instances))
 
 
-def _from_inputs(value: Any, dtypes: dict[str, int], limits: Limits) -> dict[str, bytes]:
+def _from_inputs(value: Any, dtypes: dict[str, int], limits: Limits) -> dict[str, Array]:
     """``FillTensorMapFromInputsMap``."""
-    out = {}
+    out: dict[str, Array] = {}
     try:
         if not is_object(value) or is_b64_object(value):
             if len(dtypes) > 1:
@@ -375,14 +391,14 @@ def _from_inputs(value: Any, dtypes: dict[str, int], limits: Limits) -> dict[str
                 )
             (name,) = dtypes
             dims, values = _convert(value, dtypes[name], limits, f"input '{name}'")
-            out[name] = tensor_bytes(dtypes[name], dims, values)
+            out[name] = values_array(dtypes[name], dims, values, name)
             return out
         for name in sorted(dtypes):
             item = find_member(value, name)
             if item is MISSING:
                 raise BadRequest(f"Missing named input: {name} in 'inputs' object.")
             dims, values = _convert(item, dtypes[name], limits, f"input '{name}'")
-            out[name] = tensor_bytes(dtypes[name], dims, values)
+            out[name] = values_array(dtypes[name], dims, values, name)
     except TfsStatus as status:
         raise _http_error(status) from None
     return out

@@ -36,7 +36,8 @@ from ...protos import (
     TensorProto,
     coerce,
 )
-from ...tensors import dtype_name, shape_of, to_ndarray
+from ...tensors import data_type_of, dtype_name, shape_of, to_ndarray
+from ..arrays import Array, Prediction
 from .rapidjson_writer import escape_string
 from .requests import JsonFormat
 from .text import indent, nested_text, row_item_texts, value_texts
@@ -65,15 +66,28 @@ _KIND: Final[dict[int, str]] = {
 
 
 class _Output:
-    """One output tensor: its name, shape, and (lazily) the JSON text of its values."""
+    """One output tensor: its name, dtype, shape, and (lazily) its values and their JSON text.
 
-    def __init__(self, name: str, proto: TensorProto) -> None:
+    Made from an array (the embedded backend's answer) or from a ``TensorProto`` (a remote
+    backend's), read only when its values are written.
+    """
+
+    def __init__(self, name: str, tensor: TensorProto | Array) -> None:
         self.name = name
-        self.proto = proto
-        self.dtype = int(proto.dtype)
-        self.dims = list(shape_of(proto.tensor_shape))
+        self._tensor = tensor
+        if isinstance(tensor, np.ndarray):
+            self.dtype = data_type_of(tensor.dtype)
+            self.dims = list(tensor.shape)
+        else:
+            self.dtype = int(tensor.dtype)
+            self.dims = list(shape_of(tensor.tensor_shape))
         self.kind = _KIND.get(self.dtype)
         self.b64 = self.dtype == DT_STRING and name.endswith("_bytes")
+
+    def values(self) -> Array:
+        """The values, as an array of the output's shape."""
+        tensor = self._tensor
+        return tensor if isinstance(tensor, np.ndarray) else to_ndarray(tensor)
 
     def texts(self, strict: bool, depth: int) -> list[str]:
         """The values' JSON texts; ``depth`` is the containers open around each value."""
@@ -83,21 +97,29 @@ class _Output:
             raise BadRequest(
                 f"Failed to write JSON value for tensor type: {dtype_name(self.dtype)}"
             )
-        values = to_ndarray(self.proto)
-        return value_texts(values, self.kind, strict=strict, b64_depth=depth if self.b64 else None)
+        return value_texts(
+            self.values(), self.kind, strict=strict, b64_depth=depth if self.b64 else None
+        )
 
 
 def _outputs(response_or_outputs: Any) -> list[_Output]:
+    """The outputs of a :class:`Prediction`, a ``PredictResponse`` or a mapping of name to
+    ``TensorProto`` or array, in name order."""
+    if isinstance(response_or_outputs, Prediction):
+        message = response_or_outputs.message
+        if message is None:
+            return [_Output(k, v) for k, v in response_or_outputs.outputs.items()]
+        response_or_outputs = message
     if isinstance(response_or_outputs, Message):
         tensors: Mapping[str, Any] = coerce(response_or_outputs, PredictResponse).outputs
     else:
         tensors = response_or_outputs
     out = []
     for name in sorted(tensors):
-        proto = tensors[name]
-        if not isinstance(proto, TensorProto):
-            proto = coerce(proto, TensorProto)
-        out.append(_Output(name, proto))
+        tensor = tensors[name]
+        if not isinstance(tensor, (TensorProto, np.ndarray)):
+            tensor = coerce(tensor, TensorProto)
+        out.append(_Output(name, tensor))
     return out
 
 
@@ -107,7 +129,7 @@ path when the caller asks for it (``fast=True``): see that function."""
 
 
 def predict_response_to_json(
-    response_or_outputs: PredictResponse | Message | Mapping[str, Any],
+    response_or_outputs: Prediction | PredictResponse | Message | Mapping[str, Any],
     format: JsonFormat | str,
     *,
     strict: bool = False,
@@ -120,8 +142,9 @@ def predict_response_to_json(
     object per item. Columnar: ``{"outputs": <tensor>}`` or ``{"outputs": {name: tensor}}``.
     Outputs are written in name order (TF Serving's map order is unspecified). An output whose
     name ends in ``_bytes`` and holds strings is written as ``{"b64": ...}`` objects. The text,
-    whitespace included, is what TF Serving writes; values are read with
-    :func:`~tfio_handlers.tensors.to_ndarray`, so ``tensor_content`` works too.
+    whitespace included, is what TF Serving writes. A :class:`Prediction` of arrays is written
+    from its arrays; tensors are read with :func:`~tfio_handlers.tensors.to_ndarray`, so
+    ``tensor_content`` works too.
 
     ``strict=True`` writes RFC 8259 JSON: NaN and infinities become ``null`` and strings that
     are not UTF-8 get U+FFFD; otherwise (TF Serving's way) they are the bare tokens ``NaN``,
@@ -206,7 +229,7 @@ def _fast_json(outputs: list[_Output], format: JsonFormat) -> bytes | None:
     for output in outputs:
         if output.kind not in _FAST_KINDS:
             return None
-        array = to_ndarray(output.proto)
+        array = output.values()
         if output.kind in ("float", "double") and not np.isfinite(array).all():
             return None
         arrays[output.name] = np.ascontiguousarray(array) if array.ndim else array.item()

@@ -61,9 +61,6 @@ from ...protos import (
     DT_UINT8,
     DT_UINT32,
     DT_UINT64,
-    ModelSpec,
-    PredictRequest,
-    coerce,
 )
 
 if TYPE_CHECKING:
@@ -76,7 +73,6 @@ __all__ = [
     "JsonForm",
     "available",
     "decode_predict",
-    "predict_request",
 ]
 
 JsonForm = Literal["row", "columnar"]
@@ -183,7 +179,7 @@ def decode_predict(
 ) -> FastPredict | None:
     """The tensor of a ``{"instances"|"inputs": <numeric array>}`` body, or ``None``.
 
-    Arguments as :func:`~tfio_handlers.protocol.rest_json.predict_request_from_json` takes them:
+    Arguments as :func:`~.requests.predict_arrays_from_json` takes them:
     ``signatures`` maps signature names to ``SignatureDef`` (as the request ``Context`` holds
     them), or is the one ``SignatureDef`` to use whatever the body names; the signature is the
     body's ``signature_name``, else ``signature_name`` (the ``model_spec``'s), else
@@ -504,50 +500,3 @@ def _convert(
         if low < bounds[0] or high > bounds[1]:
             return None
     return flat.astype(np_dtype)
-
-
-# -- a PredictRequest -------------------------------------------------------------------------------
-
-
-def predict_request(
-    body: bytes | bytearray | memoryview | str,
-    signatures: Mapping[str, SignatureDef] | Message,
-    *,
-    model_spec: ModelSpec | Message | None = None,
-    limits: Limits | None = None,
-) -> tuple[PredictRequest, JsonForm] | None:
-    """:func:`decode_predict` as the ``PredictRequest`` the exact path would build, or ``None``.
-
-    Same arguments and result as :func:`~tfio_handlers.protocol.rest_json.predict_request_from_json`
-    (the form as ``"row"``/``"columnar"``, ``JsonFormat``'s values): ``model_spec`` is copied in
-    and its signature name is used when the body names none; the body's ``signature_name``
-    replaces it. The input is written as ``tensor_content`` (one copy of the array, no typed
-    field), which reads back to the same array as the exact path's typed fields.
-    """
-    spec = None if model_spec is None else coerce(model_spec, ModelSpec)
-    fast = decode_predict(
-        body,
-        signatures,
-        signature_name=spec.signature_name if spec is not None else None,
-        limits=limits,
-    )
-    if fast is None:
-        return None
-    request = PredictRequest()
-    if spec is not None:
-        request.model_spec.CopyFrom(spec)
-    if fast.signature_name is not None:
-        request.model_spec.signature_name = fast.signature_name
-    array = fast.array
-    tensor = request.inputs[fast.input_name]
-    tensor.dtype = _DT_OF[array.dtype]  # type: ignore[assignment]
-    dims = tensor.tensor_shape.dim
-    for d in array.shape:
-        dims.add().size = d
-    tensor.tensor_content = array.tobytes()
-    return request, fast.form
-
-
-_DT_OF: Final[dict[np.dtype[Any], int]] = {
-    np_dtype: dtype for dtype, (_, np_dtype, _) in _DTYPES.items()
-}

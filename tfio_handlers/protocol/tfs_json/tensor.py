@@ -4,7 +4,7 @@ TF Serving reads a tensor from a JSON value in two steps: ``GetDenseTensorShape`
 from the first element at every level, then ``FillTensorProto`` walks the value depth first,
 checking every list's length and every leaf's level and type against that shape and the
 signature's dtype. :func:`tensor_values` does both, with TF Serving's messages, and returns the
-flat values; :func:`tensor_bytes` serializes them as TF Serving's typed ``*_val`` fields.
+flat values, which :mod:`.requests` shapes into arrays.
 
 Large numeric tensors take a vectorized path (level-by-level flattening, one type census of the
 leaves, one numpy conversion); anything it does not accept at once is walked again, slowly and
@@ -26,6 +26,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from ...errors import BadRequest
 from ...protos import (
     DT_BOOL,
     DT_DOUBLE,
@@ -39,7 +40,7 @@ from ...protos import (
     DT_UINT32,
     DT_UINT64,
 )
-from ...tensors import dtype_name, encode_varint
+from ...tensors import dtype_name, numpy_dtype
 from .rapidjson_reader import JsonObject
 from .rapidjson_writer import debug_string
 
@@ -52,8 +53,8 @@ __all__ = [
     "is_b64_object",
     "is_object",
     "json_type",
-    "tensor_bytes",
     "tensor_values",
+    "values_array",
 ]
 
 INVALID_ARGUMENT: Final = "INVALID_ARGUMENT"
@@ -334,77 +335,24 @@ def _leaf(value: Any, dtype: int) -> Any:
     raise type_error(value, dtype)
 
 
-# --------------------------------------------------------------------------------------------
-# Serialization: TensorProto bytes with TF Serving's typed fields
-# --------------------------------------------------------------------------------------------
+def values_array(dtype: int, dims: list[int], values: Values, name: str) -> npt.NDArray[Any]:
+    """Flat values (from :func:`tensor_values`) as the array of ``dtype`` and shape ``dims`` that
+    TF Serving's tensor holds.
 
-# TensorProto field numbers of the typed value fields.
-_FIELD: Final[dict[int, int]] = {
-    DT_FLOAT: 5,
-    DT_DOUBLE: 6,
-    DT_INT32: 7,
-    DT_INT16: 7,
-    DT_INT8: 7,
-    DT_UINT8: 7,
-    DT_STRING: 8,
-    DT_INT64: 10,
-    DT_BOOL: 11,
-    DT_UINT32: 16,
-    DT_UINT64: 17,
-}
-
-
-def _varints(values: npt.NDArray[Any]) -> bytes:
-    """Protobuf varints of integers (negatives as 64-bit two's complement), vectorized."""
-    if values.size == 0:
-        return b""
-    v = values.astype(np.int64).view(np.uint64) if values.dtype != np.uint64 else values
-    v = v.astype(np.uint64, copy=False)
-    sizes = np.ones(v.shape, np.int64)
-    for k in range(1, 10):
-        sizes += v >= np.uint64(1 << (7 * k))
-    starts = np.cumsum(sizes) - sizes
-    out = np.zeros(int(sizes.sum()), np.uint8)
-    for k in range(10):
-        mask = sizes > k
-        if not mask.any():
-            break
-        part = (v[mask] >> np.uint64(7 * k)) & np.uint64(0x7F)
-        more = (sizes[mask] > k + 1).astype(np.uint64) << np.uint64(7)
-        out[starts[mask] + k] = (part | more).astype(np.uint8)
-    return out.tobytes()
-
-
-def _length_delimited(field: int, payload: bytes) -> bytes:
-    return encode_varint((field << 3) | 2) + encode_varint(len(payload)) + payload
-
-
-def shape_bytes(dims: list[int]) -> bytes:
-    """A serialized ``TensorShapeProto`` field (field 2 of TensorProto), present even when empty."""
-    body = b"".join(_length_delimited(2, b"\x08" + encode_varint(d) if d else b"") for d in dims)
-    return _length_delimited(2, body)
-
-
-def tensor_bytes(dtype: int, dims: list[int], values: Values) -> bytes:
-    """A serialized TensorProto: ``dtype``, ``tensor_shape`` and the dtype's typed field.
-
-    Parsing this (``MergeFromString``) is far faster than appending to a repeated field from
-    Python, and gives exactly the message TF Serving builds.
+    TF Serving writes int8/int16/uint8 values to ``int_val`` after checking only the int32 range;
+    a value outside the narrow dtype is refused as a tensor that cannot be read (what reading
+    TF Serving's message gives), never wrapped around.
     """
-    head = b"\x08" + encode_varint(dtype) + shape_bytes(dims)
-    field = _FIELD.get(dtype)
-    if field is None or len(values) == 0:
-        return head
     if dtype == DT_STRING:
-        tag = encode_varint((field << 3) | 2)
-        return head + b"".join(tag + encode_varint(len(s)) + s for s in values)
+        strings = np.empty(len(values), dtype=object)
+        strings[:] = values
+        return strings.reshape(dims)
     assert isinstance(values, np.ndarray)
-    if dtype == DT_FLOAT:
-        payload = values.astype("<f4", copy=False).tobytes()
-    elif dtype == DT_DOUBLE:
-        payload = values.astype("<f8", copy=False).tobytes()
-    elif dtype == DT_BOOL:
-        payload = values.astype(np.uint8).tobytes()
-    else:
-        payload = _varints(values)
-    return head + _length_delimited(field, payload)
+    target = numpy_dtype(dtype)
+    if values.dtype != target:
+        if target.kind in "iu" and values.size:
+            info = np.iinfo(target)
+            if int(values.min()) < info.min or int(values.max()) > info.max:
+                raise BadRequest(f"tensor parsing error: {name}")
+        values = values.astype(target)
+    return values.reshape(dims)
