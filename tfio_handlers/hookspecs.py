@@ -44,8 +44,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 Decoder = Callable[[bytes, "MediaType", "Context"], Any]
 """``decoder(body, media_type, context)`` returns a request value, or ``None`` for "not mine"."""
 
-Encoder = Callable[[Any, "MediaType", "Context"], "bytes | str | None"]
-"""``encoder(response, media_type, context)`` returns the body, or ``None`` for "not mine"."""
+Encoder = Callable[[Any, "MediaType", "Context"], "bytes | str | tuple[bytes | str, str] | None"]
+"""``encoder(response, media_type, context)`` returns the body, ``(body, content_type)``, or ``None``
+for "not mine"."""
 
 
 class Register(Protocol):
@@ -74,14 +75,17 @@ def register_codecs(register: Register) -> None:
     """Declare the media types this plugin decodes and encodes, by calling ``register`` once per type.
 
     Called once when the plugin is registered (and again whenever the plugin set changes). A decoder is
-    ``decode(body: bytes, media_type: MediaType, context: Context)`` and returns a request value: a TF
-    Serving request message (``PredictRequest``, ``ClassificationRequest``, ``RegressionRequest``), or a
-    plain value (a ``numpy.ndarray``, nested lists, a dict of them, a ``TensorProto``, a list of feature
-    dicts) that the library turns into a request using ``context.signature``; ``None`` means the body is
-    not for this decoder and the next one is asked. An encoder is
-    ``encode(response, media_type: MediaType, context: Context)`` with ``response`` the backend's response
-    message (``PredictResponse``, ``ClassificationResponse`` or ``RegressionResponse``) and returns the
-    body as ``bytes`` (or ``str``, sent as UTF-8), or ``None`` to pass. Either may raise
+    ``decode(body: bytes, media_type: MediaType, context: Context)`` and returns a request value:
+    :class:`~tfio_handlers.protocol.arrays.PredictArrays` (named input arrays), a TF Serving request
+    message (``PredictRequest``, ``ClassificationRequest``, ``RegressionRequest``), or a plain value (a
+    ``numpy.ndarray``, nested lists, a dict of them, a ``TensorProto``, a list of feature dicts) that the
+    library turns into a request using ``context.signature``; ``None`` means the body is not for this
+    decoder and the next one is asked. An encoder is ``encode(response, media_type: MediaType, context:
+    Context)`` with ``response`` the backend's answer: a :class:`~tfio_handlers.protocol.arrays.Prediction`
+    for predict (``response.outputs`` are named numpy arrays; ``response.to_message()`` gives the
+    ``PredictResponse``), a ``ClassificationResponse`` or a ``RegressionResponse`` message for classify and
+    regress. It returns the body as ``bytes`` (or ``str``, sent as UTF-8), a ``(body, content_type)``
+    tuple to answer with another content type, or ``None`` to pass. Either may raise
     :class:`tfio_handlers.errors.HTTPError` to answer with that status.
     """
 

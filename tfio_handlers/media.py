@@ -18,8 +18,10 @@ from .errors import BadRequest, NotAcceptable, UnsupportedMediaType
 __all__ = [
     "ANY",
     "JSON",
+    "TEXT_TYPES",
     "MediaRange",
     "MediaType",
+    "is_text_type",
     "negotiate",
     "parse_accept",
     "parse_media_type",
@@ -268,6 +270,16 @@ def negotiate(accept: str | None, available: Iterable[str], default: str) -> Med
 
 def _not_acceptable_message(accept: str, candidates: list[str]) -> str:
     return f"No encoder for Accept: {accept}. Supported types: {', '.join(sorted(set(candidates)))}"
+
+
+TEXT_TYPES: frozenset[str] = frozenset({"application/json", "application/jsonlines"})
+"""Media types outside ``text/`` whose bodies are text."""
+
+
+def is_text_type(essence: str) -> bool:
+    """Whether bodies of a media type are text by default (handed to user code as ``str``):
+    ``text/*``, JSON, JSON lines and ``+json`` types. A codec may say otherwise when it registers."""
+    return essence.startswith("text/") or essence in TEXT_TYPES or essence.endswith("+json")
 
 
 def text_of(body: bytes, media_type: MediaType) -> str:

@@ -21,7 +21,7 @@ from . import hookspecs
 from .config import Settings
 from .context import Context
 from .errors import HTTPError, InternalError, NotAcceptable, UnsupportedMediaType
-from .media import MediaType, negotiate, parse_accept
+from .media import MediaType, is_text_type, negotiate, parse_accept
 
 __all__ = ["Codec", "Kind", "PluginConflict", "Registry", "TableRow"]
 
@@ -31,9 +31,6 @@ ENTRY_POINT_GROUP = "tfio_handlers"
 
 _NEGOTIATION_CACHE_SIZE = 1024
 """Distinct ``(Accept, default)`` pairs remembered; clients send few distinct values."""
-
-_TEXT_TYPES = frozenset({"application/json", "application/jsonlines"})
-
 
 class Kind(enum.IntEnum):
     """Who a plugin belongs to; a lower value is asked first."""
@@ -208,13 +205,7 @@ class Registry:
                     raise InternalError(
                         f"Plugin {_plugin!r} registered {essence} with neither decode nor encode"
                     )
-                is_text = (
-                    text
-                    if text is not None
-                    else essence.startswith("text/")
-                    or essence in _TEXT_TYPES
-                    or essence.endswith("+json")
-                )
+                is_text = text if text is not None else is_text_type(essence)
                 codecs.append(
                     Codec(
                         essence,
@@ -351,7 +342,7 @@ class Registry:
         known = self._text.get(essence)
         if known is not None:
             return known
-        return essence.startswith("text/") or essence in _TEXT_TYPES or essence.endswith("+json")
+        return is_text_type(essence)
 
     def decodable(self) -> list[str]:
         """Every media type some decoder claims, sorted."""

@@ -35,7 +35,7 @@ from google.protobuf.message import Message
 from .context import Context
 from .errors import HTTPError, InternalError, UserCodeError
 from .hookspecs import hookimpl
-from .media import MediaType, text_of
+from .media import MediaType, is_text_type, text_of
 from .protocol.arrays import as_response_message
 
 __all__ = [
@@ -263,9 +263,7 @@ class UserCode:
     def __init__(self, module: ModuleType, *, is_text: Callable[[str], bool] | None = None) -> None:
         self.module = module
         self.name = getattr(module, "__file__", None) or module.__name__
-        self._is_text = is_text or (
-            lambda essence: essence.startswith("text/") or "json" in essence
-        )
+        self._is_text = is_text or is_text_type
         names = {
             n
             for n in (
