@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from tensor_support import AVAILABLE, same_bits
+from tensor_support import AVAILABLE, BFLOAT16, needs_ml_dtypes, same_bits
 
 from tfio_handlers import protos as P
 from tfio_handlers import tensors as T
@@ -53,6 +53,9 @@ def test_round_trip_every_dtype(dt: int, data: st.DataObject) -> None:
         assert same_bits(back, arr)  # every bit pattern, NaN payloads included, in every layout
         if typed or dt == P.DT_STRING:
             assert p.tensor_content == b""
+        elif arr.size <= 1 and dt in (P.DT_HALF, P.DT_BFLOAT16):
+            # one element: half_val holds its bit pattern, which no Python float passes through
+            assert p.tensor_content == b""
         elif arr.size <= 1:
             # one element: its typed field, unless a Python float would change its bits
             through_python = np.array(arr.tolist(), arr.dtype).reshape(arr.shape)
@@ -78,3 +81,13 @@ def test_signalling_nan_bits_read_back_as_written(dtype: type, shape: tuple[int,
     assert not typed.tensor_content
     assert parts in typed.SerializeToString()
     assert T.to_ndarray(typed).tobytes() == arr.tobytes()
+
+
+@needs_ml_dtypes
+def test_bfloat16_signalling_nan_goes_to_half_val_bit_for_bit() -> None:
+    """A Python float would quiet it (ml_dtypes does), but half_val carries the bits themselves."""
+    arr = np.array(0x7F81, np.uint16).view(BFLOAT16)
+    for typed in (False, True):
+        p = T.to_tensor_proto(arr, typed_fields=typed)
+        assert list(p.half_val) == [0x7F81] and p.tensor_content == b""
+        assert T.to_ndarray(p).view(np.uint16) == 0x7F81
