@@ -36,7 +36,7 @@ from tfio_handlers.protos import (
     TensorInfo,
     unpack_signature_def_map,
 )
-from tfio_handlers.tensors import MAX_RANK, make_shape, to_ndarray, to_tensor_proto
+from tfio_handlers.tensors import make_shape, to_ndarray, to_tensor_proto
 
 
 def _signature(outputs: dict[str, tuple[int, list[int] | None]]) -> SignatureDef:
@@ -229,8 +229,8 @@ def test_deep_answers() -> None:
         _parse_predict(b'{"outputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", signature, ["y"])
     for depth in (64, 65, 400):
         text = b'{"outputs": ' + b"[" * depth + b'"\xff"' + b"]" * depth + b"}"
-        if depth > MAX_RANK:
-            with pytest.raises(InternalError, match=f"output 'y': shape has rank {depth}"):
+        if depth > 64:  # numpy's and TensorFlow's rank limit
+            with pytest.raises(InternalError, match=f"output 'y': .*64, found {depth}"):
                 _parse_predict(text, signature, ["y"])
             continue
         answer = _parse_predict(text, signature, ["y"])

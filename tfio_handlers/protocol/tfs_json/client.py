@@ -28,10 +28,10 @@ Reading (:func:`parse_answer` first, then one function per answer):
   :func:`.tensor.b64_decode`) and written to the typed ``*_val`` fields, as TF Serving's gRPC API
   answers. Two steps differ for answers: TF Serving writes ``DT_STRING`` values as raw bytes, not
   always valid UTF-8, so :func:`parse_answer` decodes the answer with ``surrogateescape`` and the
-  strings are turned back into those exact bytes before the walk; and a value that does not fit
-  the output's dtype (300 for an int8 output, which a request may hold) is refused, since TF
-  Serving writes the values of a tensor of that dtype. An empty tensor arrives as nested ``[]``;
-  its inner dimensions come from the signature.
+  strings are turned back into those exact bytes before the walk; and what a request would be
+  refused with 400 (a value outside a narrow int dtype, by :func:`.tensor.values_array`) is a
+  500 here. An empty tensor arrives as nested ``[]``; its inner dimensions come from the
+  signature.
 * :func:`classification_response_from_json`, :func:`regression_response_from_json`:
   ``{"results": ...}``; :func:`metadata_response_from_json` (``SignatureDefMap`` with or without
   ``@type``), :func:`status_response_from_json`; :func:`error_message`: the ``{"error"}`` text.
@@ -47,7 +47,6 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import numpy as np
 from google.protobuf.message import Message
 
 from ...errors import BadRequest, InternalError, Unimplemented
@@ -74,8 +73,8 @@ from ...protos import (
     coerce,
     pack_signature_def_map,
 )
-from ...tensors import dtype_name, numpy_dtype, to_ndarray, to_tensor_proto
-from .tensor import JSON_DTYPES, TfsStatus, dense_shape, tensor_values
+from ...tensors import dtype_name, to_ndarray, to_tensor_proto
+from .tensor import JSON_DTYPES, TfsStatus, dense_shape, tensor_values, values_array
 
 __all__ = [
     "bad_answer",
@@ -311,10 +310,9 @@ def _complete_empty_dims(dims: list[int], info: TensorInfo) -> list[int]:
 def tensor_from_json(value: Any, info: TensorInfo, alias: str) -> TensorProto:
     """An output tensor from TF Serving JSON, typed by the signature, in the typed ``*_val`` field.
 
-    Read as TF Serving reads a request tensor (:func:`.tensor.tensor_values`), whose message for
-    the first error is quoted in the :func:`bad_answer`. Unlike a request, an answer is refused
-    where a value does not fit the output's dtype (300 for an int8 output): TF Serving writes the
-    values of a tensor of that dtype, so such an answer is not one of its.
+    Read as TF Serving reads a request tensor (:func:`.tensor.tensor_values`, whose message for
+    the first error is quoted in the :func:`bad_answer`), shaped by :func:`.tensor.values_array`:
+    a value that does not fit the output's dtype (300 for an int8 output) is refused.
     """
     dt = info.dtype
     if dt not in JSON_DTYPES:
@@ -329,15 +327,13 @@ def tensor_from_json(value: Any, info: TensorInfo, alias: str) -> TensorProto:
         raise bad_answer(
             f"output {alias!r} is not a rectangular array of {dtype_name(dt)} ({detail})"
         ) from None
-    if isinstance(values, np.ndarray) and values.dtype != numpy_dtype(dt):
-        cast = values.astype(numpy_dtype(dt))
-        if not np.array_equal(cast, values):
-            raise bad_answer(f"output {alias!r} holds a value outside {dtype_name(dt)}")
-        values = cast
     try:
-        return to_tensor_proto(values, dt, _complete_empty_dims(dims, info), typed_fields=True)
-    except BadRequest as exc:  # a shape no tensor can have (rank over MAX_RANK, ...)
-        raise bad_answer(f"output {alias!r}: {exc.message}") from None
+        array = values_array(dt, _complete_empty_dims(dims, info), values, alias)
+    except BadRequest:
+        raise bad_answer(f"output {alias!r} holds a value outside {dtype_name(dt)}") from None
+    except ValueError as exc:  # a shape no array can have (numpy's rank limit)
+        raise bad_answer(f"output {alias!r}: {exc}") from None
+    return to_tensor_proto(array, dt, typed_fields=True)
 
 
 def predict_response_from_json(
