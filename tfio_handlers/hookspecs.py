@@ -16,17 +16,21 @@ look at every request whatever its type (as the user's ``input_fn`` does); they 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import pluggy
 
 if TYPE_CHECKING:
     from .context import Context
     from .media import MediaType
+    from .protocol.arrays import Prediction
+    from .protos import ClassificationResponse, RegressionResponse
 
 __all__ = [
     "PROJECT_NAME",
+    "Answer",
     "Decoder",
+    "Encoded",
     "Encoder",
     "Register",
     "decode",
@@ -41,12 +45,21 @@ PROJECT_NAME = "tfio_handlers"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
-Decoder = Callable[[bytes, "MediaType", "Context"], Any]
-"""``decoder(body, media_type, context)`` returns a request value, or ``None`` for "not mine"."""
+Answer: TypeAlias = "Prediction | ClassificationResponse | RegressionResponse"
+"""What an encoder receives: a :class:`~tfio_handlers.protocol.arrays.Prediction` for predict, the
+``ClassificationResponse`` or ``RegressionResponse`` message for classify and regress."""
 
-Encoder = Callable[[Any, "MediaType", "Context"], "bytes | str | tuple[bytes | str, str] | None"]
-"""``encoder(response, media_type, context)`` returns the body, ``(body, content_type)``, or ``None``
-for "not mine"."""
+Encoded: TypeAlias = "bytes | str | tuple[bytes | str, str] | None"
+"""What an encoder returns: the body (``bytes`` or any bytes-like object; a ``str`` is sent as UTF-8),
+a ``(body, content_type)`` tuple to answer with another content type, or ``None`` to pass."""
+
+Decoder: TypeAlias = Callable[[bytes, "MediaType", "Context"], Any]
+"""``decoder(body, media_type, context)`` returns a request value (see :func:`register_codecs`), or
+``None`` for "not mine"."""
+
+Encoder: TypeAlias = Callable[["Answer", "MediaType", "Context"], "Encoded"]
+"""``encoder(response, media_type, context)`` receives an :data:`Answer` and returns :data:`Encoded`:
+the body, ``(body, content_type)``, or ``None`` for "not mine"."""
 
 
 class Register(Protocol):
@@ -74,19 +87,38 @@ class Register(Protocol):
 def register_codecs(register: Register) -> None:
     """Declare the media types this plugin decodes and encodes, by calling ``register`` once per type.
 
-    Called once when the plugin is registered (and again whenever the plugin set changes). A decoder is
-    ``decode(body: bytes, media_type: MediaType, context: Context)`` and returns a request value:
-    :class:`~tfio_handlers.protocol.arrays.PredictArrays` (named input arrays), a TF Serving request
-    message (``PredictRequest``, ``ClassificationRequest``, ``RegressionRequest``), or a plain value (a
-    ``numpy.ndarray``, nested lists, a dict of them, a ``TensorProto``, a list of feature dicts) that the
-    library turns into a request using ``context.signature``; ``None`` means the body is not for this
-    decoder and the next one is asked. An encoder is ``encode(response, media_type: MediaType, context:
-    Context)`` with ``response`` the backend's answer: a :class:`~tfio_handlers.protocol.arrays.Prediction`
-    for predict (``response.outputs`` are named numpy arrays; ``response.to_message()`` gives the
-    ``PredictResponse``), a ``ClassificationResponse`` or a ``RegressionResponse`` message for classify and
-    regress. It returns the body as ``bytes`` (or ``str``, sent as UTF-8), a ``(body, content_type)``
-    tuple to answer with another content type, or ``None`` to pass. Either may raise
-    :class:`tfio_handlers.errors.HTTPError` to answer with that status.
+    Called once when the plugin is registered (and again whenever the plugin set changes). The helpers
+    a codec needs (input specs, the cast policy, response accessors, answer bounds) are in
+    :mod:`tfio_handlers.codec`.
+
+    A **decoder** is ``decode(body: bytes, media_type: MediaType, context: Context)`` (:data:`Decoder`).
+    ``media_type`` carries the request's parameters; a decoder registered with ``aliases`` sees the
+    type it registered, whichever alias the request named. It returns a request value:
+
+    * :class:`~tfio_handlers.protocol.arrays.PredictArrays` (named input arrays, the form requests take
+      inside the library), its model spec completed from ``context``;
+    * a TF Serving request message (``PredictRequest``, ``ClassificationRequest``,
+      ``RegressionRequest``, ours or TF Serving's class), which also sets the method;
+    * a plain value that the library turns into a request using ``context.signature``: a
+      ``numpy.ndarray`` or nested lists (already batched: the single input's value), a dict of input
+      name to value, a ``TensorProto`` (the single input), or for classify/regress signatures a list
+      of feature dicts (one per ``tf.Example``);
+    * ``bytes`` or ``str``: a TF Serving REST JSON body, read again by the built-in JSON decoder (as
+      SageMaker's ``input_handler`` may answer with the JSON it wants sent to TF Serving);
+    * ``None``: the body is not for this decoder, and the next one is asked.
+
+    An **encoder** is ``encode(response: Answer, media_type: MediaType, context: Context)``
+    (:data:`Encoder`), ``response`` the backend's answer (:data:`Answer`): a
+    :class:`~tfio_handlers.protocol.arrays.Prediction` for predict (``response.outputs`` are named
+    numpy arrays in name order; ``response.to_message()`` gives the ``PredictResponse``), a
+    ``ClassificationResponse`` or a ``RegressionResponse`` message for classify and regress. It
+    returns (:data:`Encoded`) the body as ``bytes`` (any bytes-like object; a ``str`` is sent as
+    UTF-8), sent with the negotiated media type's essence as ``Content-Type``; a ``(body,
+    content_type)`` tuple to answer with another content type; or ``None`` to pass (when every
+    encoder passes, the client gets 406). Any other return value is a 500.
+
+    Either may raise :class:`tfio_handlers.errors.HTTPError` (``BadRequest``, ``NotAcceptable``,
+    ``PayloadTooLarge``, ...) to answer with that status and ``{"error": "<message>"}``.
     """
 
 
@@ -95,14 +127,18 @@ def decode(body: bytes, media_type: MediaType, context: Context) -> Any:
     """Decode a request body of any media type; return ``None`` to let the next plugin try.
 
     Asked before the codecs registered for the request's media type by plugins of the same or a lower
-    priority kind. The return value has the meaning described in :func:`register_codecs`.
+    priority kind, with the request's media type as it came. The return value has the meaning
+    described in :func:`register_codecs` (a :data:`Decoder`'s: a request value, ``bytes``/``str`` read
+    again as TF Serving JSON, or ``None``).
     """
 
 
 @hookspec(firstresult=True)
-def encode(response: Any, media_type: MediaType, context: Context) -> bytes | str | None:
+def encode(response: Answer, media_type: MediaType, context: Context) -> Encoded:
     """Encode a response for the negotiated media type, whatever it is; ``None`` passes.
 
-    ``media_type`` is the type chosen from the client's ``Accept`` among the registered encoders. A
-    plugin may also return a ``(body, content_type)`` tuple to answer with another content type.
+    ``media_type`` is the type chosen from the client's ``Accept`` among the registered encoders; when
+    none of them is acceptable, the client's preferred concrete type, for this hook to try (``None``
+    then means 406). ``response`` and the return value are an :data:`Encoder`'s: the body, a ``(body,
+    content_type)`` tuple to answer with another content type, or ``None``.
     """
