@@ -6,7 +6,7 @@ accepts. User code (``input_fn``/``output_fn``, SageMaker's handlers) and third-
 through a pluggy registry.
 
 ``import tfio_handlers`` is light: it never imports TensorFlow, a server or an HTTP client. The names
-below load their modules on first use.
+below load their modules on first use; ``tfio_handlers.codec`` is the kit for plugin authors.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _LAZY = {
     "Pipeline": "tfio_handlers.pipeline",
     "Predictor": "tfio_handlers.client",
 }
+_SUBMODULES = ("codec",)
 
 __all__ = [
     "Context",
@@ -42,12 +43,14 @@ __all__ = [
     "Registry",
     "Settings",
     "__version__",
+    "codec",
     "hookimpl",
     "to_ndarray",
     "to_tensor_proto",
 ]
 
 if TYPE_CHECKING:
+    from . import codec
     from .client import Predictor
     from .config import Limits, Settings
     from .context import Context
@@ -61,9 +64,12 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is None:
+    if name in _SUBMODULES:
+        value: Any = importlib.import_module(f"{__name__}.{name}")
+    elif module is None:
         raise AttributeError(f"module 'tfio_handlers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    else:
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

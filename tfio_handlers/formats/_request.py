@@ -62,6 +62,7 @@ class InputSpec:
 
     @property
     def is_string(self) -> bool:
+        """Whether the input is ``DT_STRING`` (its values are ``object`` arrays of ``bytes``)."""
         return self.tf_dtype == DT_STRING
 
     @property
