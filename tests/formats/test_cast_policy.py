@@ -248,13 +248,6 @@ def test_json_jsonlines_and_npy_answer_alike_by_the_policy(
     check(answers(pipeline, dtype, record, FORMATS), dtype, record)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "formats/csv/decode.py reads cells for integer inputs with int(), so '1.0' is a 400 there: it should use "
-        "tfio_handlers.tensors.casting.integer_from_text (issue 12; csv is another engineer's)"
-    ),
-)
 @pytest.mark.parametrize("dtype", ["int32", "int64"])
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
@@ -363,7 +356,7 @@ def test_tf_serving_json_keeps_tf_servings_rule(pipeline: Pipeline) -> None:
 
 
 def test_csv_integer_text_rule() -> None:
-    """The parser csv.py should use for integer inputs (see the xfail above)."""
+    """The parser the CSV reader uses for cells of integer inputs."""
     assert integer_from_text("12") == 12 and integer_from_text("1.0") == 1
     assert integer_from_text("2e3") == 2000 and integer_from_text(str(2**70)) == 2**70
     for text, reason in [

@@ -127,7 +127,7 @@ def test_bad_cells_name_line_and_column() -> None:
         decode(b"1,,3\n", context(signature({"v": (DT_FLOAT, [-1, 3])})))
     sig = signature({"a": (DT_FLOAT, [-1]), "b": (DT_INT64, [-1])})
     with pytest.raises(
-        BadRequest, match=r"line 3, column 2 \('b'\): '1.5' is not an integer for input 'b'"
+        BadRequest, match=r"line 3, column 2 \('b'\): '1.5' is not a whole number for input 'b'"
     ):
         decode(b"a,b\n1,2\n3,1.5\n", context(sig), CSV_HEADER)
     with pytest.raises(BadRequest, match=r"line 1, column 1: '300' is out of range \[-128, 127\]"):
@@ -347,7 +347,7 @@ def test_fast_path_row_checks(loader: str) -> None:
         decode(b"1,2\n3\n4,5,6\n")
     with pytest.raises(BadRequest, match=r"line 2, column 1: '300' is out of range"):
         decode(b"1\n300\n", context(signature({"v": (DT_INT8, [-1])})))
-    with pytest.raises(BadRequest, match="is not an integer"):
+    with pytest.raises(BadRequest, match="is not a whole number"):
         decode(b"1\n2.5\n", context(signature({"v": (DT_INT32, [-1])})))
 
 

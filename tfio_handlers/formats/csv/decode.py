@@ -20,6 +20,7 @@ from ...context import Context
 from ...errors import BadRequest, HTTPError, PayloadTooLarge
 from ...media import MediaType
 from ...protocol.requests import choose_method
+from ...tensors.casting import integer_from_text
 from .._request import InputSpec, input_specs, shape_text
 from .cells import (
     OutOfRange,
@@ -132,7 +133,9 @@ def _numbers(table: Table, columns: Sequence[int], spec: InputSpec | None) -> Ar
                 )
         return out
     if kind in "iu":
-        ints = _convert_cells(table, columns, int, f"is not an integer for {label}")
+        ints = _convert_cells(
+            table, columns, integer_from_text, f"is not a whole number for {label}"
+        )
         info = np.iinfo(dtype)
         for i, value in enumerate(ints):
             if not info.min <= value <= info.max:
