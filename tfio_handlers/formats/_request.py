@@ -403,6 +403,6 @@ def stack_instances(arrays: Sequence[Array], wheres: Sequence[str], name: str) -
     if "O" in kinds:
         out = np.empty((len(arrays), *first.shape), dtype=object)
         for i, array in enumerate(arrays):
-            out[i] = array
+            out[i, ...] = array  # a 0-d instance gives its element, not itself
         return out
     return np.stack(arrays)
