@@ -115,7 +115,7 @@ def test_json_keys_that_are_not_utf8_are_400_everywhere(body: bytes) -> None:
 
 
 def test_plain_json_depth_is_the_documented_limit() -> None:
-    assert _decode(decode_json, b"[" * 64 + b"1" + b"]" * 64).inputs["inputs"].tensor_shape.dim
+    assert _decode(decode_json, b"[" * 64 + b"1" + b"]" * 64).inputs["inputs"].shape == (1,) * 64
     with pytest.raises(BadRequest, match="deeper than the limit of 64"):
         _decode(decode_json, b'{"a":' * 65 + b"1" + b"}" * 65)
 

@@ -1,9 +1,10 @@
 """Plain values to TF Serving requests, per signature: the SageMaker conveniences on top of TF Serving.
 
 Decoders of plain bodies (a JSON list, CSV rows, an npy array, a user ``input_fn``'s return value) hand
-back values, not requests. This module turns them into a ``PredictRequest``, ``ClassificationRequest``
-or ``RegressionRequest``, typing every tensor by the signature's dtypes (not by the first Python value,
-the legacy container's defect with multi-input models), and refusing casts that would change a value.
+back values, not requests. This module turns them into :class:`~.arrays.PredictArrays` (predict), a
+``ClassificationRequest`` or a ``RegressionRequest``, typing every tensor by the signature's dtypes (not
+by the first Python value, the legacy container's defect with multi-input models), and refusing casts
+that would change a value.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from ..context import Context, Method
-from ..errors import BadRequest
+from ..errors import BadRequest, HTTPError
 from ..protos import (
     ClassificationRequest,
     Example,
@@ -26,9 +27,9 @@ from ..protos import (
     TensorProto,
     coerce,
 )
-from ..tensors import numpy_dtype, to_tensor_proto
+from ..tensors import numpy_dtype, to_ndarray, to_tensor_proto
 from ..tensors.casting import dtype_label, leaves_of, typed_numbers
-from .arrays import PredictArrays
+from .arrays import Array, PredictArrays
 from .examples import example_from_values
 from .signatures import signature_method
 
@@ -91,8 +92,9 @@ def build_request(value: Any, context: Context) -> TFSRequest | PredictArrays:
     context.method = method
     request: TFSRequest
     if method == "predict":
-        request = PredictRequest()
-        _fill_inputs(request, value, context.signature)
+        arrays = PredictArrays(_input_arrays(value, context.signature))
+        fill_model_spec(arrays.model_spec, context)
+        return arrays
     else:
         if isinstance(value, (list, np.ndarray)):  # a user input_fn's value too
             context.limits.check_examples(len(value))
@@ -164,10 +166,13 @@ def input_name(name: Any) -> str:
     return name
 
 
-def _fill_inputs(request: PredictRequest, value: Any, signature: SignatureDef | None) -> None:
+def _input_arrays(value: Any, signature: SignatureDef | None) -> dict[str, Array]:
+    """The named input arrays of a plain predict value: a dict names them, anything else is the
+    signature's single input."""
     if isinstance(value, Mapping):
         if not value:
             raise BadRequest("No inputs: the request holds an empty object")
+        arrays = {}
         for key, item in value.items():
             name = input_name(key)
             dtype = (
@@ -175,26 +180,31 @@ def _fill_inputs(request: PredictRequest, value: Any, signature: SignatureDef | 
                 if signature is not None and name in signature.inputs
                 else None
             )
-            request.inputs[name].CopyFrom(to_typed_tensor(item, dtype, name))
-        return
+            arrays[name] = typed_array(item, dtype, name)
+        return arrays
     name = _single_input_name(signature)
     dtype = signature.inputs[name].dtype if signature is not None and signature.inputs else None
-    request.inputs[name].CopyFrom(to_typed_tensor(value, dtype, name))
+    return {name: typed_array(value, dtype, name)}
 
 
-def to_typed_tensor(value: Any, dtype: int | None, name: str = "inputs") -> TensorProto:
-    """A ``TensorProto`` of ``value`` typed by the signature's ``dtype`` by the one cast policy
+def typed_array(value: Any, dtype: int | None, name: str = "inputs") -> Array:
+    """The array of ``value`` typed by the signature's ``dtype`` by the one cast policy
     (:mod:`tfio_handlers.tensors.casting`): a value may change its type, never its value.
 
     Integers become floats as TF Serving allows (precision may round, as documented by TF Serving);
     a whole-number float (``1.0``) becomes an integer, one with a fraction never does; a number never
-    becomes a bool or a string.
+    becomes a bool or a string. Strings become ``bytes`` (``str`` as UTF-8) in an ``object`` array.
+    Without a dtype (no signature), the dtype is inferred as TensorFlow infers it (Python floats are
+    float32). A ``TensorProto`` is read as it is.
     """
     if isinstance(value, Message):
-        return coerce(value, TensorProto)
+        try:
+            return to_ndarray(coerce(value, TensorProto))
+        except HTTPError as exc:
+            raise BadRequest(f"tensor parsing error: {name}") from exc
     if dtype is None or dtype == 0:
         try:
-            return to_tensor_proto(value)
+            return to_ndarray(to_tensor_proto(value))
         except (ValueError, TypeError) as exc:
             raise BadRequest(f"Input {name}: {exc}") from None
     label = f"input {name!r} ({dtype_label(dtype)})"
@@ -208,7 +218,7 @@ def to_typed_tensor(value: Any, dtype: int | None, name: str = "inputs") -> Tens
                     raise BadRequest(
                         f"{label} expects strings, got a {type(leaf).__name__} {leaf!r:.80}"
                     )
-        return to_tensor_proto(array, dtype=dtype)
+        return to_ndarray(to_tensor_proto(array, dtype=dtype))
     try:
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -217,7 +227,7 @@ def to_typed_tensor(value: Any, dtype: int | None, name: str = "inputs") -> Tens
     typed = typed_numbers(value, array, target, label)
     if typed is None:
         raise BadRequest(f"{label} expects {target.name} values, got strings or objects")
-    return to_tensor_proto(typed, dtype=dtype)
+    return typed if typed.dtype == target else typed.astype(target)
 
 
 def _unnamed(values: Any) -> Example:
