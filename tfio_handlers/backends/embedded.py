@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -46,9 +46,11 @@ from ..protocol.arrays import PredictArrays, Prediction
 from ..protocol.signatures import (
     DEFAULT_SIGNATURE,
     check_classify_signature,
+    check_predict_inputs,
     check_predict_signature,
     check_regress_signature,
     find_signature,
+    output_aliases,
 )
 from ..protos import (
     DT_FLOAT,
@@ -67,7 +69,6 @@ from ..protos import (
     PredictResponse,
     RegressionRequest,
     RegressionResponse,
-    SignatureDef,
     coerce,
     pack_signature_def_map,
 )
@@ -78,7 +79,6 @@ from .savedmodel import (
     Runner,
     Servable,
     configure_threads,
-    joined,
     load_servable,
     quiet_tensorflow_startup,
     shape_text,
@@ -252,43 +252,17 @@ class EmbeddedBackend(Backend):
         runner = servable.runner(signature_name)
 
         request_inputs = request.inputs
-        n_request, n_signature = len(request_inputs), len(signature.inputs)
-        if n_request > n_signature or (n_request < n_signature and not signature.defaults):
-            request_names = set(request_inputs)
-            signature_names = set(signature.inputs)
-            raise BadRequest(
-                f"input size does not match signature: {n_request}!={n_signature} "
-                f"len({{{joined(request_names)}}}) != len({{{joined(signature_names)}}}). "
-                f"Sent extra: {{{joined(request_names - signature_names)}}}. "
-                f"Missing but required: {{{joined(signature_names - request_names)}}}."
-            )
+        check_predict_inputs(request_inputs, signature)
+        aliases = output_aliases(request.output_filter, signature)
         feeds: dict[str, Any] = {}
-        seen: set[str] = set()
-        checks: list[tuple[str, int, np.ndarray[Any, Any]]] = []
         for index, spec_input in enumerate(runner.inputs):
             alias = spec_input.alias
-            if alias in request_inputs:
-                array = request_inputs[alias]
-                seen.add(alias)
-                checks.append((alias, index, array))
-            elif alias in runner.defaults:
-                array = runner.defaults[alias]
+            array = request_inputs.get(alias)
+            if array is None:
+                feeds[alias] = runner.defaults[alias]
             else:
-                raise BadRequest(
-                    f"Signature input alias: {alias}(feed name: {spec_input.tensor_name}) not "
-                    "found in request and no default value provided. Inputs expected to be in "
-                    f"the request {{{joined(request_inputs)}}}, or default input alias set: "
-                    f"{joined(signature.defaults)}"
-                )
-            feeds[alias] = array
-        if request_inputs and len(seen) != n_request:
-            raise BadRequest(
-                f"Inputs contains invalid name. Used request inputs: {joined(seen)}, "
-                f"request input: {joined(request_inputs)}"
-            )
-        aliases = self._output_aliases(signature, request.output_filter)
-        for alias, index, array in checks:
-            runner.check(alias, index, array, _data_type(array, alias))
+                runner.check(alias, index, array, _data_type(array, alias))
+                feeds[alias] = array
 
         outputs = runner.run(feeds)
         return Prediction(
@@ -296,23 +270,6 @@ class EmbeddedBackend(Backend):
             response_spec,
             typed_fields=self.output_layout == "typed",
         )
-
-    @staticmethod
-    def _output_aliases(signature: SignatureDef, output_filter: Sequence[str]) -> list[str]:
-        """The outputs to return: the filter's (each known, none twice), or all of them."""
-        if not output_filter:
-            return list(signature.outputs)
-        seen: set[str] = set()
-        for alias in output_filter:
-            if alias not in signature.outputs:
-                raise BadRequest(
-                    f"output tensor alias not found in signature: {alias} Outputs expected to be "
-                    f"in the set {{{joined(signature.outputs)}}}."
-                )
-            if alias in seen:
-                raise BadRequest(f"duplicate output tensor alias: {alias}")
-            seen.add(alias)
-        return list(output_filter)
 
     # -- Classify / Regress ---------------------------------------------------------------------------
 

@@ -31,7 +31,6 @@ __all__ = [
     "Runner",
     "Servable",
     "configure_threads",
-    "joined",
     "load_servable",
     "quiet_tensorflow_startup",
     "shape_text",
@@ -47,10 +46,6 @@ def shape_text(dims: Iterable[int] | None) -> str:
     if dims is None:
         return "<unknown>"
     return "[" + ",".join("?" if d < 0 else str(d) for d in dims) + "]"
-
-
-def joined(names: Iterable[str]) -> str:
-    return ",".join(sorted(names))
 
 
 # -- TensorFlow status → HTTP error ----------------------------------------------------------------

@@ -21,7 +21,7 @@ Internal is 500 (:class:`~tfio_handlers.errors.InternalError`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +46,14 @@ __all__ = [
     "Method",
     "RegressSignature",
     "check_classify_signature",
+    "check_predict_inputs",
     "check_predict_signature",
     "check_regress_signature",
     "default_method",
     "find_signature",
     "is_classify_signature",
     "is_regress_signature",
+    "output_aliases",
     "signature_method",
     "signature_text",
 ]
@@ -261,3 +263,58 @@ def check_regress_signature(
             f"No regression outputs found in SignatureDef: {signature_text(signature)}"
         )
     return RegressSignature(REGRESS_INPUTS, REGRESS_OUTPUTS)
+
+
+# -- TF Serving's checks of a predict request against its signature ---------------------------------
+
+
+def _joined(names: Iterable[str]) -> str:
+    return ",".join(sorted(names))
+
+
+def check_predict_inputs(request_inputs: Iterable[str], signature: SignatureDef) -> None:
+    """TF Serving's checks of a predict request's input names (``PreProcessPrediction``), with its
+    messages: no extra input, and every missing one has a default. Shared by the embedded backend and
+    the REST backend's client (TF Serving's REST API ignores extra inputs instead; its gRPC API, whose
+    answers both backends give, refuses them)."""
+    request_names = set(request_inputs)
+    signature_names = set(signature.inputs)
+    n_request, n_signature = len(request_names), len(signature_names)
+    if n_request > n_signature or (n_request < n_signature and not signature.defaults):
+        raise BadRequest(
+            f"input size does not match signature: {n_request}!={n_signature} "
+            f"len({{{_joined(request_names)}}}) != len({{{_joined(signature_names)}}}). "
+            f"Sent extra: {{{_joined(request_names - signature_names)}}}. "
+            f"Missing but required: {{{_joined(signature_names - request_names)}}}."
+        )
+    for alias in sorted(signature_names - request_names):
+        if alias not in signature.defaults:
+            raise BadRequest(
+                f"Signature input alias: {alias}(feed name: {signature.inputs[alias].name}) not "
+                "found in request and no default value provided. Inputs expected to be in "
+                f"the request {{{_joined(request_names)}}}, or default input alias set: "
+                f"{_joined(signature.defaults)}"
+            )
+    if request_names - signature_names:
+        raise BadRequest(
+            f"Inputs contains invalid name. Used request inputs: "
+            f"{_joined(request_names & signature_names)}, request input: {_joined(request_names)}"
+        )
+
+
+def output_aliases(output_filter: Sequence[str], signature: SignatureDef) -> list[str]:
+    """The outputs to answer with: ``output_filter`` checked as TF Serving checks it (each known,
+    none twice), else all of the signature's, in name order."""
+    if not output_filter:
+        return sorted(signature.outputs)
+    seen: set[str] = set()
+    for alias in output_filter:
+        if alias not in signature.outputs:
+            raise BadRequest(
+                f"output tensor alias not found in signature: {alias} "
+                f"Outputs expected to be in the set {{{_joined(signature.outputs)}}}."
+            )
+        if alias in seen:
+            raise BadRequest(f"duplicate output tensor alias: {alias}")
+        seen.add(alias)
+    return list(output_filter)

@@ -74,6 +74,7 @@ from ...protos import (
     pack_signature_def_map,
 )
 from ...tensors import dtype_name, to_ndarray, to_tensor_proto
+from ..signatures import check_predict_inputs, output_aliases
 from .tensor import JSON_DTYPES, TfsStatus, dense_shape, tensor_values, values_array
 
 __all__ = [
@@ -157,37 +158,6 @@ def _map_leaves(value: Any, leaf: Callable[[Any], Any]) -> Any:
     return leaf(value)
 
 
-def _joined(names: Any) -> str:
-    return ",".join(sorted(names))
-
-
-def _check_inputs(request: PredictRequest, signature: SignatureDef) -> None:
-    """TF Serving's gRPC input checks, with its messages (REST ignores extra inputs instead)."""
-    request_names = set(request.inputs)
-    signature_names = set(signature.inputs)
-    n_request, n_signature = len(request_names), len(signature_names)
-    if n_request > n_signature or (n_request < n_signature and not signature.defaults):
-        raise BadRequest(
-            f"input size does not match signature: {n_request}!={n_signature} "
-            f"len({{{_joined(request_names)}}}) != len({{{_joined(signature_names)}}}). "
-            f"Sent extra: {{{_joined(request_names - signature_names)}}}. "
-            f"Missing but required: {{{_joined(signature_names - request_names)}}}."
-        )
-    for alias in sorted(signature_names - request_names):
-        if alias not in signature.defaults:
-            raise BadRequest(
-                f"Signature input alias: {alias}(feed name: {signature.inputs[alias].name}) not "
-                "found in request and no default value provided. Inputs expected to be in "
-                f"the request {{{_joined(request_names)}}}, or default input alias set: "
-                f"{_joined(signature.defaults)}"
-            )
-    if request_names - signature_names:
-        raise BadRequest(
-            f"Inputs contains invalid name. Used request inputs: "
-            f"{_joined(request_names & signature_names)}, request input: {_joined(request_names)}"
-        )
-
-
 def tensor_to_json(alias: str, tensor: TensorProto, info: TensorInfo, index: int) -> Any:
     """A request tensor as TF Serving JSON (nested lists; strings plain or all ``{"b64"}``).
 
@@ -220,24 +190,6 @@ def tensor_to_json(alias: str, tensor: TensorProto, info: TensorInfo, index: int
     return _map_leaves(array.tolist(), leaf)
 
 
-def _output_aliases(request: PredictRequest, signature: SignatureDef) -> list[str]:
-    """The outputs to answer with: ``output_filter`` checked as TF Serving checks it, else all."""
-    if not request.output_filter:
-        return sorted(signature.outputs)
-    seen: set[str] = set()
-    for alias in request.output_filter:
-        if alias not in signature.outputs:
-            expected = ",".join(sorted(signature.outputs))
-            raise BadRequest(
-                f"output tensor alias not found in signature: {alias} "
-                f"Outputs expected to be in the set {{{expected}}}."
-            )
-        if alias in seen:
-            raise BadRequest(f"duplicate output tensor alias: {alias}")
-        seen.add(alias)
-    return list(request.output_filter)
-
-
 def predict_request_to_json(
     request: PredictRequest, signature: SignatureDef
 ) -> tuple[dict[str, Any], list[str]]:
@@ -247,8 +199,8 @@ def predict_request_to_json(
     the ``output_filter``, then each input's dtype. Inputs left out are sent from the signature's
     defaults.
     """
-    _check_inputs(request, signature)
-    wanted = _output_aliases(request, signature)
+    check_predict_inputs(request.inputs, signature)
+    wanted = output_aliases(request.output_filter, signature)
     order = sorted(signature.inputs)
     inputs: dict[str, Any] = {}
     for alias, tensor in request.inputs.items():
