@@ -32,6 +32,7 @@ ENTRY_POINT_GROUP = "tfio_handlers"
 _NEGOTIATION_CACHE_SIZE = 1024
 """Distinct ``(Accept, default)`` pairs remembered; clients send few distinct values."""
 
+
 class Kind(enum.IntEnum):
     """Who a plugin belongs to; a lower value is asked first."""
 
