@@ -60,9 +60,9 @@ def _message_kind(response: Prediction | Message) -> str:
 
 
 def _json_name(field: str) -> str:
-    """A ``TensorProto`` field's proto3 JSON name: ``float_val`` → ``floatVal``."""
-    head, *rest = field.split("_")
-    return head + "".join(part.title() for part in rest)
+    """A ``TensorProto`` field's proto3 JSON name (``float_val`` → ``floatVal``), from protobuf."""
+    name: str = TensorProto.DESCRIPTOR.fields_by_name[field].json_name
+    return name
 
 
 def response_to_tfs_json(response: Prediction | Message, context: Context) -> bytes:
