@@ -20,6 +20,7 @@ from __future__ import annotations
 import binascii
 import re
 import warnings
+from collections.abc import Callable
 from itertools import chain
 from typing import Any, Final
 
@@ -55,6 +56,7 @@ __all__ = [
     "json_type",
     "tensor_values",
     "values_array",
+    "walk_leaves",
 ]
 
 INVALID_ARGUMENT: Final = "INVALID_ARGUMENT"
@@ -250,10 +252,12 @@ def _fast_values(value: Any, dims: list[int], dtype: int) -> Values | None:
         return None
 
 
-def _walk(value: Any, dims: list[int], dtype: int) -> Values:
-    """TF Serving's recursive ``FillTensorProto``, iteratively, in the same order."""
+def walk_leaves(value: Any, dims: list[int], leaf: Callable[[Any], None]) -> None:
+    """Visit every leaf of a nested list in row-major order, checking it against ``dims`` as TF
+    Serving's ``FillTensorProto`` does: every list of the size the first element at its level
+    gave, every leaf at the innermost level. Raises :class:`TfsStatus` with TF Serving's message for
+    the first error in its order. Iterative: no recursion, whatever the nesting."""
     rank = len(dims)
-    out: list[Any] = []
     # Each frame: an iterator over a list's elements and the level of those elements.
     frames: list[tuple[Any, int]] = []
     current: Any = value
@@ -275,7 +279,7 @@ def _walk(value: Any, dims: list[int], dtype: int) -> Values:
                     f"JSON Value: {debug_string(current)} found at incorrect level: {level + 1} "
                     f"in the JSON DOM. Expected at level: {rank}"
                 )
-            out.append(_leaf(current, dtype))
+            leaf(current)
         while frames:
             iterator, child_level = frames[-1]
             item = next(iterator, end)
@@ -287,6 +291,12 @@ def _walk(value: Any, dims: list[int], dtype: int) -> Values:
             break
         else:
             break
+
+
+def _walk(value: Any, dims: list[int], dtype: int) -> Values:
+    """TF Serving's recursive ``FillTensorProto``, iteratively, in the same order."""
+    out: list[Any] = []
+    walk_leaves(value, dims, lambda item: out.append(_leaf(item, dtype)))
     if dtype == DT_STRING:
         return out
     if dtype == DT_FLOAT:
