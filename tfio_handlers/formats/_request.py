@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from ..config import Limits
 from ..context import Context
 from ..errors import BadRequest, PayloadTooLarge
-from ..protocol.tfs_json.tensor import b64_decode
+from ..protocol.tfs_json.tensor import TfsStatus, b64_decode, dense_shape, walk_leaves
 from ..protos import DT_STRING
 from ..tensors import numpy_dtype
 from ..tensors.casting import cast_array, dtype_label, typed_numbers
@@ -234,43 +234,18 @@ def _first_depth(value: Any, limit: int, where: str) -> None:
 def _walk_rectangular(
     value: Any, where: str, leaf: Callable[[Any], None], max_depth: int | None = None
 ) -> tuple[int, ...]:
-    """Walk a nested list as TF Serving does: the shape comes from the first element at each level,
-    every list must match it and every leaf sit at the innermost level (TF Serving's messages);
-    ``leaf`` sees each leaf in row-major order. Returns the shape."""
-    shape: list[int] = []
-    probe = value
-    while isinstance(probe, list):
-        shape.append(len(probe))
-        if not probe:
-            break
-        probe = probe[0]
-        if max_depth is not None and len(shape) > max_depth:
-            raise BadRequest(f"{where}: nesting is deeper than the limit of {max_depth} levels")
-    rank = len(shape)
-
-    def visit(item: Any, level: int) -> None:
-        if level < rank:
-            if not isinstance(item, list):
-                raise BadRequest(
-                    f"{where}: JSON Value: {item!r:.80} found at incorrect level: {level + 1} in "
-                    f"the JSON DOM. Expected at level: {rank}"
-                )
-            if len(item) != shape[level]:
-                raise BadRequest(
-                    f"{where}: Encountered list at unexpected size: {len(item)} at level: "
-                    f"{level} expected size: {shape[level]}"
-                )
-            for sub in item:
-                visit(sub, level + 1)
-            return
-        if isinstance(item, list):
-            raise BadRequest(
-                f"{where}: Encountered list at unexpected level: {level} expected < {rank}"
-            )
-        leaf(item)
-
-    visit(value, 0)
-    return tuple(shape)
+    """Walk a nested list as TF Serving does (:func:`~tfio_handlers.protocol.tfs_json.tensor.
+    walk_leaves`: the shape from the first element at each level, every list matching it, every
+    leaf at the innermost level, TF Serving's messages after ``where``); ``leaf`` sees each leaf
+    in row-major order. Returns the shape."""
+    dims = dense_shape(value)
+    if max_depth is not None and len(dims) > max_depth:
+        raise BadRequest(f"{where}: nesting is deeper than the limit of {max_depth} levels")
+    try:
+        walk_leaves(value, dims, leaf)
+    except TfsStatus as status:
+        raise BadRequest(f"{where}: {status.message}") from None
+    return tuple(dims)
 
 
 def _walk_strings(
