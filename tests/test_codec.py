@@ -124,9 +124,7 @@ def encode_kit(response: object, media_type: MediaType, context: Context) -> byt
     kind = codec.response_kind(response)
     rows: list[Any]
     if kind == "predict":
-        codec.check_response(
-            response, context.limits, KIT, lambda dims, _: codec.nested_text_bytes(dims)
-        )
+        codec.check_response(response, context.limits, KIT, codec.nested_text_bytes)
         outputs = codec.predict_outputs(response)
         rows = [
             {name: _plain(array[i : i + 1].tolist()[0]) for name, array in outputs.items()}

@@ -57,8 +57,8 @@ Writing an answer (encoders):
   ``check_response`` costs every output with ``cost(dims, itemsize)``, ``check_answer`` takes
   ``(what, dims, bytes)`` triples for an answer shaped otherwise.
 - ``nested_text_bytes``, ``flat_text_bytes``, ``csv_bytes``, ``binary_bytes``: lower bounds of a
-  tensor's bytes in the common layouts. ``binary_bytes(dims, itemsize)`` is a ``cost`` as it is; the
-  text bounds take the dims alone: ``cost=lambda dims, _: nested_text_bytes(dims)``.
+  tensor's bytes in the common layouts, each a ``cost`` of ``check_response`` as it is (the text
+  bounds ignore ``itemsize``).
 
 Declaring the codec:
 

@@ -28,14 +28,13 @@ from .errors import (
     UserCodeError,
     error_body,
 )
+from .hookspecs import Answer
 from .media import ANY, JSON, MediaType, parse_accept, parse_media_type
-from .protocol.arrays import PredictArrays, Prediction, as_response_message
+from .protocol.arrays import PredictArrays, as_response_message
 from .protos import (
     ClassificationRequest,
-    ClassificationResponse,
     PredictRequest,
     RegressionRequest,
-    RegressionResponse,
 )
 from .registry import Kind, Registry
 from .usercode import USER_FAILURES, UserCode, call_user, user_answer
@@ -56,8 +55,6 @@ T = TypeVar("T")
 
 Request: TypeAlias = PredictArrays | PredictRequest | ClassificationRequest | RegressionRequest
 """What a decoded body becomes before the backend call."""
-Answer: TypeAlias = Prediction | ClassificationResponse | RegressionResponse
-"""What the backend answers and the encoders write."""
 
 
 @dataclass(slots=True)

@@ -51,7 +51,7 @@ def _elements(dims: Sequence[int]) -> int:
     return count
 
 
-def nested_text_bytes(dims: Sequence[int]) -> int:
+def nested_text_bytes(dims: Sequence[int], itemsize: int = 1) -> int:
     """At least what a tensor takes as nested JSON lists (``[[1,2],[3,4]]``): two brackets per
     list, a comma between items, one byte per value. ``[N, 0]`` costs ``3N``: ``[],`` per row."""
     total = 0
@@ -64,14 +64,14 @@ def nested_text_bytes(dims: Sequence[int]) -> int:
     return total + lists
 
 
-def flat_text_bytes(dims: Sequence[int]) -> int:
+def flat_text_bytes(dims: Sequence[int], itemsize: int = 1) -> int:
     """At least what a tensor takes as one flat JSON list of its values (proto3 JSON's
     ``floatVal``): one byte per value and a comma between values; the shape is a few bytes."""
     count = _elements(dims)
     return max(2 * count - 1, 0)
 
 
-def csv_bytes(dims: Sequence[int]) -> int:
+def csv_bytes(dims: Sequence[int], itemsize: int = 1) -> int:
     """At least what a tensor takes as CSV, one row per batch element: a line end per row, a
     byte per value and a comma between values of a row. ``[N, 0]`` costs ``N``."""
     if not dims:
@@ -142,10 +142,11 @@ def check_response(
     """:func:`check_answer` for a backend's answer (a :class:`~.arrays.Prediction` or a response
     message), from shapes and counts alone.
 
-    ``cost(dims, itemsize)`` is the format's lower bound for one tensor. A predict response's
-    outputs are costed one by one (``output 'y'``); a classify response as ``[N, K]`` values
-    (``K`` the mean classes per example), a regress response as ``[N]``. Anything else is left
-    to the encoder (it raises its own error).
+    ``cost(dims, itemsize)`` is the format's lower bound for one tensor: one of this module's cost
+    functions (text formats ignore ``itemsize``, which they take so that every cost fits here). A
+    predict response's outputs are costed one by one (``output 'y'``); a classify response as
+    ``[N, K]`` values (``K`` the mean classes per example), a regress response as ``[N]``. Anything
+    else is left to the encoder (it raises its own error).
     """
     if isinstance(response, Prediction):
         if response.message is None:

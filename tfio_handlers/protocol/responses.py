@@ -90,7 +90,7 @@ def response_to_json(response: Prediction | Message, context: Context) -> bytes:
     """JSON in the form ``context.response_form`` asks for (see :data:`.context.ResponseForm`)."""
     form = context.response_form or context.settings.json_response_style
     if form == "legacy":
-        check_response(response, context.limits, "application/json", _flat_cost, overhead=16)
+        check_response(response, context.limits, "application/json", flat_text_bytes, overhead=16)
         return response_to_legacy_json(response, strict=context.settings.strict_json)
     return response_to_tfs_json(response, context)
 
@@ -98,15 +98,7 @@ def response_to_json(response: Prediction | Message, context: Context) -> bytes:
 def check_tfs_json_answer(response: Prediction | Message, limits: Limits) -> None:
     """Refuse (413) a response whose TF Serving JSON would pass ``limits.max_response_bytes``,
     before writing it: nested lists cost at least their brackets (``[N, 0]`` costs ``3N``)."""
-    check_response(response, limits, "application/json", _nested_cost, overhead=16)
-
-
-def _nested_cost(dims: Any, itemsize: int) -> int:
-    return nested_text_bytes(dims)
-
-
-def _flat_cost(dims: Any, itemsize: int) -> int:
-    return flat_text_bytes(dims)
+    check_response(response, limits, "application/json", nested_text_bytes, overhead=16)
 
 
 def _float_list(values: np.ndarray, strict: bool) -> list[Any]:

@@ -96,10 +96,6 @@ def _join(columns: Sequence[list[str]], count: int) -> list[str]:
     return [",".join(parts) for parts in zip(*columns, strict=True)] if count else []
 
 
-def _csv_cost(dims: Sequence[int], itemsize: int) -> int:
-    return csv_bytes(dims)
-
-
 def encode_csv(response: Any, media_type: MediaType, context: Context) -> bytes:
     """Write a response as CSV, one row per batch element, rows ending in LF.
 
@@ -111,7 +107,7 @@ def encode_csv(response: Any, media_type: MediaType, context: Context) -> bytes:
     """
     header = header_present(media_type)
     kind = response_kind(response)
-    check_response(response, context.limits, MEDIA_TYPE, _csv_cost)
+    check_response(response, context.limits, MEDIA_TYPE, csv_bytes)
     names: list[str] = []
     if kind == "predict":
         outputs = predict_outputs(response)
