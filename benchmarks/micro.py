@@ -70,7 +70,6 @@ def bench_json(repeats: int, target: float) -> GroupResult:
     from tfio_handlers.media import MediaType
     from tfio_handlers.protocol.tfs_json import requests as rest_json
     from tfio_handlers.protocol.tfs_json import simd as _simd
-    from tfio_handlers.tensors import to_ndarray
 
     result = GroupResult("json")
     mt = MediaType("application/json")
@@ -80,7 +79,7 @@ def bench_json(repeats: int, target: float) -> GroupResult:
         "legacy: json.loads + tf.make_tensor_proto",
         "raw simdjson parse",
         "ours: formats.json (as served)",
-        "ours: fast path (predict_arrays_from_json, simdjson)",
+        "ours: fast path alone (simd.decode_predict)",
         "ours: exact path alone (fast path off)",
     ]
     legacy, raw, served, fast, exact = names
@@ -101,7 +100,7 @@ def bench_json(repeats: int, target: float) -> GroupResult:
                 return decode_json(body, mt, Context(signature_defs=sigs))
 
             def run_fast(body: bytes = body, sigs: Any = sigs) -> Any:
-                return rest_json.predict_arrays_from_json(body, sigs)
+                return _simd.decode_predict(body, sigs)
 
             def run_exact(body: bytes = body, sigs: Any = sigs) -> Any:
                 saved = _simd._simdjson
@@ -115,12 +114,12 @@ def bench_json(repeats: int, target: float) -> GroupResult:
                 parser.parse(body)  # the proxy dies here, so the parser can be reused
 
             _same(tf.make_ndarray(run_legacy()), array, f"{label} {form} legacy")
-            _same(to_ndarray(run_served().inputs["x"]), array, f"{label} {form} served")
+            _same(run_served().inputs["x"], array, f"{label} {form} served")
             fast_answer = run_fast()
             if fast_answer is None:
                 raise AssertionError(f"{label} {form}: the fast path declined a numeric body")
-            _same(to_ndarray(fast_answer[0].inputs["x"]), array, f"{label} {form} fast")
-            _same(to_ndarray(run_exact()[0].inputs["x"]), array, f"{label} {form} exact")
+            _same(fast_answer.array, array, f"{label} {form} fast")
+            _same(run_exact()[0].inputs["x"], array, f"{label} {form} exact")
             result.checks.append(f"JSON {label} {form}: all four decoders give the same tensor")
             timings = compare(
                 {

@@ -46,6 +46,7 @@ GROUPS = (
     "csv",
     "jsonlines",
     "registry",
+    "pipeline",
     "http",
     "batching",
 )
@@ -179,6 +180,59 @@ def group_batching_backend(opts: argparse.Namespace) -> GroupResult:
         return http_bench.bench_batching_backend(
             model_dir, 64, opts.http_duration, [(8, 1000), (64, 2000)]
         )
+
+
+def group_pipeline(opts: argparse.Namespace) -> GroupResult:
+    """Issue 12's goal: the library's own cost per request, this checkout against the commit before
+    the redesign, in the same run (``pipeline_cost.py``)."""
+    import tempfile
+
+    import models
+    import pipeline_cost
+
+    result = GroupResult("pipeline")
+    with tempfile.TemporaryDirectory(prefix="tfio-bench-pipeline-") as tmp:
+        models.build_all(Path(tmp))
+        figures = pipeline_cost.measure(Path(tmp), repeats=3 if opts.quick else 5)
+    baseline = pipeline_cost.BASELINE_COMMIT
+    if figures is None:
+        result.goals.append(
+            Goal(
+                "our code per iris request ≤ ½ of " + baseline + "'s",
+                "not measured",
+                None,
+                f"{baseline} is not in this checkout (a shallow clone?): nothing to compare with",
+            )
+        )
+        return result
+    table = Table(
+        "The library's own cost per request: Pipeline.invoke with the model call answered from a "
+        "cache",
+        ["request", "this checkout", baseline, "ratio"],
+    )
+    for label in pipeline_cost.REQUESTS:
+        ours, before = figures["this checkout"][label], figures[baseline][label]
+        table.rows.append([label, fmt_time(ours), fmt_time(before), fmt_ratio(before / ours)])
+    table.notes.append(
+        f"Best of 7 batches per process, median of {3 if opts.quick else 5} fresh processes per "
+        f"code, interleaved; {baseline} (the commit before issue 12's redesign) exported with "
+        "`git archive` and imported in its own processes. The model's signature call is replaced "
+        "by its own answer, computed once: what is timed is the library alone, from the body to "
+        "the answer (decoding, the Context, signatures, the backend's checks and conversions, "
+        "encoding)."
+    )
+    result.tables.append(table)
+    result.raw = figures
+    ours, before = figures["this checkout"]["iris"], figures[baseline]["iris"]
+    result.goals.append(
+        Goal(
+            f"iris request: the library's own cost ≤ ½ of {baseline}'s (issue 12)",
+            f"{fmt_time(ours)} against {fmt_time(before)} ({fmt_ratio(before / ours)} less)",
+            ours <= before / 2,
+            "" if ours <= before / 2 else f"over by {ours / (before / 2):.2f}x",
+        )
+    )
+    return result
 
 
 # -- report ------------------------------------------------------------------------------------------
@@ -318,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         "csv": _micro("csv"),
         "jsonlines": _micro("jsonlines"),
         "registry": _micro("registry"),
+        "pipeline": group_pipeline,
         "http": group_http,
         "batching": group_batching_backend,
     }
