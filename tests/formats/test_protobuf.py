@@ -114,6 +114,16 @@ def test_a_message_other_than_the_method_implies_names_the_expected_one() -> Non
     assert decode_protobuf(predict.SerializeToString(), named, classifier) == predict
 
 
+def test_fields_the_implied_message_lacks_are_refused_inside_it_too() -> None:
+    tensor = TensorProto.FromString(
+        TensorProto(dtype=1).SerializeToString() + b"\xa0\x06\x01"  # field 100 in the tensor
+    )
+    request = PredictRequest()
+    request.inputs["x"].CopyFrom(tensor)
+    with pytest.raises(BadRequest, match=r"is not a tensorflow\.serving\.PredictRequest"):
+        decode_protobuf(request.SerializeToString(), PROTOBUF, context())
+
+
 def test_fields_the_implied_message_lacks_are_refused() -> None:
     request = PredictRequest()
     request.model_spec.name = "m"

@@ -11,9 +11,12 @@ its single output tensor.
 
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from typing import Any, Final
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from ..context import Context
 from ..errors import BadRequest, NotAcceptable
@@ -73,11 +76,38 @@ def decode_protobuf(body: bytes, media_type: MediaType, context: Context) -> Mes
     return message
 
 
+_UNKNOWN_FIELDS_LOOK: Final = 64
+"""How many messages :func:`_has_unknown_fields` looks at, breadth first."""
+
+
 def _has_unknown_fields(message: Message) -> bool:
-    """Whether parsing kept fields the message type does not declare (at any depth)."""
-    size = message.ByteSize()
-    message.DiscardUnknownFields()
-    return bool(message.ByteSize() != size)
+    """Whether parsing kept fields the message type does not declare, in the first
+    :data:`_UNKNOWN_FIELDS_LOOK` messages breadth first.
+
+    A body of another message type shows unknown fields near the top (its field numbers mean other
+    things); a bounded look finds them at a cost that does not grow with the body. (``ByteSize``
+    before and after ``DiscardUnknownFields`` re-encodes the whole message: 5 ms for a
+    1000x784 float tensor.)
+    """
+    pending = deque([message])
+    looked = 0
+    while pending and looked < _UNKNOWN_FIELDS_LOOK:
+        current = pending.popleft()
+        looked += 1
+        if len(UnknownFieldSet(current)):
+            return True
+        for field, value in current.ListFields():
+            entry = field.message_type
+            if field.type != FieldDescriptor.TYPE_MESSAGE or entry is None:
+                continue
+            if entry.GetOptions().map_entry:
+                if entry.fields_by_name["value"].type == FieldDescriptor.TYPE_MESSAGE:
+                    pending.extend(value.values())
+            elif field.is_repeated:
+                pending.extend(value)
+            else:
+                pending.append(value)
+    return False
 
 
 def _not_implied(full_name: str, detail: str) -> str:
