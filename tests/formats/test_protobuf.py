@@ -114,9 +114,13 @@ def test_a_message_other_than_the_method_implies_names_the_expected_one() -> Non
     assert decode_protobuf(predict.SerializeToString(), named, classifier) == predict
 
 
-def test_fields_the_implied_message_lacks_are_refused_inside_it_too() -> None:
+@pytest.mark.parametrize("content_bytes", [0, 256 * 1024], ids=["small body", "large body"])
+def test_fields_the_implied_message_lacks_are_refused_inside_it_too(content_bytes: int) -> None:
+    """Small bodies are checked whole, large ones by a bounded look from the top: both find an
+    unknown field inside an input tensor."""
     tensor = TensorProto.FromString(
-        TensorProto(dtype=1).SerializeToString() + b"\xa0\x06\x01"  # field 100 in the tensor
+        TensorProto(dtype=1, tensor_content=b"\0" * content_bytes).SerializeToString()
+        + b"\xa0\x06\x01"  # field 100 in the tensor
     )
     request = PredictRequest()
     request.inputs["x"].CopyFrom(tensor)
