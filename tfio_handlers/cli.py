@@ -1,10 +1,13 @@
-"""``tfio-handlers``: serve a model, list the plugin table.
+"""``tfio-handlers``: serve a model, run a batch transform job, list the plugin table.
 
 ``tfio-handlers serve --model-dir export/iris`` serves a SavedModel on the embedded backend with
 SageMaker's routes (``/ping``, ``/invocations``) and TF Serving's REST routes (``/v1/models/...``).
 Options fall back to SageMaker's environment: ``SAGEMAKER_BIND_TO_PORT``, ``SAGEMAKER_PROGRAM``,
 ``SAGEMAKER_MODEL_SERVER_WORKERS``, ``SAGEMAKER_MODEL_SERVER_TIMEOUT``, ``SAGEMAKER_REQUIREMENTS``,
 ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``, ``SAGEMAKER_MAX_PAYLOAD_IN_MB``.
+
+``tfio-handlers transform data.jsonl --model-dir export/iris --output out/`` runs SageMaker Batch
+Transform's job on one machine, with the same model options as ``serve`` (``docs/transform.md``).
 """
 
 from __future__ import annotations
@@ -27,18 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="serve a model over HTTP (SageMaker + TF Serving routes)"
     )
-    serve.add_argument("--model-dir", help="a SavedModel, or a TF Serving base path of versions")
-    serve.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="a named model (repeatable)",
-    )
-    serve.add_argument("--entry-point", help="the user's inference.py")
-    serve.add_argument(
-        "--backend", default=None, help="embedded (default), grpc://host:port or http://host:port"
-    )
+    _add_model_options(serve)
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument(
         "--port", type=int, default=None, help="default: SAGEMAKER_BIND_TO_PORT, else 8080"
@@ -88,7 +80,97 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds calls in flight may finish on SIGTERM/SIGINT",
     )
     grpc_serve.add_argument("--log-level", default="info")
+
+    _add_transform_parser(commands)
     return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The model, user code and backend options, shared by ``serve`` and ``transform``."""
+    parser.add_argument("--model-dir", help="a SavedModel, or a TF Serving base path of versions")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a named model (repeatable)",
+    )
+    parser.add_argument("--entry-point", help="the user's inference.py")
+    parser.add_argument(
+        "--backend", default=None, help="embedded (default), grpc://host:port or http://host:port"
+    )
+
+
+def _add_transform_parser(commands: Any) -> None:
+    """``transform``: SageMaker Batch Transform's options under its names (docs/transform.md)."""
+    transform = commands.add_parser(
+        "transform",
+        help="run a batch transform job over files (SageMaker Batch Transform on one machine)",
+        description=(
+            "Send every record of the input files through the model, as SageMaker Batch Transform "
+            "does, and write <input name>.out (and <input name>.err.jsonl for failed records) to "
+            "--output. A rerun skips inputs whose .out is complete. See docs/transform.md."
+        ),
+    )
+    transform.add_argument("inputs", nargs="+", metavar="INPUT", help="a file or a directory")
+    transform.add_argument("--output", "-o", required=True, help="the output directory")
+    _add_model_options(transform)
+    transform.add_argument(
+        "--content-type",
+        help="ContentType of the records (default: by extension .csv .jsonl .json .npy, "
+        "else application/json)",
+    )
+    transform.add_argument(
+        "--accept",
+        help="Accept (default: the content type for CSV and JSON lines, else "
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT)",
+    )
+    transform.add_argument(
+        "--split-type", choices=("Line", "RecordIO", "None"), default="Line", help="default Line"
+    )
+    transform.add_argument(
+        "--batch-strategy",
+        choices=("SingleRecord", "MultiRecord"),
+        default="MultiRecord",
+        help="default MultiRecord",
+    )
+    transform.add_argument(
+        "--max-payload-mb", type=float, default=6, help="MaxPayloadInMB of a body (default 6)"
+    )
+    transform.add_argument(
+        "--max-records",
+        type=int,
+        default=1000,
+        help="records a body at most (default 1000; 0: any)",
+    )
+    transform.add_argument(
+        "--assemble-with", choices=("Line", "None"), default="Line", help="default Line"
+    )
+    transform.add_argument(
+        "--join-source", choices=("Input", "None"), default="None", help="default None"
+    )
+    transform.add_argument("--input-filter", help="JSONPath of the record to send (default $)")
+    transform.add_argument("--output-filter", help="JSONPath of the output to keep (default $)")
+    transform.add_argument(
+        "--max-errors",
+        type=int,
+        default=0,
+        help="failed records allowed before the job stops with status 1 (default 0; -1: any)",
+    )
+    transform.add_argument(
+        "--concurrency", type=int, default=1, help="bodies in flight (MaxConcurrentTransforms)"
+    )
+    transform.add_argument(
+        "--custom-attributes",
+        help="X-Amzn-SageMaker-Custom-Attributes of every body (e.g. tfs-signature=predict)",
+    )
+    transform.add_argument(
+        "--progress",
+        choices=("auto", "bar", "log", "off"),
+        default="auto",
+        help="auto: a bar on a terminal with tqdm installed, else a log line every 10 s",
+    )
+    transform.add_argument("--log-level", default="info")
 
 
 def _model_env(args: argparse.Namespace) -> dict[str, str]:
@@ -176,6 +258,71 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transform(args: argparse.Namespace) -> int:
+    """Run the batch transform job; 0 when it finished, 1 when it stopped on errors, 2 when it
+    could not start."""
+    from pathlib import Path
+
+    from .bootstrap import (
+        configure_logging,
+        find_entry_point,
+        install_requirements,
+        load_config,
+        pipeline_from_config,
+    )
+    from .errors import HTTPError
+    from .transform import TransformJob, TransformOptions, find_inputs, make_progress
+
+    env = dict(os.environ)
+    env.update(_model_env(args))
+    if args.entry_point:
+        env["TFIO_HANDLERS_ENTRY_POINT"] = os.path.abspath(args.entry_point)
+    if args.backend:
+        env["TFIO_HANDLERS_BACKEND"] = args.backend
+    env["TFIO_HANDLERS_LOG_LEVEL"] = args.log_level.upper()
+    configure_logging(env)
+    options = TransformOptions(
+        content_type=args.content_type,
+        accept=args.accept,
+        split_type=args.split_type,
+        batch_strategy=args.batch_strategy,
+        max_payload_mb=args.max_payload_mb,
+        max_records=args.max_records,
+        assemble_with=args.assemble_with,
+        join_source=args.join_source,
+        input_filter=args.input_filter,
+        output_filter=args.output_filter,
+        max_errors=args.max_errors,
+        concurrency=args.concurrency,
+        custom_attributes=args.custom_attributes,
+    )
+    inputs = [Path(p) for p in args.inputs]
+    output = Path(args.output)
+    try:
+        options.check()
+        find_inputs(inputs, output)
+        models = env.get("TFIO_HANDLERS_MODELS") or env.get("TFIO_HANDLERS_MODEL_DIR")
+        install_requirements(env, find_entry_point(env, models))
+        pipeline = pipeline_from_config(load_config(env))
+    except HTTPError as exc:
+        return _cannot_start(exc.message, "transform")
+    job = TransformJob(pipeline, options, progress=make_progress(args.progress))
+    try:
+        result = job.run(inputs, output)
+    finally:
+        pipeline.backend.close()
+    skipped = sum(1 for f in result.files if f.skipped)
+    rate = result.records / result.seconds if result.seconds else 0.0
+    print(
+        f"tfio-handlers transform: {len(result.files)} files ({skipped} skipped as complete), "
+        f"{result.records} records, {result.errors} errors in {result.seconds:.1f} s "
+        f"({rate:.0f} records/s)" + ("; stopped: too many errors" if result.stopped else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1 if result.stopped else 0
+
+
 def _check_server_installed(server: str) -> None:
     """Refuse a server that is not installed, saying which extra brings it."""
     from .errors import InternalError
@@ -186,10 +333,10 @@ def _check_server_installed(server: str) -> None:
         )
 
 
-def _cannot_start(message: str) -> int:
-    """Say on stderr, in one paragraph, why the server cannot start; the exit status (2)."""
+def _cannot_start(message: str, command: str = "serve") -> int:
+    """Say on stderr, in one paragraph, why the command cannot start; the exit status (2)."""
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    print(f"tfio-handlers serve: cannot start: {text}", file=sys.stderr, flush=True)
+    print(f"tfio-handlers {command}: cannot start: {text}", file=sys.stderr, flush=True)
     return 2
 
 
@@ -255,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "grpc-serve":
         return _grpc_serve(args)
+    if args.command == "transform":
+        return _transform(args)
     return _plugins()
 
 
