@@ -79,14 +79,18 @@ def _lines(body: bytes) -> list[bytes]:
 def _csv_rows(body: bytes) -> list[bytes]:
     if b'"' not in body:
         return _lines(body)
+    lines = body.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
     rows: list[bytes] = []
     pending: list[bytes] = []
     quotes = 0
-    for line in _lines(body):
+    for line in lines:
         pending.append(line)
         quotes += line.count(b'"')
         if quotes % 2 == 0:  # not inside a quoted field: the row ends here
-            rows.append(b"\n".join(pending))
+            row = b"\n".join(pending)
+            rows.append(row[:-1] if row.endswith(b"\r") else row)
             pending, quotes = [], 0
     if pending:
         rows.append(b"\n".join(pending))
