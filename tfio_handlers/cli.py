@@ -270,6 +270,7 @@ def _transform(args: argparse.Namespace) -> int:
         load_config,
         pipeline_from_config,
     )
+    from .config import Settings
     from .errors import HTTPError
     from .transform import TransformJob, TransformOptions, find_inputs, make_progress
 
@@ -300,7 +301,8 @@ def _transform(args: argparse.Namespace) -> int:
     output = Path(args.output)
     try:
         options.check()
-        find_inputs(inputs, output)
+        files = [path for path, _ in find_inputs(inputs, output)]
+        options.check_files(files, Settings.from_env(env).default_accept)
         models = env.get("TFIO_HANDLERS_MODELS") or env.get("TFIO_HANDLERS_MODEL_DIR")
         install_requirements(env, find_entry_point(env, models))
         pipeline = pipeline_from_config(load_config(env))

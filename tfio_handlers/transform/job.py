@@ -163,6 +163,7 @@ class TransformJob:
         """Transform every input into ``output_dir``; files whose ``.out`` exists are skipped."""
         started = time.monotonic()
         files = find_inputs(inputs, output_dir)
+        self.options.check_files([f for f, _ in files], self.pipeline.settings.default_accept)
         result = JobResult()
         todo: list[tuple[Path, str]] = []
         for source, name in files:

@@ -21,6 +21,7 @@ option                      SageMaker                               default here
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -110,6 +111,15 @@ class TransformOptions:
                 self.data_processing(self.content_type or "application/json", self.accept)
             except (JSONPathError, InternalError) as exc:
                 raise InternalError(str(exc)) from None
+
+    def check_files(self, paths: Sequence[Path], default_accept: str) -> None:
+        """Refuse filters or a join that cannot apply to some input's content type and Accept."""
+        for path in paths:
+            content_type = self.content_type_for(path)
+            try:
+                self.data_processing(content_type, self.accept_for(content_type, default_accept))
+            except InternalError as exc:
+                raise InternalError(f"{path}: {exc.message}") from None
 
     @property
     def processes_data(self) -> bool:
