@@ -49,6 +49,7 @@ GROUPS = (
     "pipeline",
     "http",
     "batching",
+    "transform",
 )
 
 # Statements whose cold import is measured (fresh interpreters): the foundation's three, plus what a
@@ -235,6 +236,16 @@ def group_pipeline(opts: argparse.Namespace) -> GroupResult:
     return result
 
 
+def group_transform(opts: argparse.Namespace) -> GroupResult:
+    """Issue 13's goals: ``tfio-handlers transform`` against one request per record and numpy batches
+    (``transform_bench.py``); 60k records with ``--quick``, 300k otherwise."""
+    import transform_bench
+
+    if opts.quick:
+        return transform_bench.bench_transform(60_000, 500, 1)
+    return transform_bench.bench_transform(300_000, 2000, 3)
+
+
 # -- report ------------------------------------------------------------------------------------------
 
 
@@ -375,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline": group_pipeline,
         "http": group_http,
         "batching": group_batching_backend,
+        "transform": group_transform,
     }
     for name in GROUPS:
         if name not in wanted:
