@@ -118,3 +118,20 @@ def test_memory_stays_bounded_on_300k_records(iris_model: Path, tmp_path: Path) 
     assert result.records == 300_000 and result.errors == 0
     assert (tmp_path / "out" / "iris.jsonl.out").stat().st_size > size
     assert peak < size / 4, f"peak {peak / 2**20:.1f} MiB for a file of {size / 2**20:.1f} MiB"
+
+
+def test_the_option_table_in_the_docs_is_the_commands_options() -> None:
+    import re
+
+    from live_server import ROOT
+
+    from tfio_handlers.cli import _parser
+
+    text = (ROOT / "docs" / "transform.md").read_text()
+    table = text.split("## Options, with SageMaker's names", 1)[1].split("\n## ", 1)[0]
+    first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    documented = {option for cell in first_cells for option in re.findall(r"`(--[a-z-]+)", cell)}
+    subparsers = next(a for a in _parser()._actions if a.dest == "command")
+    transform = subparsers.choices["transform"]  # type: ignore[index]
+    options = {s for a in transform._actions for s in a.option_strings if s.startswith("--")}
+    assert documented == options - {"--help"}
