@@ -342,6 +342,8 @@ def test_split_none_sends_the_whole_file(pipeline: Any, tmp_path: Path) -> None:
         },
     ).body
     assert (tmp_path / "out" / "in.csv.out").read_bytes() == expected
+    run(pipeline, [source], tmp_path / "line", split_type="None", custom_attributes=PREDICT)
+    assert (tmp_path / "line" / "in.csv.out").read_bytes() == expected  # whole, with its line end
 
 
 def test_concurrency_writes_the_same_output_in_order(pipeline: Any, tmp_path: Path) -> None:

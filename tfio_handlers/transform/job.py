@@ -347,6 +347,8 @@ class TransformJob:
         """A record's output as written: one line (joined and filtered) with ``Line``, else as is."""
         if not self.line_mode:
             return output
+        if self.options.split_type == "None":  # the whole file's answer: written whole
+            return output if output.endswith(b"\n") else output + b"\n"
         try:
             line = one_line(output, answer_type)
         except ValueError as exc:
