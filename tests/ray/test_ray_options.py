@@ -173,3 +173,28 @@ def test_without_ray_the_error_names_the_extra() -> None:
         "except ImportError as exc:\n    print(exc)\n"
     )
     assert "pip install 'tfio-handlers[ray]'" in result.stdout, result.stderr
+
+
+def test_cli_serve_has_the_ray_options_once_wired() -> None:
+    """cli.py defines ``serve``'s Ray options itself (building its parser must not import Ray):
+    once it has them, they are :func:`add_arguments`' exactly."""
+    from tfio_handlers import cli
+
+    parser = cli._parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    serve_parser = commands.choices["serve"]
+    theirs = {
+        a.dest: (tuple(a.option_strings), a.default, a.type)
+        for a in serve_parser._actions
+        if a.dest.startswith("ray") or a.dest in ("replicas", "model_replicas")
+    }
+    if "ray" not in theirs:
+        pytest.skip("tfio-handlers serve --ray is not wired into cli.py yet")
+    ours_parser = argparse.ArgumentParser()
+    tray.add_arguments(ours_parser)
+    ours = {
+        a.dest: (tuple(a.option_strings), a.default, a.type)
+        for a in ours_parser._actions
+        if a.dest != "help"
+    }
+    assert theirs == ours
