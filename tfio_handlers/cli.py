@@ -43,6 +43,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--server", choices=("uvicorn", "gunicorn"), default="uvicorn")
     serve.add_argument("--log-level", default="info")
+    ray_serve = serve.add_argument_group("Ray Serve (pip install 'tfio-handlers[ray]')")
+    ray_serve.add_argument("--ray", action="store_true", help="serve on Ray Serve (docs/ray.md)")
+    ray_serve.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="join a running Ray cluster ('auto', or ray://host:10001); default: start a local Ray",
+    )
+    ray_serve.add_argument(
+        "--replicas", type=int, default=None, help="replicas of the app (default 1)"
+    )
+    ray_serve.add_argument(
+        "--model-replicas",
+        type=int,
+        default=None,
+        metavar="N",
+        help="split mode: serve the model in a deployment of its own with N replicas",
+    )
+    ray_serve.add_argument(
+        "--ray-num-cpus",
+        type=float,
+        default=0.5,
+        metavar="CPUS",
+        help="CPUs each replica claims from Ray's scheduler (default 0.5)",
+    )
+    ray_serve.add_argument(
+        "--ray-object-store-mb",
+        type=int,
+        default=256,
+        metavar="MB",
+        help="a local Ray's object store (default 256)",
+    )
+    ray_serve.add_argument(
+        "--ray-dashboard", action="store_true", help="start a local Ray with its dashboard"
+    )
 
     commands.add_parser("plugins", help="print the codec resolution table")
 
@@ -184,6 +219,12 @@ def _model_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.ray:
+        try:
+            from .ray import serve_with_ray
+        except ImportError as exc:
+            return _cannot_start(str(exc))
+        return serve_with_ray(args)
     from .bootstrap import configure_logging, find_entry_point, install_requirements, load_config
     from .errors import HTTPError
 
