@@ -10,46 +10,25 @@ from typing import Any
 import numpy as np
 import pytest
 from codec_support import context, signature
+from csv_support import (
+    CSV,
+    CSV_HEADER,
+    decode,
+    encode,
+    predict_response,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tfio_handlers.config import Settings
-from tfio_handlers.context import Context
 from tfio_handlers.formats import csv as csv_codec
 from tfio_handlers.media import parse_media_type
 from tfio_handlers.protos import (
-    DT_FLOAT,
     DT_STRING,
-    PredictResponse,
 )
 from tfio_handlers.registry import Kind, Registry
-from tfio_handlers.tensors import data_type_of, to_tensor_proto
-
-CSV = parse_media_type("text/csv")
-CSV_HEADER = parse_media_type("text/csv; header=present")
-PREDICT = "tensorflow/serving/predict"
-CLASSIFY = "tensorflow/serving/classify"
-
-
-CLASSIFIER = signature(
-    {"inputs": (DT_STRING, [-1])}, CLASSIFY, {"classes": DT_STRING, "scores": DT_FLOAT}
-)
-
-
-def decode(body: bytes, ctx: Context | None = None, media_type: Any = CSV) -> Any:
-    return csv_codec.decode_csv(body, media_type, ctx or context())
-
-
-def predict_response(**outputs: np.ndarray) -> PredictResponse:
-    response = PredictResponse()
-    for name, array in outputs.items():
-        response.outputs[name].CopyFrom(to_tensor_proto(array))
-    return response
-
-
-def encode(response: Any, media_type: Any = CSV, ctx: Context | None = None) -> bytes:
-    return csv_codec.encode_csv(response, media_type, ctx or context())
+from tfio_handlers.tensors import data_type_of
 
 
 def test_registered_with_aliases() -> None:

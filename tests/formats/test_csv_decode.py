@@ -8,11 +8,16 @@ row, the TF Serving container's njs split quoted strings wrongly, and the infere
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import numpy as np
 import pytest
 from codec_support import context, signature
+from csv_support import (
+    CLASSIFIER,
+    CSV,
+    CSV_HEADER,
+    decode,
+)
 
 from tfio_handlers.config import Limits, Settings
 from tfio_handlers.context import Context
@@ -29,31 +34,7 @@ from tfio_handlers.protos import (
     DT_INT64,
     DT_STRING,
     DT_UINT64,
-    PredictResponse,
 )
-from tfio_handlers.tensors import to_tensor_proto
-
-CSV = parse_media_type("text/csv")
-CSV_HEADER = parse_media_type("text/csv; header=present")
-PREDICT = "tensorflow/serving/predict"
-CLASSIFY = "tensorflow/serving/classify"
-
-
-CLASSIFIER = signature(
-    {"inputs": (DT_STRING, [-1])}, CLASSIFY, {"classes": DT_STRING, "scores": DT_FLOAT}
-)
-
-
-def decode(body: bytes, ctx: Context | None = None, media_type: Any = CSV) -> Any:
-    return csv_codec.decode_csv(body, media_type, ctx or context())
-
-
-def predict_response(**outputs: np.ndarray) -> PredictResponse:
-    response = PredictResponse()
-    for name, array in outputs.items():
-        response.outputs[name].CopyFrom(to_tensor_proto(array))
-    return response
-
 
 # -- the SageMaker defects ---------------------------------------------------------------------
 

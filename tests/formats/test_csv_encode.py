@@ -4,49 +4,24 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from typing import Any
 
 import numpy as np
 import pytest
 from codec_support import context, signature
+from csv_support import (
+    CSV_HEADER,
+    decode,
+    encode,
+    predict_response,
+)
 
-from tfio_handlers.context import Context
 from tfio_handlers.errors import BadRequest, NotAcceptable
-from tfio_handlers.formats import csv as csv_codec
-from tfio_handlers.media import parse_media_type
 from tfio_handlers.protos import (
     DT_FLOAT,
-    DT_STRING,
     ClassificationResponse,
     PredictResponse,
     RegressionResponse,
 )
-from tfio_handlers.tensors import to_tensor_proto
-
-CSV = parse_media_type("text/csv")
-CSV_HEADER = parse_media_type("text/csv; header=present")
-PREDICT = "tensorflow/serving/predict"
-CLASSIFY = "tensorflow/serving/classify"
-
-
-CLASSIFIER = signature(
-    {"inputs": (DT_STRING, [-1])}, CLASSIFY, {"classes": DT_STRING, "scores": DT_FLOAT}
-)
-
-
-def decode(body: bytes, ctx: Context | None = None, media_type: Any = CSV) -> Any:
-    return csv_codec.decode_csv(body, media_type, ctx or context())
-
-
-def predict_response(**outputs: np.ndarray) -> PredictResponse:
-    response = PredictResponse()
-    for name, array in outputs.items():
-        response.outputs[name].CopyFrom(to_tensor_proto(array))
-    return response
-
-
-def encode(response: Any, media_type: Any = CSV, ctx: Context | None = None) -> bytes:
-    return csv_codec.encode_csv(response, media_type, ctx or context())
 
 
 def test_encode_one_output_is_one_row_per_instance() -> None:
