@@ -1,9 +1,17 @@
-"""A helper the pickle tests share (imported as ``pickle_support``; pytest puts this folder on the path)."""
+"""Helpers the pickle tests share (imported as ``pickle_support``; pytest puts this folder on the path)."""
 
 from __future__ import annotations
 
 import pickle
 from typing import Any
+
+from codec_support import context as shared_context
+
+from tfio_handlers.context import Context
+from tfio_handlers.formats import pickle as pickle_codec
+from tfio_handlers.media import parse_media_type
+from tfio_handlers.protos import PredictResponse, SignatureDef
+from tfio_handlers.tensors import to_tensor_proto
 
 
 def payload(function: Any, *args: Any, protocol: int = 4) -> bytes:
@@ -14,3 +22,27 @@ def payload(function: Any, *args: Any, protocol: int = 4) -> bytes:
             return (function, args)
 
     return pickle.dumps(Evil(), protocol=protocol)
+
+
+PICKLE = parse_media_type("application/python-pickle")
+
+PREDICT = "tensorflow/serving/predict"
+
+CLASSIFY = "tensorflow/serving/classify"
+
+
+def context(sig: SignatureDef | None = None, **settings_: Any) -> Context:
+    """The shared context, with pickle enabled unless a test says otherwise."""
+    settings_.setdefault("enable_pickle", True)
+    return shared_context(sig, **settings_)
+
+
+def decode(body: bytes, ctx: Context | None = None) -> Any:
+    return pickle_codec.decode_pickle(body, PICKLE, ctx or context())
+
+
+def predict_response(**outputs: Any) -> PredictResponse:
+    response = PredictResponse()
+    for name, array in outputs.items():
+        response.outputs[name].CopyFrom(to_tensor_proto(array))
+    return response

@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from codec_support import context as shared_context
 from codec_support import signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from pickle_support import payload
+from pickle_support import CLASSIFY, PICKLE, context, decode, payload, predict_response
 
 from tfio_handlers.config import Limits, Settings
 from tfio_handlers.context import Context
@@ -33,33 +32,9 @@ from tfio_handlers.protos import (
     DT_STRING,
     ClassificationResponse,
     PredictRequest,
-    PredictResponse,
-    SignatureDef,
 )
 from tfio_handlers.registry import Kind, Registry
-from tfio_handlers.tensors import data_type_of, to_tensor_proto
-
-PICKLE = parse_media_type("application/python-pickle")
-PREDICT = "tensorflow/serving/predict"
-CLASSIFY = "tensorflow/serving/classify"
-
-
-def context(sig: SignatureDef | None = None, **settings_: Any) -> Context:
-    """The shared context, with pickle enabled unless a test says otherwise."""
-    settings_.setdefault("enable_pickle", True)
-    return shared_context(sig, **settings_)
-
-
-def decode(body: bytes, ctx: Context | None = None) -> Any:
-    return pickle_codec.decode_pickle(body, PICKLE, ctx or context())
-
-
-def predict_response(**outputs: Any) -> PredictResponse:
-    response = PredictResponse()
-    for name, array in outputs.items():
-        response.outputs[name].CopyFrom(to_tensor_proto(array))
-    return response
-
+from tfio_handlers.tensors import data_type_of
 
 # -- off by default ----------------------------------------------------------------------------
 

@@ -16,40 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from codec_support import context as shared_context
-from pickle_support import payload
+from pickle_support import context, decode, payload
 
 from tfio_handlers.config import Limits
-from tfio_handlers.context import Context
 from tfio_handlers.errors import BadRequest, PayloadTooLarge
-from tfio_handlers.formats import pickle as pickle_codec
-from tfio_handlers.media import parse_media_type
-from tfio_handlers.protos import (
-    PredictResponse,
-    SignatureDef,
-)
-from tfio_handlers.tensors import to_tensor_proto
-
-PICKLE = parse_media_type("application/python-pickle")
-PREDICT = "tensorflow/serving/predict"
-CLASSIFY = "tensorflow/serving/classify"
-
-
-def context(sig: SignatureDef | None = None, **settings_: Any) -> Context:
-    """The shared context, with pickle enabled unless a test says otherwise."""
-    settings_.setdefault("enable_pickle", True)
-    return shared_context(sig, **settings_)
-
-
-def decode(body: bytes, ctx: Context | None = None) -> Any:
-    return pickle_codec.decode_pickle(body, PICKLE, ctx or context())
-
-
-def predict_response(**outputs: Any) -> PredictResponse:
-    response = PredictResponse()
-    for name, array in outputs.items():
-        response.outputs[name].CopyFrom(to_tensor_proto(array))
-    return response
 
 
 @pytest.fixture
