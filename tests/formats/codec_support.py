@@ -6,7 +6,8 @@ from typing import Any
 
 from tfio_handlers.config import Settings
 from tfio_handlers.context import Context
-from tfio_handlers.protos import DT_FLOAT, SignatureDef
+from tfio_handlers.protos import DT_FLOAT, PredictResponse, SignatureDef
+from tfio_handlers.tensors import to_tensor_proto
 
 PREDICT = "tensorflow/serving/predict"
 CLASSIFY = "tensorflow/serving/classify"
@@ -37,3 +38,11 @@ def context(sig: SignatureDef | None = None, **settings_: Any) -> Context:
         settings=Settings(**settings_),
         signature_defs={"serving_default": sig} if sig is not None else {},
     )
+
+
+def predict_response(**outputs: Any) -> PredictResponse:
+    """A ``PredictResponse`` holding ``outputs`` (name to array), as a remote backend answers."""
+    response = PredictResponse()
+    for name, array in outputs.items():
+        response.outputs[name].CopyFrom(to_tensor_proto(array))
+    return response

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from codec_support import context, signature
 
 from tfio_handlers.context import Context
 from tfio_handlers.formats import csv as csv_codec
 from tfio_handlers.media import parse_media_type
-from tfio_handlers.protos import DT_FLOAT, DT_STRING, PredictResponse
-from tfio_handlers.tensors import to_tensor_proto
+from tfio_handlers.protos import DT_FLOAT, DT_STRING
 
 CSV = parse_media_type("text/csv")
 CSV_HEADER = parse_media_type("text/csv; header=present")
@@ -25,13 +23,6 @@ CLASSIFIER = signature(
 
 def decode(body: bytes, ctx: Context | None = None, media_type: Any = CSV) -> Any:
     return csv_codec.decode_csv(body, media_type, ctx or context())
-
-
-def predict_response(**outputs: np.ndarray) -> PredictResponse:
-    response = PredictResponse()
-    for name, array in outputs.items():
-        response.outputs[name].CopyFrom(to_tensor_proto(array))
-    return response
 
 
 def encode(response: Any, media_type: Any = CSV, ctx: Context | None = None) -> bytes:

@@ -10,8 +10,7 @@ from codec_support import context as shared_context
 from tfio_handlers.context import Context
 from tfio_handlers.formats import pickle as pickle_codec
 from tfio_handlers.media import parse_media_type
-from tfio_handlers.protos import PredictResponse, SignatureDef
-from tfio_handlers.tensors import to_tensor_proto
+from tfio_handlers.protos import SignatureDef
 
 
 def payload(function: Any, *args: Any, protocol: int = 4) -> bytes:
@@ -39,10 +38,3 @@ def context(sig: SignatureDef | None = None, **settings_: Any) -> Context:
 
 def decode(body: bytes, ctx: Context | None = None) -> Any:
     return pickle_codec.decode_pickle(body, PICKLE, ctx or context())
-
-
-def predict_response(**outputs: Any) -> PredictResponse:
-    response = PredictResponse()
-    for name, array in outputs.items():
-        response.outputs[name].CopyFrom(to_tensor_proto(array))
-    return response

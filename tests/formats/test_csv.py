@@ -9,13 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from codec_support import context, signature
+from codec_support import context, predict_response, signature
 from csv_support import (
     CSV,
     CSV_HEADER,
     decode,
     encode,
-    predict_response,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

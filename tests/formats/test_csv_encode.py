@@ -7,12 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-from codec_support import context, signature
+from codec_support import context, predict_response, signature
 from csv_support import (
     CSV_HEADER,
     decode,
     encode,
-    predict_response,
 )
 
 from tfio_handlers.errors import BadRequest, NotAcceptable

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from codec_support import context, signature
+from codec_support import context, predict_response, signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -27,11 +27,10 @@ from tfio_handlers.protos import (
     DT_STRING,
     DT_UINT64,
     ClassificationResponse,
-    PredictResponse,
     RegressionResponse,
 )
 from tfio_handlers.registry import Kind, Registry
-from tfio_handlers.tensors import data_type_of, to_tensor_proto
+from tfio_handlers.tensors import data_type_of
 
 JSONL = parse_media_type("application/jsonlines")
 PREDICT = "tensorflow/serving/predict"
@@ -44,13 +43,6 @@ def decode(body: bytes, ctx: Context | None = None, media_type: Any = JSONL) -> 
 
 def encode(response: Any, ctx: Context | None = None) -> bytes:
     return jsonlines.encode_jsonlines(response, JSONL, ctx or context())
-
-
-def predict_response(**outputs: Any) -> PredictResponse:
-    response = PredictResponse()
-    for name, array in outputs.items():
-        response.outputs[name].CopyFrom(to_tensor_proto(array))
-    return response
 
 
 CLASSIFIER = signature(

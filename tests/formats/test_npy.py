@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from codec_support import context, signature
+from codec_support import context, predict_response, signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -26,11 +26,10 @@ from tfio_handlers.protos import (
     DT_INT32,
     DT_STRING,
     ClassificationResponse,
-    PredictResponse,
     RegressionResponse,
 )
 from tfio_handlers.registry import Kind, Registry
-from tfio_handlers.tensors import data_type_of, to_tensor_proto
+from tfio_handlers.tensors import data_type_of
 
 NPY = parse_media_type("application/x-npy")
 NPZ = parse_media_type("application/x-npz")
@@ -53,13 +52,6 @@ def savez(**arrays: np.ndarray) -> bytes:
     stream = io.BytesIO()
     np.savez(stream, **arrays)
     return stream.getvalue()
-
-
-def predict_response(**outputs: Any) -> PredictResponse:
-    response = PredictResponse()
-    for name, array in outputs.items():
-        response.outputs[name].CopyFrom(to_tensor_proto(array))
-    return response
 
 
 def header(descr: str, shape: tuple[int, ...], fortran: bool = False) -> bytes:

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from codec_support import signature
+from codec_support import predict_response, signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from pickle_support import CLASSIFY, PICKLE, context, decode, payload, predict_response
+from pickle_support import CLASSIFY, PICKLE, context, decode, payload
 
 from tfio_handlers.config import Limits, Settings
 from tfio_handlers.context import Context
