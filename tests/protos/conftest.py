@@ -29,6 +29,11 @@ TF_MODULES = (
     "tensorflow_serving.apis.status_pb2",
     "tensorflow_serving.apis.prediction_service_pb2",
     "tensorflow_serving.apis.model_service_pb2",
+    "tensorflow_serving.apis.model_management_pb2",
+    "tensorflow_serving.config.file_system_storage_path_source_pb2",
+    "tensorflow_serving.config.log_collector_config_pb2",
+    "tensorflow_serving.config.logging_config_pb2",
+    "tensorflow_serving.config.model_server_config_pb2",
 )
 
 

@@ -37,8 +37,9 @@ OMITTED_MESSAGES = {
         "tensorflow.AssetFileDef",
     },
 }
-# RPC methods TF Serving defines that our (documentation-only) service definitions leave out.
-OMITTED_METHODS = {"tensorflow.serving.ModelService.HandleReloadConfigRequest"}
+# RPC methods TF Serving defines that our (documentation-only) service definitions leave out: none
+# since HandleReloadConfigRequest and the model server config it carries were added.
+OMITTED_METHODS: set[str] = set()
 # Fields of our messages that TensorFlow has and we skip: none.
 OMITTED_FIELDS: set[str] = set()
 # tensorflow.error.Code: TensorFlow defines it in xla/tsl/protobuf/error_codes.proto and re-exports
@@ -213,7 +214,7 @@ def test_omissions_are_really_absent() -> None:
             with pytest.raises(KeyError):
                 protos.POOL.FindMessageTypeByName(name)
     service = protos.POOL.FindServiceByName("tensorflow.serving.ModelService")
-    assert [m.name for m in service.methods] == ["GetModelStatus"]
+    assert [m.name for m in service.methods] == ["GetModelStatus", "HandleReloadConfigRequest"]
     assert [
         m.name
         for m in protos.POOL.FindServiceByName("tensorflow.serving.PredictionService").methods

@@ -374,3 +374,49 @@ def test_float32_max_as_messagetojson_writes_it_reads_back() -> None:
         assert protos.from_json(text, type(message)) == message
     with pytest.raises(json_format.ParseError):
         protos.from_json('{"floatVal": [1e39]}', protos.TensorProto)  # beyond: still refused
+
+
+# --- the model server config (--model_config_file) ------------------------------------------------
+
+MODEL_CONFIG_TEXT = """
+model_config_list {
+  config {
+    name: "half"
+    base_path: "/models/half"
+    model_platform: "tensorflow"
+    model_version_policy { latest { num_versions: 2 } }
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 2 }
+  }
+  config {
+    name: "iris"
+    base_path: "/models/iris"
+    model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 versions: 3 } }
+    logging_config { sampling_config { sampling_rate: 0.5 } }
+  }
+}
+"""
+
+
+def test_model_server_config_text_format_reads_as_tf_serving_does(
+    tf: SimpleNamespace, ours: SimpleNamespace
+) -> None:
+    """TF Serving's --model_config_file text parses into our classes and TF Serving's alike, and
+    the two are byte for byte the same message (so HandleReloadConfigRequest carries either)."""
+    from google.protobuf import text_format
+
+    mine = text_format.Parse(MODEL_CONFIG_TEXT, ours.ModelServerConfig())
+    theirs = text_format.Parse(MODEL_CONFIG_TEXT, tf.ModelServerConfig())
+    assert mine.SerializeToString(deterministic=True) == theirs.SerializeToString(
+        deterministic=True
+    )
+    half, iris = mine.model_config_list.config
+    assert half.model_version_policy.WhichOneof("policy_choice") == "latest"
+    assert half.model_version_policy.latest.num_versions == 2
+    assert dict(half.version_labels) == {"stable": 1, "canary": 2}
+    assert list(iris.model_version_policy.specific.versions) == [1, 3]
+    request = ours.ReloadConfigRequest(config=mine)
+    tf_request = tf.ReloadConfigRequest.FromString(request.SerializeToString())
+    assert text_format.MessageToString(tf_request.config) == text_format.MessageToString(mine)
+    assert protos.coerce(tf_request, protos.ReloadConfigRequest) == request

@@ -16,7 +16,9 @@ fields (``spec.version.value = 3``) or ``Pack`` into them rather than assigning
 
 The generated modules mirror TensorFlow's layout, e.g.
 ``tfio_handlers.protos.tensorflow.core.framework.tensor_pb2`` and
-``tfio_handlers.protos.tensorflow_serving.apis.predict_pb2``.
+``tfio_handlers.protos.tensorflow_serving.apis.predict_pb2``; TF Serving's model server
+configuration (``ModelServerConfig``, the text format of ``--model_config_file``) is under
+``tfio_handlers.protos.tensorflow_serving.config``.
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ from .tensorflow_serving.apis.inference_pb2 import (
     MultiInferenceResponse,
 )
 from .tensorflow_serving.apis.input_pb2 import ExampleList, ExampleListWithContext, Input
+from .tensorflow_serving.apis.model_management_pb2 import (
+    ReloadConfigRequest,
+    ReloadConfigResponse,
+)
 from .tensorflow_serving.apis.model_pb2 import ModelSpec
 from .tensorflow_serving.apis.predict_pb2 import (
     PredictRequest,
@@ -122,6 +128,14 @@ from .tensorflow_serving.apis.regression_pb2 import (
     RegressionResult,
 )
 from .tensorflow_serving.apis.status_pb2 import StatusProto
+from .tensorflow_serving.config.file_system_storage_path_source_pb2 import (
+    FileSystemStoragePathSourceConfig,
+)
+from .tensorflow_serving.config.model_server_config_pb2 import (
+    ModelConfig,
+    ModelConfigList,
+    ModelServerConfig,
+)
 
 if TYPE_CHECKING:
     from google.protobuf.any_pb2 import Any as _AnyType
@@ -186,6 +200,7 @@ __all__ = [
     "FeatureList",
     "FeatureLists",
     "Features",
+    "FileSystemStoragePathSourceConfig",
     "FloatList",
     "GetModelMetadataRequest",
     "GetModelMetadataResponse",
@@ -196,6 +211,9 @@ __all__ = [
     "Input",
     "Int64List",
     "Int64Value",
+    "ModelConfig",
+    "ModelConfigList",
+    "ModelServerConfig",
     "ModelSpec",
     "ModelVersionStatus",
     "MultiInferenceRequest",
@@ -207,6 +225,8 @@ __all__ = [
     "RegressionRequest",
     "RegressionResponse",
     "RegressionResult",
+    "ReloadConfigRequest",
+    "ReloadConfigResponse",
     "ResourceHandleProto",
     "SequenceExample",
     "SignatureDef",

@@ -5,9 +5,7 @@ Generated with mypy-protobuf 5.1.0; post-processed by
 scripts/generate_protos.py (imports point at tfio_handlers.protos).
 TF Serving's ModelService, for documentation only (no gRPC stubs are generated).
 
-Written for tfio-handlers from the method list of TF Serving 2.21. TF Serving's service
-also has HandleReloadConfigRequest, whose messages pull in the whole server-config schema;
-tfio-handlers never reconfigures a server, so that method is left out here.
+Written for tfio-handlers from the method list of TF Serving 2.21.
 """
 
 from google.protobuf import descriptor as _descriptor
