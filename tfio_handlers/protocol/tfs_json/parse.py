@@ -39,7 +39,7 @@ from .rapidjson_reader import (
     JsonDepthError,
     JsonObject,
     JsonParseError,
-    parse,
+    parse_prefix,
 )
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "find_member",
     "members",
     "parse_body",
+    "parse_first",
     "parse_stdlib",
     "to_bytes",
 ]
@@ -138,8 +139,16 @@ def parse_body(data: bytes, *, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
     """The parsed body, or :class:`BadRequest` with TF Serving's ``JSON Parse error`` message.
 
     An empty body is ``JSON Parse error: The document is empty`` (TF Serving's own wording, with
-    no period and no offset); nesting beyond ``max_depth`` is :class:`PayloadTooLarge`.
+    no period and no offset); nesting beyond ``max_depth`` is :class:`PayloadTooLarge`. As in TF
+    Serving (RapidJSON's ``kParseStopWhenDoneFlag``), what follows the first value is ignored.
     """
+    return parse_first(data, max_depth=max_depth)[0]
+
+
+def parse_first(data: bytes, *, max_depth: int = MAX_DOCUMENT_DEPTH) -> tuple[Any, int]:
+    """:func:`parse_body`'s value and the offset where what it ignores begins (``len(data)`` when
+    a fast parser read the whole body as one value). ``data[end:]`` holding more than whitespace
+    means the body is more than one JSON value (or one followed by bytes that are not JSON)."""
     if not data:
         raise BadRequest("JSON Parse error: The document is empty")
     # The fast parsers stop at about 1,000 levels themselves; a lower bound needs the reader.
@@ -150,10 +159,10 @@ def parse_body(data: bytes, *, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
         except Decline:
             continue
         if _confirmed(data, document):
-            return document
+            return document, len(data)
         break
     try:
-        return parse(data, max_depth=max_depth)
+        return parse_prefix(data, max_depth=max_depth)
     except JsonParseError as error:
         raise BadRequest(f"JSON Parse error: {error.message} at offset: {error.offset}") from None
     except JsonDepthError as error:

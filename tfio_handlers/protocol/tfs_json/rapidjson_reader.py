@@ -42,6 +42,7 @@ __all__ = [
     "JsonObject",
     "JsonParseError",
     "parse",
+    "parse_prefix",
 ]
 
 MAX_DOCUMENT_DEPTH: Final = 1_000_000
@@ -163,8 +164,15 @@ def parse(data: bytes, *, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
 
     ``max_depth`` bounds the nesting (:class:`JsonDepthError` beyond it). An empty ``data`` is
     ``The document is empty.`` at offset 0 here; TF Serving words that case differently, which
-    is the caller's business.
+    is the caller's business. What follows the root value is ignored (:func:`parse_prefix` says
+    where it begins).
     """
+    return parse_prefix(data, max_depth=max_depth)[0]
+
+
+def parse_prefix(data: bytes, *, max_depth: int = MAX_DOCUMENT_DEPTH) -> tuple[Any, int]:
+    """:func:`parse`'s root value and the offset just past it: ``data[end:]`` is what TF Serving
+    ignores (whitespace, or a NUL byte, or more values; it may start with whitespace)."""
     n = len(data)
     pos = 0
     if n and data[0] == 0xEF:
@@ -232,7 +240,7 @@ def parse(data: bytes, *, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
                         continue
             value, pos = _scalar(data, pos, n, c)
             if state == _START:
-                return value
+                return value, pos
             if state == _KV_DELIM:
                 stack[-1].append((names[-1], value))
                 state = _MEMBER_VALUE
@@ -287,11 +295,11 @@ def parse(data: bytes, *, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
             state = _KV_DELIM
             pos += 1
         if state == _FINISH:
-            return root
+            return root, pos
         if pos < n and data[pos] in b" \t\n\r":
             pos = ws(data, pos).end()  # type: ignore[union-attr]
     if state == _FINISH:
-        return root
+        return root, pos
     raise JsonParseError(_STATE_ERROR[state], pos)
 
 
