@@ -18,7 +18,11 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .transform import JobResult, TransformOptions
 
 __all__ = ["main"]
 
@@ -206,6 +210,39 @@ def _add_transform_parser(commands: Any) -> None:
         help="auto: a bar on a terminal with tqdm installed, else a log line every 10 s",
     )
     transform.add_argument("--log-level", default="info")
+    on_ray = transform.add_argument_group("Ray Data (pip install 'tfio-handlers[ray]')")
+    on_ray.add_argument(
+        "--ray",
+        action="store_true",
+        help="run the job on Ray Data: bodies answered by a pool of actors (docs/ray.md)",
+    )
+    on_ray.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="join a running Ray cluster ('auto', or ray://host:10001); default: start a local Ray",
+    )
+    on_ray.add_argument(
+        "--ray-actors",
+        type=int,
+        default=2,
+        metavar="N",
+        help="actors answering bodies, each with its own pipeline and model (default 2)",
+    )
+    on_ray.add_argument(
+        "--ray-num-cpus",
+        type=float,
+        default=0.5,
+        metavar="CPUS",
+        help="CPUs each actor claims from Ray's scheduler (default 0.5)",
+    )
+    on_ray.add_argument(
+        "--ray-object-store-mb",
+        type=int,
+        default=512,
+        metavar="MB",
+        help="a local Ray's object store (default 512)",
+    )
 
 
 def _model_env(args: argparse.Namespace) -> dict[str, str]:
@@ -302,7 +339,6 @@ def _serve(args: argparse.Namespace) -> int:
 def _transform(args: argparse.Namespace) -> int:
     """Run the batch transform job; 0 when it finished, 1 when it stopped on errors, 2 when it
     could not start."""
-    from pathlib import Path
 
     from .bootstrap import (
         configure_logging,
@@ -346,7 +382,10 @@ def _transform(args: argparse.Namespace) -> int:
         options.check_files(files, Settings.from_env(env).default_accept)
         models = env.get("TFIO_HANDLERS_MODELS") or env.get("TFIO_HANDLERS_MODEL_DIR")
         install_requirements(env, find_entry_point(env, models))
-        pipeline = pipeline_from_config(load_config(env))
+        config = load_config(env)
+        if args.ray:  # the actors build their pipelines; checked here, as serve --ray does
+            return _transform_on_ray(args, options, inputs, output)
+        pipeline = pipeline_from_config(config)
     except HTTPError as exc:
         return _cannot_start(exc.message, "transform")
     job = TransformJob(pipeline, options, progress=make_progress(args.progress))
@@ -354,6 +393,34 @@ def _transform(args: argparse.Namespace) -> int:
         result = job.run(inputs, output)
     finally:
         pipeline.backend.close()
+    return _transform_summary(result)
+
+
+def _transform_on_ray(
+    args: argparse.Namespace, options: TransformOptions, inputs: list[Path], output: Path
+) -> int:
+    """``transform --ray``: the job's batches answered by Ray Data actors (docs/ray.md)."""
+    from .transform import make_progress
+
+    try:
+        from .ray.transform import ray_transform_job
+    except ImportError as exc:
+        return _cannot_start(str(exc), "transform")
+    import ray
+
+    job = ray_transform_job(args, options, make_progress(args.progress))
+    try:
+        result = job.run(inputs, output)
+    except ray.exceptions.RayError as exc:
+        print(f"tfio-handlers transform: failed on Ray: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        job.close()
+    return _transform_summary(result)
+
+
+def _transform_summary(result: JobResult) -> int:
+    """Print the job's totals on stderr; the exit status (1 when it stopped on errors)."""
     skipped = sum(1 for f in result.files if f.skipped)
     rate = result.records / result.seconds if result.seconds else 0.0
     print(

@@ -14,11 +14,12 @@ at import time.
 
 from __future__ import annotations
 
-from .job import FileResult, JobResult, TransformJob, find_inputs
+from .job import Answered, FileResult, JobResult, TransformJob, find_inputs
 from .options import TransformOptions
 from .progress import make_progress
 
 __all__ = [
+    "Answered",
     "FileResult",
     "JobResult",
     "TransformJob",

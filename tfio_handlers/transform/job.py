@@ -1,17 +1,13 @@
 """The transform job: every input file's records through the pipeline, into ``<name>.out``.
 
 For each input file (a directory stands for the files under it, hidden ones left out), batches of records
-(:mod:`.records`) are handed to ``concurrency`` threads, each of which sends them through
+(:mod:`.records`) are answered by a :class:`~.answering.BatchAnswerer` (bodies sent through
 :meth:`Pipeline.invoke <tfio_handlers.pipeline.Pipeline.invoke>` with the job's ``Content-Type`` and
-``Accept``, exactly as an HTTP client's request would go (same codecs, same user ``input_fn`` and
-``output_fn``). The main thread writes the answers in input order.
+``Accept``, exactly as an HTTP client's request would go: same codecs, same user ``input_fn`` and
+``output_fn``; MultiRecord bodies bisected to the records at fault). The main thread writes the
+answers in input order. :meth:`TransformJob.answers` is where batches are answered: here, by
+``concurrency`` threads; on Ray Data (:mod:`tfio_handlers.ray.transform`), by a pool of actors.
 
-- **MultiRecord** bodies hold a batch's records; the answer is split back into one output per record
-  (:mod:`.answers`). A body that fails is **bisected**: each half is sent again, down to single records,
-  so the records at fault are found and every other record is answered. An answer that cannot be split
-  per record sends that body's records one at a time, and the rest of the job does the same (with a
-  warning saying why). When MultiRecord bodies keep failing while each of their records succeeds alone
-  (user code that reads only single records, say), the job switches to single records too.
 - A **failed record** gets its error body (``{"error": "..."}``, what HTTP would answer) as its line in
   ``<name>.out`` and a line ``{"line": N, "status": S, "message": "..."}`` in ``<name>.err.jsonl``
   (``N``: the 1-based line number, or record number for RecordIO). With ``--assemble-with None`` failed
@@ -26,46 +22,43 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeAlias
+from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import InternalError, error_body
-from .answers import one_line, split_answer
-from .join import DataProcessing
+from ..errors import InternalError
+from .answering import BatchAnswerer, Failure, FileSetup, Results
 from .options import TransformOptions
 from .progress import NoProgress, Progress
-from .records import Batch, BodyFormat, Unreadable, read_batches
+from .records import Batch, BodyFormat, read_batches
 
 if TYPE_CHECKING:
-    from ..pipeline import Pipeline, Response
+    from ..config import Settings
+    from ..pipeline import Pipeline
 
-__all__ = ["FileResult", "JobResult", "TransformJob", "find_inputs"]
+__all__ = ["Answered", "FileResult", "JobResult", "TransformJob", "find_inputs"]
 
 log = logging.getLogger("tfio_handlers.transform")
 
-FRUITLESS_LIMIT = 3
-"""Failed MultiRecord bodies in a row whose records all succeed alone before the job sends single records."""
-
 
 @dataclass(frozen=True, slots=True)
-class Failure:
-    """A record that was not answered."""
+class Answered:
+    """One batch answered: what the writer needs of the batch, and its results."""
 
-    status: int
-    message: str
-    body: bytes
-    """Its line in ``.out`` (without the line end): the error body."""
+    file: int
+    """The index of the batch's file among the files the job does."""
+    first: int
+    records: int
+    nbytes: int
+    results: Results
 
-
-Outcome: TypeAlias = "bytes | Failure"
-Results: TypeAlias = "list[tuple[int, Outcome]]"
-"""``(position in the batch, output)``, in position order."""
+    @classmethod
+    def of(cls, file: int, batch: Batch, results: Results) -> Answered:
+        return cls(file, batch.first, batch.records, batch.nbytes, results)
 
 
 @dataclass
@@ -94,16 +87,6 @@ class JobResult:
     @property
     def errors(self) -> int:
         return sum(f.errors for f in self.files)
-
-
-@dataclass(frozen=True)
-class _FileSetup:
-    """What every batch of one file is sent with."""
-
-    body_format: BodyFormat
-    accept: str
-    processing: DataProcessing | None
-    custom_attributes: str | None
 
 
 class _TooManyErrors(Exception):
@@ -144,17 +127,20 @@ class TransformJob:
     def __init__(
         self, pipeline: Pipeline, options: TransformOptions, *, progress: Progress | None = None
     ) -> None:
+        self._configure(pipeline.settings, options, progress)
+        self.answerer = BatchAnswerer(pipeline, options)
+
+    def _configure(
+        self, settings: Settings, options: TransformOptions, progress: Progress | None
+    ) -> None:
         options.check()
-        self.pipeline = pipeline
+        self.settings = settings
         self.options = options
         self.progress: Progress = progress or NoProgress()
-        server_limit = pipeline.settings.limits.max_body_bytes
+        server_limit = settings.limits.max_body_bytes
         self.max_bytes = min(options.max_bytes or server_limit, server_limit)
         self.max_records = options.max_records or 2**62
-        self.single = options.batch_strategy == "SingleRecord" or options.split_type == "None"
         self.line_mode = options.assemble_with == "Line"
-        self._fruitless = 0
-        self._lock = threading.Lock()
         self.errors = 0
 
     # -- the job -----------------------------------------------------------------------------------
@@ -163,7 +149,7 @@ class TransformJob:
         """Transform every input into ``output_dir``; files whose ``.out`` exists are skipped."""
         started = time.monotonic()
         files = find_inputs(inputs, output_dir)
-        self.options.check_files([f for f, _ in files], self.pipeline.settings.default_accept)
+        self.options.check_files([f for f, _ in files], self.settings.default_accept)
         result = JobResult()
         todo: list[tuple[Path, str]] = []
         for source, name in files:
@@ -174,57 +160,84 @@ class TransformJob:
             else:
                 todo.append((source, name))
         self.progress.start(sum(source.stat().st_size for source, _ in todo))
-        executor = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="tfio-transform")
+        sources = [source for source, _ in todo]
+        answered = self.answers(sources, [self.setup(source) for source in sources])
         try:
-            for source, name in todo:
+            upcoming = next(answered, None)
+            for index, (source, name) in enumerate(todo):
                 file_result = FileResult(source, output_dir / (name + ".out"))
                 result.files.append(file_result)
-                self._run_file(file_result, executor)
+                upcoming = self._write_file(index, file_result, upcoming, answered)
         except _TooManyErrors:
             result.stopped = True
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            answered.close()
             self.progress.close()
         result.seconds = time.monotonic() - started
         return result
 
-    def _setup(self, source: Path) -> _FileSetup:
+    def setup(self, source: Path) -> FileSetup:
+        """What every body of ``source`` is sent with."""
         content_type = self.options.content_type_for(source)
-        accept = self.options.accept_for(content_type, self.pipeline.settings.default_accept)
-        return _FileSetup(
+        accept = self.options.accept_for(content_type, self.settings.default_accept)
+        return FileSetup(
             BodyFormat(self.options.split_type, content_type),
             accept,
             self.options.data_processing(content_type, accept),
             self.options.custom_attributes,
         )
 
-    def _run_file(self, result: FileResult, executor: ThreadPoolExecutor) -> None:
-        setup = self._setup(result.source)
+    def batches(self, sources: Sequence[Path]) -> Iterator[tuple[int, Batch]]:
+        """``(file index, batch)`` for every batch of every file, in order, read as they are asked for."""
+        for index, source in enumerate(sources):
+            for batch in read_batches(
+                source,
+                self.options.split_type,
+                max_bytes=self.max_bytes,
+                max_records=self.max_records,
+            ):
+                yield index, batch
+
+    def answers(
+        self, sources: Sequence[Path], setups: Sequence[FileSetup]
+    ) -> Generator[Answered, None, None]:
+        """Every batch of ``sources`` answered, in order: by ``concurrency`` threads, reading at most
+        ``2 × concurrency`` batches ahead of the writer. Closing the iterator cancels what is left."""
+        concurrency = self.options.concurrency
+        executor = ThreadPoolExecutor(concurrency, thread_name_prefix="tfio-transform")
+        pending: deque[tuple[int, Batch, Future[Results]]] = deque()
+        try:
+            for index, batch in self.batches(sources):
+                future = executor.submit(self.answerer.answer, batch, setups[index])
+                pending.append((index, batch, future))
+                del batch, future  # held by ``pending`` only, and let go once answered
+                while len(pending) > 2 * concurrency:
+                    yield _done(pending.popleft())
+            while pending:
+                yield _done(pending.popleft())
+        finally:
+            for _, _, future in pending:
+                future.cancel()
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def _write_file(
+        self,
+        index: int,
+        result: FileResult,
+        upcoming: Answered | None,
+        answered: Iterator[Answered],
+    ) -> Answered | None:
+        """Write file ``index``'s answers (the first is ``upcoming``); the next file's first answer."""
         out_path = result.output
         partial = out_path.with_name(out_path.name + ".partial")
         err_path = out_path.with_name(out_path.name[: -len(".out")] + ".err.jsonl")
         out_path.parent.mkdir(parents=True, exist_ok=True)
         err_path.unlink(missing_ok=True)
-        window = 2 * self.options.concurrency
-        pending: deque[tuple[Batch, Future[Results]]] = deque()
-        batches = read_batches(
-            result.source,
-            self.options.split_type,
-            max_bytes=self.max_bytes,
-            max_records=self.max_records,
-        )
         with partial.open("wb") as out, _LazyFile(err_path) as err:
-            try:
-                for batch in batches:
-                    pending.append((batch, executor.submit(self._process, batch, setup)))
-                    while len(pending) > window:
-                        self._write(*pending.popleft(), out, err, result)
-                while pending:
-                    self._write(*pending.popleft(), out, err, result)
-            except BaseException:
-                for _, future in pending:
-                    future.cancel()
-                raise
+            while upcoming is not None and upcoming.file == index:
+                self._write(upcoming, out, err, result)
+                upcoming = None  # not held while the next batch is read
+                upcoming = next(answered, None)
         partial.replace(out_path)
         log.info(
             "%s: %d records, %d errors -> %s",
@@ -233,25 +246,20 @@ class TransformJob:
             result.errors,
             out_path,
         )
+        return upcoming
 
     def _write(
-        self,
-        batch: Batch,
-        future: Future[Results],
-        out: IO[bytes],
-        err: _LazyFile,
-        result: FileResult,
+        self, answered: Answered, out: IO[bytes], err: _LazyFile, result: FileResult
     ) -> None:
-        results = future.result()
         chunks: list[bytes] = []
         errors = 0
-        for position, outcome in results:
+        for position, outcome in answered.results:
             if isinstance(outcome, Failure):
                 errors += 1
                 err.write(
                     json.dumps(
                         {
-                            "line": batch.first + position,
+                            "line": answered.first + position,
                             "status": outcome.status,
                             "message": outcome.message,
                         },
@@ -264,11 +272,10 @@ class TransformJob:
             else:
                 chunks.append(outcome)
         out.write(b"".join(chunks))
-        records = batch.records
-        result.records += records
+        result.records += answered.records
         result.errors += errors
         self.errors += errors
-        self.progress.advance(records, batch.nbytes, errors)
+        self.progress.advance(answered.records, answered.nbytes, errors)
         if 0 <= self.options.max_errors < self.errors:
             log.error(
                 "%s: %d records failed, over --max-errors %d: stopping (see %s)",
@@ -279,114 +286,10 @@ class TransformJob:
             )
             raise _TooManyErrors
 
-    # -- one batch (in a worker thread) ---------------------------------------------------------------
 
-    def _process(self, batch: Batch, setup: _FileSetup) -> Results:
-        results: Results = []
-        todo: list[tuple[int, bytes, bytes]] = []
-        processing = setup.processing
-        for position, item in enumerate(batch.items):
-            if item is None:
-                if self.line_mode:
-                    results.append((position, b"\n"))
-            elif isinstance(item, Unreadable):
-                results.append((position, _failure(item.status, item.message)))
-            elif processing is not None and processing.filters_input:
-                try:
-                    todo.append((position, item, processing.filter_input(item)))
-                except ValueError as exc:
-                    results.append((position, _failure(400, f"--input-filter: {exc}")))
-            else:
-                todo.append((position, item, item))
-        if todo:
-            if self.single:
-                for one in todo:
-                    results.extend(self._send([one], setup))
-            else:
-                results.extend(self._send(todo, setup))
-        results.sort(key=lambda pair: pair[0])
-        return results
-
-    def _send(self, items: list[tuple[int, bytes, bytes]], setup: _FileSetup) -> Results:
-        """Answer ``items`` (position, record, payload) with one body; bisect it when it fails."""
-        if len(items) == 1:
-            position, record, payload = items[0]
-            body, content_type = setup.body_format.single(payload)
-            response = self._invoke(body, content_type, setup)
-            if response.status != 200:
-                return [(position, _failure_of(response))]
-            return [(position, self._finish(record, response.body, _type_of(response), setup))]
-        body, content_type = setup.body_format.multi([payload for _, _, payload in items])
-        response = self._invoke(body, content_type, setup)
-        if response.status == 200:
-            if not self.line_mode:
-                return [(items[0][0], response.body)]
-            answer_type = _type_of(response)
-            parts = split_answer(response.body, answer_type, len(items))
-            if parts is not None:
-                self._fruitless = 0
-                return [
-                    (position, self._finish(record, part, answer_type, setup))
-                    for (position, record, _), part in zip(items, parts, strict=True)
-                ]
-            self._unsplittable(answer_type, len(items))
-            return [pair for item in items for pair in self._send([item], setup)]
-        middle = len(items) // 2
-        results = self._send(items[:middle], setup) + self._send(items[middle:], setup)
-        if not any(isinstance(outcome, Failure) for _, outcome in results):
-            self._fruitless_bisection(response)
-        return results
-
-    def _invoke(self, body: bytes, content_type: str, setup: _FileSetup) -> Response:
-        headers = {"content-type": content_type, "accept": setup.accept}
-        if setup.custom_attributes:
-            headers["x-amzn-sagemaker-custom-attributes"] = setup.custom_attributes
-        return self.pipeline.invoke(body, headers)
-
-    def _finish(self, record: bytes, output: bytes, answer_type: str, setup: _FileSetup) -> Outcome:
-        """A record's output as written: one line (joined and filtered) with ``Line``, else as is."""
-        if not self.line_mode:
-            return output
-        if self.options.split_type == "None":  # the whole file's answer: written whole
-            return output if output.endswith(b"\n") else output + b"\n"
-        try:
-            line = one_line(output, answer_type)
-        except ValueError as exc:
-            return _failure(500, str(exc))
-        if setup.processing is not None and setup.processing.changes_output:
-            try:
-                line = setup.processing.output(record, line)
-            except ValueError as exc:
-                return _failure(400, f"--output-filter: {exc}")
-        return line + b"\n"
-
-    def _unsplittable(self, answer_type: str, records: int) -> None:
-        with self._lock:
-            if self.single:
-                return
-            self.single = True
-        log.warning(
-            "An answer of type %s to a body of %d records cannot be split into one output per "
-            "record: sending one record per body from now on (answers of type "
-            "application/jsonlines or text/csv can be split: see --accept)",
-            answer_type,
-            records,
-        )
-
-    def _fruitless_bisection(self, response: Response) -> None:
-        with self._lock:
-            self._fruitless += 1
-            if self._fruitless < FRUITLESS_LIMIT or self.single:
-                return
-            self.single = True
-        log.warning(
-            "%d MultiRecord bodies in a row failed (%d: %s) while each of their records "
-            "succeeded alone: sending one record per body from now on "
-            "(--batch-strategy SingleRecord)",
-            FRUITLESS_LIMIT,
-            response.status,
-            _message_of(response.body)[:200],
-        )
+def _done(work: tuple[int, Batch, Future[Results]]) -> Answered:
+    index, batch, future = work
+    return Answered.of(index, batch, future.result())
 
 
 class _LazyFile:
@@ -407,29 +310,3 @@ class _LazyFile:
     def __exit__(self, *exc: Any) -> None:
         if self.stream is not None:
             self.stream.close()
-
-
-def _type_of(response: Response) -> str:
-    for name, value in response.headers:
-        if name.lower() == "content-type":
-            return value
-    return "application/octet-stream"
-
-
-def _message_of(body: bytes) -> str:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return body[:1000].decode("utf-8", "replace")
-    if isinstance(document, dict) and isinstance(document.get("error"), str):
-        return str(document["error"])
-    return body[:1000].decode("utf-8", "replace")
-
-
-def _failure_of(response: Response) -> Failure:
-    body = response.body.replace(b"\r", b" ").replace(b"\n", b" ").strip()
-    return Failure(response.status, _message_of(response.body), body or error_body("error"))
-
-
-def _failure(status: int, message: str) -> Failure:
-    return Failure(status, message, error_body(message))
