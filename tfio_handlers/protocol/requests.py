@@ -224,6 +224,8 @@ def typed_array(value: Any, dtype: int | None, name: str = "inputs") -> Array:
     except (ValueError, TypeError) as exc:
         raise BadRequest(f"Input {name}: values are not a rectangular array ({exc})") from None
     target = numpy_dtype(dtype)
+    if array.dtype == target:  # already the input's dtype (bfloat16 too, which numpy calls 'V')
+        return array
     typed = typed_numbers(value, array, target, label)
     if typed is None:
         raise BadRequest(f"{label} expects {target.name} values, got strings or objects")
