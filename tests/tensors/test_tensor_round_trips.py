@@ -11,33 +11,17 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from tensor_support import AVAILABLE, BFLOAT16, needs_ml_dtypes, same_bits
 
 from tfio_handlers import protos as P
 from tfio_handlers import tensors as T
+from tfio_handlers import testing
 from tfio_handlers.protos import TensorProto
 
-SHAPES = hnp.array_shapes(min_dims=0, max_dims=6, min_side=0, max_side=3)
 
-
-@st.composite
-def arrays(draw: st.DrawFn, dt: int) -> np.ndarray:
+def arrays(dt: int) -> st.SearchStrategy[np.ndarray]:
     """Arrays of every bit pattern of a dtype (NaN payloads, subnormals, -0.0 included)."""
-    shape = draw(SHAPES)
-    n = math.prod(shape)
-    np_dtype = T.numpy_dtype(dt)
-    if dt == P.DT_STRING:
-        items = draw(
-            st.lists(st.one_of(st.binary(max_size=6), st.text(max_size=4)), min_size=n, max_size=n)
-        )
-        out = np.empty(n, object)
-        out[:] = [x.encode() if isinstance(x, str) else x for x in items]
-        return out.reshape(shape)
-    if dt == P.DT_BOOL:
-        return draw(hnp.arrays(np.bool_, shape))
-    raw = draw(hnp.arrays(np.uint8, n * np_dtype.itemsize))
-    return raw.view(np_dtype).reshape(shape)
+    return testing.arrays(dt, max_dims=6)
 
 
 @pytest.mark.parametrize("dt", AVAILABLE, ids=T.dtype_name)

@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 from tfio_handlers import protos as P
 from tfio_handlers import tensors as T
+from tfio_handlers import testing
 from tfio_handlers.errors import BadRequest
 from tfio_handlers.protos import TensorProto
 
@@ -48,7 +49,6 @@ TF_CONTENT = {
 }
 ALL = sorted(T.SUPPORTED_DTYPES)
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-SHAPES = hnp.array_shapes(min_dims=0, max_dims=6, min_side=0, max_side=3)
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -84,22 +84,9 @@ def cpp_read(p: TensorProto, dt: int) -> np.ndarray:
     return np.asarray(out, dtype=object if dt == P.DT_STRING else None)
 
 
-@st.composite
-def arrays(draw: st.DrawFn, dt: int, shape: tuple[int, ...] | None = None) -> np.ndarray:
+def arrays(dt: int, shape: tuple[int, ...] | None = None) -> st.SearchStrategy[np.ndarray]:
     """Arrays of every bit pattern of a dtype (NaN payloads, infinities, subnormals, -0.0)."""
-    if shape is None:
-        shape = draw(SHAPES)
-    n = math.prod(shape)
-    np_dtype = T.numpy_dtype(dt)
-    if dt == P.DT_STRING:
-        items = draw(st.lists(st.binary(max_size=5), min_size=n, max_size=n))
-        out = np.empty(n, object)
-        out[:] = items
-        return out.reshape(shape)
-    if dt == P.DT_BOOL:
-        return draw(hnp.arrays(np.bool_, shape))
-    raw = draw(hnp.arrays(np.uint8, n * np_dtype.itemsize))
-    return raw.view(np_dtype).reshape(shape)
+    return testing.arrays(dt, shape, max_dims=6)
 
 
 # ------------------------------------------------------------------------------------------------

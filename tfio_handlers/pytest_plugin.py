@@ -1,0 +1,103 @@
+"""The pytest plugin of :mod:`tfio_handlers.testing` (entry point ``pytest11``: ``tfio_handlers``).
+
+A test that takes the argument ``tfio_codec`` runs once per codec (plugin and media type) found in
+the registry a server builds: the built-ins and every installed ``tfio_handlers`` entry point::
+
+    @pytest.mark.tfio_codecs("msgpack")  # only this plugin's codecs; without the mark: every plugin
+    def test_conformance(tfio_codec):
+        tfio_codec.check()  # tfio_handlers.testing.check_codec on this codec
+
+``@pytest.mark.tfio_codecs(kind="builtin")`` takes the built-in codecs instead, ``kind="all"``
+both. A plugin named in the mark and not installed fails its test, rather than leaving none to run.
+
+This module imports neither Hypothesis nor :mod:`tfio_handlers.testing` until a check runs, so
+installing tfio-handlers never breaks a test run that lacks the ``testing`` extra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+__all__ = ["CodecCase", "codec_cases"]
+
+_MARK = "tfio_codecs"
+
+
+@dataclass(frozen=True)
+class CodecCase:
+    """One codec to check: the plugin's registered name and one media type it registers."""
+
+    plugin: str
+    media_type: str
+    kind: str
+    missing: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.plugin}:{self.media_type}"
+
+    def check(self, **options: Any) -> None:
+        """``check_codec(media_type, plugin=...)`` on the installed registry; ``options`` go to it
+        (``examples``, ``fuzz_examples``, ``declaration``)."""
+        if self.missing:
+            pytest.fail(f"plugin {self.plugin!r} is not installed (no tfio_handlers entry point)")
+        from tfio_handlers.testing import check_codec, installed_registry
+
+        check_codec(self.media_type, plugin=self.plugin, registry=installed_registry(), **options)
+
+
+def codec_cases(names: tuple[str, ...] = (), kind: str = "plugin") -> list[CodecCase]:
+    """The codecs of the installed registry: of plugins of ``kind`` (``"plugin"``, ``"builtin"`` or
+    ``"all"``), only those ``names`` when given, each canonical media type once."""
+    from tfio_handlers.registry import Kind, Registry
+
+    registry = Registry()
+    registry.load_entry_points()
+    kinds = {
+        "plugin": {Kind.PLUGIN},
+        "builtin": {Kind.BUILTIN},
+        "all": {Kind.PLUGIN, Kind.BUILTIN},
+    }[kind]
+    plugins = dict(registry.plugins())
+    cases: list[CodecCase] = []
+    for name, plugin_kind in plugins.items():
+        if plugin_kind not in kinds or (names and name not in names):
+            continue
+        plugin = registry.pm.get_plugin(name)
+        for impl in registry.pm.hook.register_codecs.get_hookimpls():
+            if impl.plugin_name != name:
+                continue
+            seen: list[str] = []
+
+            def register(media_type: str, **_: Any) -> None:
+                seen.append(media_type.strip().lower())  # noqa: B023 - called at once below
+
+            impl.function(register=register)
+            for media_type in dict.fromkeys(seen):
+                cases.append(CodecCase(name, media_type, plugin_kind.name.lower()))
+        del plugin
+    for name in names:
+        if name not in plugins:
+            cases.append(CodecCase(name, "-", kind, missing=True))
+    return cases
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{_MARK}(*plugins, kind='plugin'): the codecs a test taking tfio_codec runs on "
+        "(tfio_handlers.pytest_plugin)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "tfio_codec" not in metafunc.fixturenames:
+        return
+    mark = metafunc.definition.get_closest_marker(_MARK)
+    names: tuple[str, ...] = tuple(mark.args) if mark is not None else ()
+    kind = str(mark.kwargs.get("kind", "plugin")) if mark is not None else "plugin"
+    cases = codec_cases(names, kind)
+    metafunc.parametrize("tfio_codec", cases, ids=[case.id for case in cases])
