@@ -12,6 +12,11 @@ Environment (besides :class:`~tfio_handlers.config.Settings`' own):
 * ``TFIO_HANDLERS_MODELS``: ``name=path,name=path`` for several named models;
 * ``TFIO_HANDLERS_MODEL_LABELS``: version labels, ``model:label=version,...`` (e.g.
   ``half:stable=1,half:canary=2``), for TF Serving's ``/v1/models/<m>/labels/<l>`` URLs (embedded);
+* ``TFIO_HANDLERS_MODEL_CONFIG_FILE``: TF Serving's ``--model_config_file`` (a text-format
+  ``ModelServerConfig``: models, version policies, labels), instead of the model variables above;
+* ``TFIO_HANDLERS_FILE_SYSTEM_POLL_WAIT_SECONDS``, ``TFIO_HANDLERS_MODEL_CONFIG_FILE_POLL_WAIT_SECONDS``,
+  ``TFIO_HANDLERS_ALLOW_VERSION_LABELS_FOR_UNAVAILABLE_MODELS``: TF Serving's flags of those names
+  (:class:`ModelManagement`; ``tfio-handlers serve`` sets the first to TF Serving's 1 s by default);
 * ``SAGEMAKER_TFS_DEFAULT_MODEL_NAME``: the model that requests naming none go to (embedded: also
   the one ``/ping`` checks); else the first model found;
 * ``TFIO_HANDLERS_ENTRY_POINT``: the user's code file; else ``SAGEMAKER_PROGRAM`` looked up in the code
@@ -42,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
+from .config import Settings, env_seconds
 from .errors import InternalError
 from .pipeline import Pipeline
 
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
     from .usercode import UserCode
 
 __all__ = [
+    "ModelManagement",
     "ServeConfig",
     "check_backend",
     "configure_logging",
@@ -107,16 +113,57 @@ def labels_from_env(env: Mapping[str, str]) -> dict[str, dict[str, int]]:
     return labels
 
 
+@dataclass(frozen=True, slots=True)
+class ModelManagement:
+    """How the embedded backend manages model versions: TF Serving's flags of the same names.
+
+    The defaults are a library's (no config file, no background polling); ``tfio-handlers serve``
+    and ``grpc-serve`` poll the base paths every second by default, as ``tensorflow_model_server``.
+    """
+
+    model_config_file: str | None = None
+    """TF Serving's ``--model_config_file``: a text-format ``ModelServerConfig``."""
+    file_system_poll_wait_seconds: float = 0.0
+    """Seconds between looks for new and removed versions (0: none after start-up)."""
+    model_config_file_poll_wait_seconds: float = 0.0
+    """Seconds between re-reads of :attr:`model_config_file` (0: read once)."""
+    allow_version_labels_for_unavailable_models: bool = False
+    """A new label may point at a version that is not available (yet)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ModelManagement:
+        """From the ``TFIO_HANDLERS_*`` variables named after TF Serving's flags (module docstring)."""
+        allow = env.get("TFIO_HANDLERS_ALLOW_VERSION_LABELS_FOR_UNAVAILABLE_MODELS", "").strip()
+        if allow.lower() not in ("", "0", "1", "true", "false"):
+            raise InternalError(
+                "TFIO_HANDLERS_ALLOW_VERSION_LABELS_FOR_UNAVAILABLE_MODELS must be true or false, "
+                f"not {allow!r}"
+            )
+        config_file = env.get("TFIO_HANDLERS_MODEL_CONFIG_FILE") or None
+        return cls(
+            model_config_file=os.path.abspath(config_file) if config_file else None,
+            file_system_poll_wait_seconds=env_seconds(
+                env, "TFIO_HANDLERS_FILE_SYSTEM_POLL_WAIT_SECONDS", 0.0
+            ),
+            model_config_file_poll_wait_seconds=env_seconds(
+                env, "TFIO_HANDLERS_MODEL_CONFIG_FILE_POLL_WAIT_SECONDS", 0.0
+            ),
+            allow_version_labels_for_unavailable_models=allow.lower() in ("1", "true"),
+        )
+
+
 def make_backend(
     kind: str,
     models: Mapping[str, str] | str | None,
     settings: Settings,
     *,
     labels: Mapping[str, Mapping[str, int]] | None = None,
+    management: ModelManagement | None = None,
 ) -> Any:
     """The backend named by ``kind``: ``embedded``, ``grpc://host:port`` or ``http(s)://host:port``.
 
-    ``labels`` (embedded only) maps model name to ``{label: version}``.
+    ``labels`` (embedded only) maps model name to ``{label: version}``; ``management`` (embedded
+    only) is the model config file and the polling (default: neither).
     """
     if kind.startswith("grpc://"):
         from .backends.grpc import GrpcBackend
@@ -132,15 +179,28 @@ def make_backend(
         return RestBackend(
             kind, timeout=settings.request_timeout, default_model=settings.default_model_name
         )
-    problem = _backend_problem(kind, models)
-    if problem is not None or models is None:
-        raise InternalError(problem or "No model")
+    management = management or ModelManagement()
+    problem = _backend_problem(kind, models, management.model_config_file)
+    if problem is not None:
+        raise InternalError(problem)
     from .backends.embedded import EmbeddedBackend
 
-    return EmbeddedBackend(models, default_model=settings.default_model_name, labels=labels)
+    return EmbeddedBackend(
+        None if management.model_config_file else models,
+        model_config_file=management.model_config_file,
+        default_model=settings.default_model_name,
+        labels=labels,
+        file_system_poll_wait_seconds=management.file_system_poll_wait_seconds,
+        model_config_file_poll_wait_seconds=management.model_config_file_poll_wait_seconds,
+        allow_version_labels_for_unavailable_models=(
+            management.allow_version_labels_for_unavailable_models
+        ),
+    )
 
 
-def _backend_problem(kind: str, models: Mapping[str, str] | str | None) -> str | None:
+def _backend_problem(
+    kind: str, models: Mapping[str, str] | str | None, model_config_file: str | None = None
+) -> str | None:
     """Why ``kind`` with ``models`` can never serve, judged from the text alone; ``None`` if it may."""
     if kind.startswith(_REMOTE_SCHEMES):
         address = kind.split("://", 1)[1].rstrip("/")
@@ -150,29 +210,39 @@ def _backend_problem(kind: str, models: Mapping[str, str] | str | None) -> str |
         return None
     if kind != "embedded":
         return f"Unknown backend {kind!r}: use embedded, grpc://host:port or http://host:port"
+    if model_config_file is not None:
+        return None
     if models is None:
         return (
-            "No model: give --model-dir or --model NAME=PATH (or TFIO_HANDLERS_MODEL_DIR); "
-            f"{SAGEMAKER_MODEL_DIR} does not exist"
+            "No model: give --model-dir, --model NAME=PATH or --model-config-file (or "
+            f"TFIO_HANDLERS_MODEL_DIR); {SAGEMAKER_MODEL_DIR} does not exist"
         )
     return None
 
 
-def check_backend(kind: str, models: Mapping[str, str] | str | None) -> None:
+def check_backend(
+    kind: str,
+    models: Mapping[str, str] | str | None,
+    management: ModelManagement | None = None,
+    labels: Mapping[str, Mapping[str, int]] | None = None,
+) -> None:
     """Refuse a backend that can never serve, without loading TensorFlow or calling a model server.
 
     ``embedded`` needs models, and each path must be a SavedModel or a TF Serving base path of
-    versions (or a folder of them): only the file system is read. A remote backend needs a
-    ``host:port``; whether its server is up yet is not a configuration error (it is waited for).
+    versions (or a folder of them), or a model config file TF Serving would accept whose base
+    paths exist: only the file system is read. A remote backend needs a ``host:port``; whether its
+    server is up yet is not a configuration error (it is waited for).
     """
-    problem = _backend_problem(kind, models)
+    config_file = management.model_config_file if management is not None else None
+    problem = _backend_problem(kind, models, config_file)
     if problem is not None:
         raise InternalError(problem)
-    if kind != "embedded" or models is None:
+    if kind != "embedded":
         return  # a remote backend: its models are the model server's business
-    from .backends.model_repository import resolve_models
+    from .backends.model_config import serving_config
 
-    resolve_models(models)  # BackendUnavailable naming the path when nothing servable is there
+    # BackendUnavailable naming the path or file when nothing servable is there.
+    serving_config(None if config_file else models, config_file, labels if config_file else None)
 
 
 def _code_dirs(models: Mapping[str, str] | str | None) -> list[Path]:
@@ -228,6 +298,8 @@ class ServeConfig:
     """``embedded``, ``grpc://host:port`` or ``http(s)://host:port``."""
     models: Mapping[str, str] | str | None
     labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    management: ModelManagement = field(default_factory=ModelManagement)
+    """The model config file and polling (embedded)."""
     entry_point: Path | None = None
     user_code: UserCode | None = None
     registry: Registry | None = None
@@ -250,15 +322,25 @@ def load_config(env: Mapping[str, str] | None = None) -> ServeConfig:
 
     env = os.environ if env is None else env
     settings = Settings.from_env(env)
-    models = models_from_env(env)
+    management = ModelManagement.from_env(env)
     kind = env.get("TFIO_HANDLERS_BACKEND", "embedded")
+    if management.model_config_file and kind == "embedded":
+        if env.get("TFIO_HANDLERS_MODELS") or env.get("TFIO_HANDLERS_MODEL_DIR"):
+            raise InternalError(
+                "Give a model config file or model paths (--model-dir, --model), not both"
+            )
+        models = None
+    else:
+        models = models_from_env(env)
     labels = labels_from_env(env)
-    check_backend(kind, models)
+    check_backend(kind, models, management, labels)
     registry = Registry.from_settings(settings)
     registry.check()
     entry_point = find_entry_point(env, models)
     user_code = load_user_code(entry_point, is_text=registry.is_text) if entry_point else None
-    return ServeConfig(settings, kind, models, labels, entry_point, user_code, registry, env)
+    return ServeConfig(
+        settings, kind, models, labels, management, entry_point, user_code, registry, env
+    )
 
 
 def pipeline_from_config(config: ServeConfig) -> Pipeline:
@@ -267,7 +349,13 @@ def pipeline_from_config(config: ServeConfig) -> Pipeline:
     Slow, and the only step that may wait: the adapters run it in the background while ``/ping``
     answers 503.
     """
-    backend = make_backend(config.kind, config.models, config.settings, labels=config.labels)
+    backend = make_backend(
+        config.kind,
+        config.models,
+        config.settings,
+        labels=config.labels,
+        management=config.management,
+    )
     if config.kind == "embedded":
         from .backends.batching import from_env as with_batching
 

@@ -424,15 +424,20 @@ class TestModelsVersionsLabels:
             assert backend.model_names == ["versioned"]
             backend.set_label("versioned", "next", 2)
             assert backend.signatures("versioned", label="next").version == 2
-            with pytest.raises(BackendUnavailable, match="not currently available"):
+            with pytest.raises(BadRequest) as raised:
                 backend.set_label("versioned", "old", 7)
+            assert raised.value.message == (
+                "Request to assign label to version 7 of model versioned, which is not "
+                "currently available for inference"
+            )
+            assert getattr(raised.value, "grpc_code", None) == "FAILED_PRECONDITION"
         finally:
             backend.close()
 
 
 class TestConstruction:
     def test_labels_must_point_at_loaded_versions(self, versioned_model: Path) -> None:
-        with pytest.raises(BackendUnavailable, match="version 5 of model 'versioned'"):
+        with pytest.raises(BadRequest, match="version 5 of model versioned, which is not"):
             EmbeddedBackend(versioned_model, labels={"versioned": {"stable": 5}})
 
     def test_default_model_must_exist(self, half_plus_two_model: Path) -> None:

@@ -419,10 +419,15 @@ def test_multi_inference(server_port: int, embedded_backend: Backend, tf_classes
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "same model name" in caught.value.details()
 
-        unknown = channel.unary_unary("/tensorflow.serving.ModelService/HandleReloadConfigRequest")
+        # A reload request without a model_config_list: TF Serving's ModelServiceImpl refuses it.
+        reload = channel.unary_unary("/tensorflow.serving.ModelService/HandleReloadConfigRequest")
         with pytest.raises(grpc.RpcError) as caught:
-            unknown(b"", timeout=20)
-        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            reload(b"", timeout=20)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.details() == (
+            "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+            "Only ModelConfigList is currently supported"
+        )
 
 
 # -- deadlines, retries, start-up ------------------------------------------------------------------

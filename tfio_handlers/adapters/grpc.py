@@ -8,11 +8,12 @@ the same API in front of a remote TF Serving instead.
 
 Served methods: ``PredictionService`` ``Predict``, ``Classify``, ``Regress``, ``GetModelMetadata`` and
 ``MultiInference`` (each task run as its own Classify or Regress call), and ``ModelService``
-``GetModelStatus``; ``HandleReloadConfigRequest`` answers UNIMPLEMENTED. Handlers are generic
-(``grpc.method_handlers_generic_handler``) over our own message classes, so no generated stubs are
-needed. A backend's :class:`~tfio_handlers.errors.HTTPError` becomes the gRPC code TF Serving would
-have used (:func:`~tfio_handlers.backends.status.grpc_code_for_status`) with the same message, and the
-exact HTTP status travels in the trailing metadata ``tfio-http-status`` for our own client.
+``GetModelStatus`` and ``HandleReloadConfigRequest`` (the embedded backend serves the new
+``ModelServerConfig`` as TF Serving's ``ReloadConfig`` does; other backends answer UNIMPLEMENTED).
+Handlers are generic (``grpc.method_handlers_generic_handler``) over our own message classes, so no
+generated stubs are needed. A backend's :class:`~tfio_handlers.errors.HTTPError` becomes the gRPC code
+TF Serving would have used (:func:`~tfio_handlers.backends.status.grpc_code_of`) with the same message,
+and the exact HTTP status travels in the trailing metadata ``tfio-http-status`` for our own client.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from ..backends.grpc import (
     MODEL_SERVICE,
     PREDICTION_SERVICE,
 )
-from ..backends.status import grpc_code_for_status
-from ..errors import BadRequest, HTTPError
+from ..backends.model_config import ONLY_MODEL_CONFIG_LIST
+from ..backends.status import grpc_code_of
+from ..errors import BadRequest, HTTPError, InternalError
 from ..protos import (
     DEFAULT_SIGNATURE,
     ClassificationRequest,
@@ -47,6 +49,8 @@ from ..protos import (
     PredictResponse,
     RegressionRequest,
     RegressionResponse,
+    ReloadConfigRequest,
+    ReloadConfigResponse,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +58,7 @@ if TYPE_CHECKING:
 
     from ..backends.base import Backend
 
-__all__ = ["generic_handlers", "multi_inference", "serve"]
+__all__ = ["generic_handlers", "multi_inference", "reload_config", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +66,11 @@ _CLASSIFY_METHOD = "tensorflow/serving/classify"
 _REGRESS_METHOD = "tensorflow/serving/regress"
 
 
-def _abort(context: grpc.ServicerContext, status: int, message: str) -> NoReturn:
+def _abort(context: grpc.ServicerContext, error: HTTPError) -> NoReturn:
     import grpc
 
-    context.set_trailing_metadata(((HTTP_STATUS_METADATA, str(status)),))
-    context.abort(getattr(grpc.StatusCode, grpc_code_for_status(status)), message)
+    context.set_trailing_metadata(((HTTP_STATUS_METADATA, str(error.status_code)),))
+    context.abort(getattr(grpc.StatusCode, grpc_code_of(error)), error.message)
     raise AssertionError("unreachable: ServicerContext.abort raises")  # pragma: no cover
 
 
@@ -82,10 +86,10 @@ def _unary(
         try:
             return call(request)
         except HTTPError as exc:
-            _abort(context, exc.status_code, exc.message)
+            _abort(context, exc)
         except Exception as exc:
             log.exception("Unexpected error in %s", name)
-            _abort(context, 500, f"Internal error: {type(exc).__name__}")
+            _abort(context, InternalError(f"Internal error: {type(exc).__name__}"))
 
     return grpc.unary_unary_rpc_method_handler(
         handle,
@@ -133,6 +137,31 @@ def multi_inference(backend: Backend, request: MultiInferenceRequest) -> MultiIn
     return response
 
 
+def reload_config(backend: Backend, request: ReloadConfigRequest) -> ReloadConfigResponse:
+    """TF Serving's ``HandleReloadConfigRequest``: only a ``model_config_list`` is accepted; the
+    backend reloads (:meth:`~tfio_handlers.backends.base.Backend.reload_config`) and an OK status
+    comes back. A refusal raises (the RPC fails with TF Serving's code and message, as
+    ``tensorflow_model_server``'s does). ``metric_names`` are answered with no metrics."""
+    if request.config.WhichOneof("config") != "model_config_list":
+        raise BadRequest(ONLY_MODEL_CONFIG_LIST)
+    for index, config in enumerate(request.config.model_config_list.config):
+        log.info(
+            "Config entry index: %d path: %s name: %s platform: %s",
+            index,
+            config.base_path,
+            config.name,
+            config.model_platform,
+        )
+    try:
+        backend.reload_config(request.config)
+    except HTTPError as exc:
+        log.error("ReloadConfig failed: %s", exc.message)
+        raise
+    response = ReloadConfigResponse()
+    response.status.error_code = 0  # type: ignore[assignment]
+    return response
+
+
 def generic_handlers(backend: Backend) -> list[grpc.GenericRpcHandler]:
     """The ``PredictionService`` and ``ModelService`` handlers over ``backend``."""
     import grpc
@@ -162,6 +191,12 @@ def generic_handlers(backend: Backend) -> list[grpc.GenericRpcHandler]:
             GetModelStatusRequest,
             GetModelStatusResponse,
             "GetModelStatus",
+        ),
+        "HandleReloadConfigRequest": _unary(
+            lambda request: reload_config(backend, request),
+            ReloadConfigRequest,
+            ReloadConfigResponse,
+            "HandleReloadConfigRequest",
         ),
     }
     return [

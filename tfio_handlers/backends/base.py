@@ -38,6 +38,7 @@ from ..protos import (
     GetModelMetadataResponse,
     GetModelStatusRequest,
     GetModelStatusResponse,
+    ModelServerConfig,
     ModelSpec,
     PredictRequest,
     PredictResponse,
@@ -134,6 +135,25 @@ class Backend(abc.ABC):
         model in process overrides it to feed the arrays as they are.
         """
         return Prediction.from_message(self.predict(request.to_message()))
+
+    def models_not_ready(self) -> dict[str, str]:
+        """Configured models with no version available, each with why (``/ping`` answers 503
+        while any is). The default knows of none: a remote model server is judged by its answers.
+        """
+        return {}
+
+    def reload_config(self, config: ModelServerConfig) -> None:
+        """TF Serving's ``ReloadConfig`` (``ModelService/HandleReloadConfigRequest``): serve the
+        models ``config`` lists from now on. Raises the error of TF Serving's status code when it
+        refuses; the default refuses with UNIMPLEMENTED (only the embedded backend manages models).
+        """
+        from .status import status_error
+
+        raise status_error(
+            "UNIMPLEMENTED",
+            f"{type(self).__name__} does not manage models: HandleReloadConfigRequest is answered "
+            "by the embedded backend only",
+        )
 
     def close(self) -> None:  # noqa: B027 - a no-op default is the point
         """Release connections, threads and models. The default does nothing."""

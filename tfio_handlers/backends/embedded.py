@@ -5,13 +5,19 @@ of each, and serves Predict, Classify, Regress, GetModelMetadata and GetModelSta
 rules and error texts (``predict_util.cc``, ``classifier.cc``, ``regressor.cc``, ``util.cc``,
 ``get_model_metadata_impl.cc``, ``get_model_status_impl.cc``, ``server_core.cc``), so the same
 client code works against it and against ``tensorflow_model_server``.
+``EmbeddedBackend(model_config_file="models.config")`` serves what TF Serving's ``--model_config_file``
+says instead (version policies, labels; :mod:`.model_config`). Which versions serve, their states and
+labels, polling for new versions and config reloads are :mod:`.manager`'s.
 
 TensorFlow is imported when the backend is built, never when this module is imported.
 
 Where it differs from TF Serving, on purpose:
 
-* all versions found are loaded and served (TF Serving's ``all`` version policy); the newest answers
+* given model paths rather than a config, all versions found are loaded and served (TF Serving's
+  ``all`` version policy; its ``--model_base_path`` serves the newest only); the newest answers
   requests that name no version. Labels come from configuration (``labels={"half": {"stable": 1}}``);
+* the base paths are polled only when ``file_system_poll_wait_seconds`` is positive (the server's
+  default is TF Serving's, 1 s; a backend built in code does not start a thread unless asked);
 * an empty model name (or no ``model_spec``) means the default model (``default_model``, else the
   first model found), as SageMaker's containers route requests without ``tfs-model-name``;
 * inputs are checked against the signature's dtype and shape before the model runs. TF Serving
@@ -30,7 +36,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -63,8 +70,8 @@ from ..protos import (
     GetModelStatusRequest,
     GetModelStatusResponse,
     Input,
+    ModelServerConfig,
     ModelSpec,
-    ModelVersionStatus,
     PredictRequest,
     PredictResponse,
     RegressionRequest,
@@ -74,7 +81,9 @@ from ..protos import (
 )
 from ..tensors import data_type_of
 from .base import Backend
-from .model_repository import ModelSource, PathLike, resolve_models
+from .manager import ModelManager
+from .model_config import serving_config
+from .model_repository import PathLike
 from .savedmodel import (
     Runner,
     Servable,
@@ -107,22 +116,33 @@ class EmbeddedBackend(Backend):
 
     ``models`` is a path (a SavedModel directory, a TF Serving base path with numeric version
     directories, or a root holding several models) or a mapping of model name to such a path (see
-    :mod:`.model_repository`). ``default_model`` answers requests without a model name (default:
-    the first model found). ``labels`` maps model name to ``{label: version}``.
+    :mod:`.model_repository`), served under the ``all`` version policy; or a ``ModelServerConfig``
+    (TF Serving's policies and labels). ``model_config_file`` reads that config from TF Serving's
+    text format instead. ``default_model`` answers requests without a model name (default: the
+    first model). ``labels`` maps model name to ``{label: version}``, added to the config's.
+    ``file_system_poll_wait_seconds`` (TF Serving's flag; 0: no polling) looks for new and removed
+    versions in a background thread; ``model_config_file_poll_wait_seconds`` re-reads the config
+    file; ``allow_version_labels_for_unavailable_models`` is TF Serving's flag of that name.
     ``inter_op_threads``/``intra_op_threads`` size TensorFlow's thread pools (default: the
     ``SAGEMAKER_TFS_INTER_OP_PARALLELISM``/``SAGEMAKER_TFS_INTRA_OP_PARALLELISM`` environment
     variables, else TensorFlow's choice); they apply only if TensorFlow has not run anything yet.
     ``method_name_check`` is TF Serving's ``--enable_signature_method_name_check``.
     ``output_layout`` chooses typed fields (TF Serving's default) or ``tensor_content`` for predict
-    outputs. Loading failures raise :class:`~tfio_handlers.errors.BackendUnavailable` naming the path.
+    outputs. A version that fails to load at construction, like a missing path, raises
+    :class:`~tfio_handlers.errors.BackendUnavailable` naming the path; later failures are reported
+    by ``GetModelStatus``.
     """
 
     def __init__(
         self,
-        models: Mapping[str, PathLike] | PathLike,
+        models: Mapping[str, PathLike] | PathLike | ModelServerConfig | None = None,
         *,
+        model_config_file: PathLike | None = None,
         default_model: str | None = None,
         labels: Mapping[str, Mapping[str, int]] | None = None,
+        file_system_poll_wait_seconds: float = 0,
+        model_config_file_poll_wait_seconds: float = 0,
+        allow_version_labels_for_unavailable_models: bool = False,
         inter_op_threads: int | None = None,
         intra_op_threads: int | None = None,
         method_name_check: bool = False,
@@ -138,7 +158,7 @@ class EmbeddedBackend(Backend):
         self._lock = threading.Lock()
         self._closed = False
 
-        sources = resolve_models(models)
+        config = serving_config(models, model_config_file, labels)
         inter = (
             inter_op_threads
             if inter_op_threads is not None
@@ -149,49 +169,68 @@ class EmbeddedBackend(Backend):
             if intra_op_threads is not None
             else env_int(environ, INTRA_OP_ENV, None, error=BackendUnavailable)
         )
-        self.sources: dict[str, ModelSource] = sources
-        with quiet_tensorflow_startup(environ):  # TensorFlow is imported and starts here
-            configure_threads(inter, intra)
-            self._servables: dict[str, dict[int, Servable]] = {
-                name: {v: load_servable(name, v, path) for v, path in source.versions.items()}
-                for name, source in sources.items()
-            }
-        if default_model is not None and default_model not in sources:
+        names = [model.name for model in config.model_config_list.config]
+        if default_model is not None and default_model not in names:
             raise BackendUnavailable(
                 f"Default model {default_model!r} is not among the models found: "
-                + ", ".join(sorted(sources))
+                + ", ".join(sorted(names))
             )
-        self.default_model = default_model or next(iter(sources))
-        self._labels: dict[str, dict[str, int]] = {}
-        for model_name, model_labels in (labels or {}).items():
-            for label, version in model_labels.items():
-                self.set_label(model_name, label, version)
+        self.default_model = default_model or (names[0] if names else None)
+        self._manager = ModelManager(
+            config,
+            load_servable,
+            file_system_poll_wait_seconds=file_system_poll_wait_seconds,
+            model_config_file=model_config_file,
+            model_config_file_poll_wait_seconds=model_config_file_poll_wait_seconds,
+            allow_version_labels_for_unavailable_models=allow_version_labels_for_unavailable_models,
+            on_change=self.invalidate_signatures,
+        )
+        try:
+            with quiet_tensorflow_startup(environ):  # TensorFlow is imported and starts here
+                configure_threads(inter, intra)
+                failed = self._manager.poll()
+            if failed:
+                raise BackendUnavailable(failed[0].error_message)
+            self._manager.apply_labels()
+        except BaseException:
+            self._manager.close()
+            raise
+        self._manager.start()
 
     # -- models, versions, labels ----------------------------------------------------------------
 
     @property
     def model_names(self) -> list[str]:
-        """The names of the models served, in the order they were found."""
-        return list(self._servables)
+        """The names of the models served, in the order they were found or configured."""
+        return self._manager.model_names
+
+    @property
+    def manager(self) -> ModelManager:
+        """The versions' lifecycle: states, labels, polling, config reloads."""
+        return self._manager
 
     def versions(self, model_name: str) -> list[int]:
-        """The versions of ``model_name`` served, oldest first."""
-        return sorted(self._servables.get(model_name, {}))
+        """The versions of ``model_name`` serving now (AVAILABLE), oldest first."""
+        return sorted(self._manager.serving(model_name))
 
     def labels(self, model_name: str) -> dict[str, int]:
         """``model_name``'s version labels."""
-        return dict(self._labels.get(model_name, {}))
+        return dict(self._manager.labels(model_name))
 
     def set_label(self, model_name: str, label: str, version: int) -> None:
-        """Point ``label`` of ``model_name`` at ``version``, which must be served."""
-        if version not in self._servables.get(model_name, {}):
-            raise BackendUnavailable(
-                f"Request to assign label {label!r} to version {version} of model "
-                f"{model_name!r}, which is not currently available for inference"
-            )
-        with self._lock:
-            self._labels.setdefault(model_name, {})[label] = int(version)
-        self.invalidate_signatures(model_name)
+        """Point ``label`` of ``model_name`` at ``version``, which must be serving (else TF
+        Serving's FAILED_PRECONDITION "Request to assign label to version ...")."""
+        self._manager.set_label(model_name, label, version)
+
+    def models_not_ready(self) -> dict[str, str]:
+        """Configured models with no AVAILABLE version, each with why."""
+        return {} if self._closed else self._manager.not_ready()
+
+    def reload_config(self, config: ModelServerConfig) -> None:
+        """TF Serving's ``ReloadConfig`` (``HandleReloadConfigRequest``): see :mod:`.manager`."""
+        if self._closed:
+            raise BackendUnavailable("The embedded backend is closed")
+        self._manager.reload(coerce(config, ModelServerConfig))
 
     def _servable(self, spec: ModelSpec) -> Servable:
         """TF Serving's ``ServableRequestFromModelSpec`` and ``GetServableHandle``."""
@@ -200,24 +239,33 @@ class EmbeddedBackend(Backend):
         name = spec.name or self.default_model
         if not name:
             raise BadRequest("ModelSpec has no name specified.")
-        versions = self._servables.get(name)
+        versions = self._manager.serving(name)
         choice = spec.WhichOneof("version_choice")
         if choice == "version":
             version = int(spec.version.value)
         elif choice == "version_label":
             label = spec.version_label
-            labelled = self._labels.get(name, {}).get(label)
+            labelled = self._manager.labels(name).get(label)
             if labelled is None:
                 raise BadRequest(f"Unrecognized servable version label: {label}")
             version = labelled
         else:
             if not versions:
                 raise NotFound(f"Servable not found for request: Latest({name})")
-            return versions[max(versions)]
-        servable = versions.get(version) if versions else None
-        if servable is None:
+            servable: Servable = versions[max(versions)]
+            return servable
+        found: Servable | None = versions.get(version)
+        if found is None:
             raise NotFound(f"Servable not found for request: Specific({name}, {version})")
-        return servable
+        return found
+
+    @contextmanager
+    def _using(self, spec: ModelSpec) -> Iterator[Servable]:
+        """:meth:`_servable`, counted in flight while the block runs, so that a version leaving
+        its policy is unloaded only after the requests on it have finished."""
+        servable = self._servable(spec)
+        with self._manager.using(servable.name, servable):
+            yield servable
 
     @staticmethod
     def _response_spec(
@@ -242,7 +290,11 @@ class EmbeddedBackend(Backend):
         ``TensorProto`` is built unless a caller asks the answer for one.
         """
         spec = request.model_spec
-        servable = self._servable(spec)
+        with self._using(spec) as servable:
+            return self._predict_on(servable, request)
+
+    def _predict_on(self, servable: Servable, request: PredictArrays) -> Prediction:
+        spec = request.model_spec
         signature_name, signature = find_signature(
             servable.signature_defs, spec.signature_name, "predict"
         )
@@ -301,8 +353,13 @@ class EmbeddedBackend(Backend):
     def classify(self, request: ClassificationRequest) -> ClassificationResponse:
         """TF Serving's ``RunClassify``: signature checks, examples, run, output checks."""
         request = coerce(request, ClassificationRequest)
+        with self._using(request.model_spec) as servable:
+            return self._classify_on(servable, request)
+
+    def _classify_on(
+        self, servable: Servable, request: ClassificationRequest
+    ) -> ClassificationResponse:
         spec = request.model_spec
-        servable = self._servable(spec)
         signature_name, signature = find_signature(
             servable.signature_defs, spec.signature_name, "classify"
         )
@@ -357,8 +414,11 @@ class EmbeddedBackend(Backend):
     def regress(self, request: RegressionRequest) -> RegressionResponse:
         """TF Serving's ``RunRegress``: signature checks, examples, run, output checks."""
         request = coerce(request, RegressionRequest)
+        with self._using(request.model_spec) as servable:
+            return self._regress_on(servable, request)
+
+    def _regress_on(self, servable: Servable, request: RegressionRequest) -> RegressionResponse:
         spec = request.model_spec
-        servable = self._servable(spec)
         signature_name, signature = find_signature(
             servable.signature_defs, spec.signature_name, "regress"
         )
@@ -405,7 +465,8 @@ class EmbeddedBackend(Backend):
         return response
 
     def get_model_status(self, request: GetModelStatusRequest) -> GetModelStatusResponse:
-        """TF Serving's ``GetModelStatus``: the named version, or every version, newest first.
+        """TF Serving's ``GetModelStatus``: the named version, or every version seen, newest first,
+        each with its state (START, LOADING, AVAILABLE, UNLOADING, END) and its last error.
 
         As in TF Serving, a version label is ignored: the answer lists every version.
         """
@@ -414,34 +475,33 @@ class EmbeddedBackend(Backend):
             raise BackendUnavailable("The embedded backend is closed")
         spec = request.model_spec
         name = spec.name or self.default_model or ""
-        versions = self._servables.get(name, {})
+        states = self._manager.states(name) or {}
         response = GetModelStatusResponse()
         if spec.HasField("version"):
             version = int(spec.version.value)
-            if version not in versions:
+            state = states.get(version)
+            if state is None:
                 raise NotFound(f"Could not find version {version} of model {name}")
-            selected = [version]
-        else:
-            if not versions:
-                raise NotFound(f"Could not find any versions of model {name}")
-            selected = sorted(versions, reverse=True)
-        for version in selected:
-            status = response.model_version_status.add()
-            status.version = version
-            status.state = ModelVersionStatus.AVAILABLE
-            status.status.error_code = 0  # type: ignore[assignment]
+            self._manager.add_status(response, state)
+            return response
+        if not states:
+            raise NotFound(f"Could not find any versions of model {name}")
+        for state in states.values():
+            self._manager.add_status(response, state)
         return response
 
     def close(self) -> None:
-        """Drop the loaded models; later calls raise :class:`BackendUnavailable`."""
+        """Stop polling and drop the loaded models; later calls raise :class:`BackendUnavailable`."""
         with self._lock:
             self._closed = True
-            self._servables = {}
+        self._manager.close()
         self.invalidate_signatures()
 
     def __repr__(self) -> str:
-        models = ", ".join(f"{name}:{self.versions(name)}" for name in self._servables)
-        return f"EmbeddedBackend({models or 'closed'})"
+        if self._closed:
+            return "EmbeddedBackend(closed)"
+        models = ", ".join(f"{name}:{self.versions(name)}" for name in self.model_names)
+        return f"EmbeddedBackend({models})"
 
 
 def _enum_name(dtype: int) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "find_versions",
     "is_saved_model_dir",
     "resolve_models",
+    "versions_at",
 ]
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
@@ -98,6 +99,19 @@ def find_versions(base_path: PathLike) -> dict[int, Path]:
 def _single(name: str, saved_model: Path) -> ModelSource:
     version = int(saved_model.name) if _DIGITS.fullmatch(saved_model.name) else 1
     return ModelSource(name, saved_model, {version: saved_model})
+
+
+def versions_at(base_path: PathLike) -> dict[int, Path]:
+    """The versions a model's ``base_path`` holds now: version to SavedModel directory.
+
+    A base path is read as :func:`find_versions` reads it; a :class:`ModelSource` whose base path
+    is a bare SavedModel directory has that one version (its name when numeric, else 1). This is
+    what the embedded backend polls for new and removed versions.
+    """
+    path = Path(base_path)
+    if is_saved_model_dir(path):
+        return dict(_single("", path).versions)
+    return find_versions(path)
 
 
 def _model_at(name: str, path: Path) -> ModelSource | None:

@@ -22,7 +22,15 @@ from ..errors import (
     UnsupportedMediaType,
 )
 
-__all__ = ["GRPC_TO_HTTP", "grpc_code_for_status", "http_error", "http_status_for_code"]
+__all__ = [
+    "GRPC_TO_HTTP",
+    "code_number",
+    "grpc_code_for_status",
+    "grpc_code_of",
+    "http_error",
+    "http_status_for_code",
+    "status_error",
+]
 
 _CODES: tuple[tuple[str, int], ...] = (
     ("OK", 200),
@@ -107,3 +115,29 @@ def http_error(status: int, message: str) -> HTTPError:
     """The library error for an HTTP ``status``: its own class where one exists, else ``HTTPError``."""
     cls = _STATUS_CLASSES.get(status)
     return cls(message) if cls is not None else HTTPError(message, status=status)
+
+
+def status_error(code: str, message: str) -> HTTPError:
+    """The library error for TF Serving's status ``code`` (by name), remembering the code itself.
+
+    Several codes share an HTTP status (``FAILED_PRECONDITION`` and ``INVALID_ARGUMENT`` are both
+    400); the gRPC adapter answers with the remembered code (:func:`grpc_code_of`), as
+    ``tensorflow_model_server`` would.
+    """
+    error = http_error(http_status_for_code(code), message)
+    error.grpc_code = code  # type: ignore[attr-defined]
+    return error
+
+
+def grpc_code_of(error: HTTPError) -> str:
+    """The gRPC code name of ``error``: the one :func:`status_error` gave it, else by its status."""
+    code = getattr(error, "grpc_code", None)
+    return code if isinstance(code, str) else grpc_code_for_status(error.status_code)
+
+
+def code_number(code: str) -> int:
+    """The number of TF Serving's status code ``code`` (``"NOT_FOUND"`` → 5; unknown → 2)."""
+    for number, (name, _) in enumerate(_CODES):
+        if name == code:
+            return number
+    return 2

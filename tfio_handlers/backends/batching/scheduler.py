@@ -31,6 +31,7 @@ from ...protos import (
     GetModelMetadataResponse,
     GetModelStatusRequest,
     GetModelStatusResponse,
+    ModelServerConfig,
     PredictRequest,
     PredictResponse,
     RegressionRequest,
@@ -277,6 +278,14 @@ class BatchingBackend(Backend):
     async def aget_model_status(self, request: GetModelStatusRequest) -> GetModelStatusResponse:
         """Straight to the inner backend."""
         return await self.inner.aget_model_status(request)
+
+    def models_not_ready(self) -> dict[str, str]:
+        """The inner backend's."""
+        return self.inner.models_not_ready()
+
+    def reload_config(self, config: ModelServerConfig) -> None:
+        """Straight to the inner backend."""
+        self.inner.reload_config(config)
 
     def signatures(
         self, model_name: str | None = None, version: int | None = None, label: str | None = None
