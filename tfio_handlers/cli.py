@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         "serve", help="serve a model over HTTP (SageMaker + TF Serving routes)"
     )
     _add_model_options(serve)
+    _add_model_management_options(serve)
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument(
         "--port", type=int, default=None, help="default: SAGEMAKER_BIND_TO_PORT, else 8080"
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         default="embedded",
         help="embedded (default), grpc://host:port or http://host:port",
     )
+    _add_model_management_options(grpc_serve)
     grpc_serve.add_argument(
         "--host",
         default="127.0.0.1",
@@ -138,6 +140,51 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", default=None, help="embedded (default), grpc://host:port or http://host:port"
     )
+
+
+def _add_model_management_options(parser: argparse.ArgumentParser) -> None:
+    """TF Serving's model management flags, under its names (docs/models.md); embedded backend."""
+    group = parser.add_argument_group("model management (TF Serving's flags; docs/models.md)")
+    group.add_argument(
+        "--model-config-file",
+        metavar="PATH",
+        help="TF Serving's ModelServerConfig text file: models, version policies, labels "
+        "(instead of --model-dir/--model)",
+    )
+    group.add_argument(
+        "--file-system-poll-wait-seconds",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="seconds between looks for new and removed versions (default 1; 0: none)",
+    )
+    group.add_argument(
+        "--model-config-file-poll-wait-seconds",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="seconds between re-reads of --model-config-file (default 0: read once)",
+    )
+    group.add_argument(
+        "--allow-version-labels-for-unavailable-models",
+        action="store_true",
+        help="a new label may point at a version that is not available yet",
+    )
+
+
+def _model_management_env(args: argparse.Namespace) -> dict[str, str]:
+    """The model management options as the environment variables a pipeline reads."""
+    env = {
+        "TFIO_HANDLERS_FILE_SYSTEM_POLL_WAIT_SECONDS": str(args.file_system_poll_wait_seconds),
+        "TFIO_HANDLERS_MODEL_CONFIG_FILE_POLL_WAIT_SECONDS": str(
+            args.model_config_file_poll_wait_seconds
+        ),
+    }
+    if args.model_config_file:
+        env["TFIO_HANDLERS_MODEL_CONFIG_FILE"] = os.path.abspath(args.model_config_file)
+    if args.allow_version_labels_for_unavailable_models:
+        env["TFIO_HANDLERS_ALLOW_VERSION_LABELS_FOR_UNAVAILABLE_MODELS"] = "true"
+    return env
 
 
 def _add_transform_parser(commands: Any) -> None:
@@ -267,6 +314,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     env = os.environ
     env.update(_model_env(args))  # worker processes read them
+    env.update(_model_management_env(args))
     if args.entry_point:
         env["TFIO_HANDLERS_ENTRY_POINT"] = os.path.abspath(args.entry_point)
     if args.backend:
@@ -475,13 +523,15 @@ def _grpc_serve(args: argparse.Namespace) -> int:
 
     from .adapters.grpc import serve
     from .backends.grpc import MODEL_SERVICE, PREDICTION_SERVICE
-    from .bootstrap import make_backend, models_from_env
+    from .bootstrap import ModelManagement, make_backend, models_from_env
     from .config import Settings
     from .errors import HTTPError
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
-        backend = make_backend(args.backend, models_from_env(_model_env(args)), Settings.from_env())
+        management = ModelManagement.from_env(_model_management_env(args))
+        models = None if management.model_config_file else models_from_env(_model_env(args))
+        backend = make_backend(args.backend, models, Settings.from_env(), management=management)
     except HTTPError as exc:
         print(f"tfio-handlers grpc-serve: cannot start: {exc.message}", file=sys.stderr)
         return 2
