@@ -68,6 +68,8 @@ def server(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             str(tmp / "models.config"),
             "--file-system-poll-wait-seconds",
             str(POLL_SECONDS),
+            "--model-config-file-poll-wait-seconds",
+            str(POLL_SECONDS),
         ],
     )
     start_all([live])
@@ -195,3 +197,22 @@ def test_every_route_answers_and_a_third_version_is_picked_up_under_load(
 def server_base(server: LiveServer) -> Path:
     """The base path of ``half`` (beside the server's log)."""
     return server.log_path.parent / "half"
+
+
+def test_the_config_file_is_reloaded_when_it_changes(server: LiveServer) -> None:
+    """Runs after the test above (version 3 is in): moving ``stable`` to 3 in the file is seen
+    within the config poll interval; a broken file is logged and changes nothing."""
+    config_file = server.log_path.parent / "models.config"
+    text = config_file.read_text()
+    config_file.write_text("model_config_list { config { name: ")  # half-written: refused
+    time.sleep(POLL_SECONDS * 2)
+    assert "PollFilesystemAndReloadConfig failed to ReloadConfig" in server.log()
+    body = json.dumps(X)
+    assert server.post("/v1/models/half/labels/canary:predict", body).status == 200
+    config_file.write_text(text.replace('key: "stable" value: 1', 'key: "stable" value: 3'))
+    deadline = time.monotonic() + 30
+    answer = server.post("/v1/models/half/labels/stable:predict", body)
+    while answer.status != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        answer = server.post("/v1/models/half/labels/stable:predict", body)
+    assert ys(answer) == [4.5, 5.0, 6.5]
