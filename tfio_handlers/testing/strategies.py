@@ -188,7 +188,9 @@ def arrays(
 
 def _finite(values: Array, *, allow_nan: bool, allow_infinity: bool) -> Array:
     """``values`` with NaNs and/or infinities (in either part of a complex) replaced by zeros."""
-    parts: Array = values.view(f"<f{values.dtype.itemsize // 2}") if values.dtype.kind == "c" else values
+    parts: Array = (
+        values.view(f"<f{values.dtype.itemsize // 2}") if values.dtype.kind == "c" else values
+    )
     parts = np.array(parts, copy=True)
     as_float = parts.astype(np.float64) if parts.dtype.kind != "f" else parts
     bad = np.zeros(parts.shape, dtype=bool)
