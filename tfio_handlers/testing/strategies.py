@@ -42,6 +42,7 @@ __all__ = [
     "PREDICT",
     "REGRESS",
     "arrays",
+    "available_dtypes",
     "classification_requests",
     "data_types",
     "examples",
@@ -79,6 +80,11 @@ ALL_DTYPES: tuple[int, ...] = tuple(
 )
 """Every DataType TF Serving accepts that the library converts to numpy (bfloat16 only where the
 ``ml_dtypes`` package is installed)."""
+
+
+def available_dtypes(dtypes: Collection[DTypeSpec] | None) -> tuple[int, ...]:
+    """``dtypes`` (any spelling; ``None``: all) that this installation converts, as DataType enums."""
+    return _data_types(dtypes)
 
 
 def _data_types(dtypes: Collection[DTypeSpec] | None) -> tuple[int, ...]:
