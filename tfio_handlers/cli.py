@@ -149,7 +149,7 @@ def _add_model_management_options(parser: argparse.ArgumentParser) -> None:
         "--model-config-file",
         metavar="PATH",
         help="TF Serving's ModelServerConfig text file: models, version policies, labels "
-        "(instead of --model-dir/--model)",
+        "(instead of the model directory options)",
     )
     group.add_argument(
         "--file-system-poll-wait-seconds",
