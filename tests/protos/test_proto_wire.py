@@ -372,8 +372,13 @@ def test_float32_max_as_messagetojson_writes_it_reads_back() -> None:
         text = json_format.MessageToJson(message, descriptor_pool=protos.POOL)
         assert "3.4028235e+38" in text
         assert protos.from_json(text, type(message)) == message
+    lowest = protos.TensorProto(dtype=protos.DT_FLOAT, float_val=[-3.4028234663852886e38])
+    text = json_format.MessageToJson(lowest, descriptor_pool=protos.POOL)  # "too small" alone
+    assert protos.from_json(text, protos.TensorProto) == lowest
     with pytest.raises(json_format.ParseError):
         protos.from_json('{"floatVal": [1e39]}', protos.TensorProto)  # beyond: still refused
+    with pytest.raises(json_format.ParseError):
+        protos.from_json('{"floatVal": [-1e39]}', protos.TensorProto)
 
 
 # --- the model server config (--model_config_file) ------------------------------------------------

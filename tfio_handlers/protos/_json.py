@@ -47,10 +47,11 @@ def from_json(text: str | bytes, cls: type[M], **options: Any) -> M:
     try:
         return json_format.Parse(text, cls(), descriptor_pool=POOL, **options)
     except json_format.ParseError as error:
-        if "Float value too large" not in str(error):
+        if "Float value too large" not in str(error) and "Float value too small" not in str(error):
             raise
-    # protobuf refuses float32 max as every writer prints it ("3.4028235e+38", which as a double
-    # is just above the largest float32, yet rounds to it): read such values as that maximum.
+    # protobuf refuses float32 max (and min, its negative) as every writer prints it
+    # ("3.4028235e+38", which as a double is just beyond the largest float32, yet rounds to it):
+    # read such values as that maximum.
     document = json.loads(text)
     _round_float32_fields(document, cls.DESCRIPTOR)
     return json_format.ParseDict(document, cls(), descriptor_pool=POOL, **options)
