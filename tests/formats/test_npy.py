@@ -273,6 +273,17 @@ def test_one_output_is_an_npy() -> None:
     assert loaded.dtype == np.dtype("S3") and loaded.tolist() == [b"a", b"bcd"]
 
 
+def test_strings_ending_in_nul_are_refused_not_cut() -> None:
+    """numpy's fixed-width bytes drop trailing NULs: such an answer is a 406, never b"a"."""
+    strings = predict_response(s=np.array([b"a\x00", b"b"], object))
+    for encode, media_type in ((npy.encode_npy, NPY), (npy.encode_npz, NPZ)):
+        with pytest.raises(NotAcceptable, match=r"'s' holds strings that end in NUL bytes"):
+            encode(strings, media_type, context())
+    inner = predict_response(s=np.array([b"a\x00b"], object))  # inside a string: kept
+    loaded = np.load(io.BytesIO(npy.encode_npy(inner, NPY, context())))
+    assert loaded.tolist() == [b"a\x00b"]
+
+
 def test_several_outputs_need_npz() -> None:
     response = predict_response(a=np.zeros(2, np.float32), b=np.ones(2, np.int32))
     with pytest.raises(NotAcceptable, match=r"2 outputs \(a, b\).*ask for application/x-npz"):

@@ -40,8 +40,9 @@ def test_a_named_plugin_not_installed_is_a_failing_case() -> None:
 @pytest.mark.xfail(
     strict=True,
     raises=ConformanceError,
-    reason="formats/npy.py writes strings as fixed-width S arrays, which drop trailing NUL bytes "
-    "(b'a\\x00' comes back as b'a'); the npy declarations leave strings out until it is fixed",
+    reason="npy writes strings as fixed-width S arrays, which drop trailing NUL bytes; such an "
+    "answer is a 406 (formats/npy.py) rather than b'a' for b'a\\x00', so strings ending in NUL do "
+    "not round-trip and the npy declarations leave strings out",
 )
 def test_npz_strings_round_trip() -> None:
     check_codec(

@@ -307,6 +307,11 @@ def _writable(array: Array, name: str, limits: Limits) -> Array:
     if array.dtype.kind == "O":
         items = array.ravel().tolist()
         data = [item.encode("utf-8") if isinstance(item, str) else bytes(item) for item in items]
+        if any(item.endswith(b"\0") for item in data):
+            raise NotAcceptable(
+                f"Output {name!r} holds strings that end in NUL bytes, which npy's fixed-width "
+                "bytes cannot keep (numpy drops them); ask for application/json"
+            )
         width = max((len(item) for item in data), default=1) or 1
         padded = width * len(data)
         if padded > max(limits.max_body_bytes, 2 * sum(len(item) for item in data)):

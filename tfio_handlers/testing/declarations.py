@@ -118,8 +118,8 @@ BUILTIN_DECLARATIONS: Final[Mapping[str, CodecDeclaration]] = {
     },
     "application/x-npy": {
         # an array of rank 0 or 1 is one record (the batch rule): it comes back with a batch dim.
-        # Strings are left out: npy writes them as fixed-width S arrays, which drop trailing NULs
-        # (tests/testing/test_builtin_conformance.py holds the failing case).
+        # Strings are left out: npy writes them as fixed-width S arrays, which drop trailing NULs,
+        # so an answer with such strings is a 406 (tests/testing/test_kit_builtins.py).
         "round_trips": [
             {"names": False, "min_dims": 2, "dtypes": _BINARY},
             {"names": False, "min_dims": 2, **_BFLOAT16_AS_FLOAT32},
