@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+"""The installed version of tfio-handlers."""
 
 _LAZY = {
     "Context": "tfio_handlers.context",

@@ -41,9 +41,13 @@ __all__ = [
 ]
 
 PROJECT_NAME = "tfio_handlers"
+"""The pluggy project name: the markers' name and the entry-point group plugins are found in."""
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+"""The marker of the hook specifications below (pluggy's ``HookspecMarker``); plugins never need it."""
+
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""The marker of a plugin's hook implementations: ``@hookimpl def register_codecs(register): ...``."""
 
 Answer: TypeAlias = "Prediction | ClassificationResponse | RegressionResponse"
 """What an encoder receives: a :class:`~tfio_handlers.protocol.arrays.Prediction` for predict, the
