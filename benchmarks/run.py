@@ -50,6 +50,7 @@ GROUPS = (
     "http",
     "batching",
     "transform",
+    "ray-transform",
 )
 
 # Statements whose cold import is measured (fresh interpreters): the foundation's three, plus what a
@@ -246,6 +247,18 @@ def group_transform(opts: argparse.Namespace) -> GroupResult:
     return transform_bench.bench_transform(300_000, 2000, 3)
 
 
+def group_ray_transform(opts: argparse.Namespace) -> GroupResult:
+    """Issue 13's Ray goals: ``transform --ray`` at 1 and 2 actors against the local job and Ray
+    Data by hand (``ray_transform_bench.py``); skipped without Ray."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        return GroupResult("ray-transform", error="Ray is not installed (extra `ray`)")
+    import ray_transform_bench
+
+    return ray_transform_bench.bench_ray_transform(60_000 if opts.quick else 300_000)
+
+
 # -- report ------------------------------------------------------------------------------------------
 
 
@@ -387,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         "http": group_http,
         "batching": group_batching_backend,
         "transform": group_transform,
+        "ray-transform": group_ray_transform,
     }
     for name in GROUPS:
         if name not in wanted:

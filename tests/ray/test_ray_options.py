@@ -4,8 +4,11 @@ and the import rules (the core never imports Ray; a missing Ray says which extra
 from __future__ import annotations
 
 import argparse
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,17 +106,10 @@ def test_config_env_writes_the_variables_serve_reads(
 
 
 def _args(*argv: str) -> argparse.Namespace:
-    """``serve``'s own options (as cli.py has them) plus :func:`add_arguments`'."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model-dir")
-    parser.add_argument("--model", action="append", default=[])
-    parser.add_argument("--entry-point")
-    parser.add_argument("--backend")
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--log-level", default="info")
-    tray.add_arguments(parser)
-    return parser.parse_args(argv)
+    """``tfio-handlers serve``'s options, parsed by the command's own parser."""
+    from tfio_handlers import cli
+
+    return cli._parser().parse_args(["serve", *argv])
 
 
 def test_the_commands_options(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,26 +171,21 @@ def test_without_ray_the_error_names_the_extra() -> None:
     assert "pip install 'tfio-handlers[ray]'" in result.stdout, result.stderr
 
 
-def test_cli_serve_has_the_ray_options_once_wired() -> None:
-    """cli.py defines ``serve``'s Ray options itself (building its parser must not import Ray):
-    once it has them, they are :func:`add_arguments`' exactly."""
-    from tfio_handlers import cli
-
-    parser = cli._parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    serve_parser = commands.choices["serve"]
-    theirs = {
-        a.dest: (tuple(a.option_strings), a.default, a.type)
-        for a in serve_parser._actions
-        if a.dest.startswith("ray") or a.dest in ("replicas", "model_replicas")
-    }
-    if "ray" not in theirs:
-        pytest.skip("tfio-handlers serve --ray is not wired into cli.py yet")
-    ours_parser = argparse.ArgumentParser()
-    tray.add_arguments(ours_parser)
-    ours = {
-        a.dest: (tuple(a.option_strings), a.default, a.type)
-        for a in ours_parser._actions
-        if a.dest != "help"
-    }
-    assert theirs == ours
+def test_ctrl_c_while_starting_stops_without_a_traceback(iris_model: Path) -> None:
+    """SIGINT during ``ray.init`` or the replicas' start: a one-line message, status 130, Ray down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    command = ["serve", "--ray", "--port", port, "--model-dir", str(iris_model.parent)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfio_handlers", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)  # ray.init takes longer than this on the CI machine
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted while starting" in err
+    assert "Traceback" not in err

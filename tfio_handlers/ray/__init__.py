@@ -4,7 +4,7 @@
   Serve's YAML config): the project's ASGI app, one pipeline per replica.
 * Split mode (``app(..., split=True)``): the model in a deployment of its own, called through
   :class:`RayBackend`, so decoding replicas and model replicas scale separately.
-* :func:`serve_with_ray` and :func:`add_arguments`: ``tfio-handlers serve --ray``.
+* :func:`serve_with_ray`: ``tfio-handlers serve --ray``; :mod:`.transform`: ``tfio-handlers transform --ray``.
 
 See ``docs/ray.md``. Importing this module imports Ray; ``import tfio_handlers`` never does.
 """
@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in devel
     ) from exc
 
 from .backend import RayBackend, translate_error
-from .command import add_arguments, serve_with_ray
+from .command import serve_with_ray
 from .deployments import (
     DEFAULT_ACTOR_OPTIONS,
     INGRESS_NAME,
@@ -41,7 +41,6 @@ __all__ = [
     "Ingress",
     "ModelDeployment",
     "RayBackend",
-    "add_arguments",
     "app",
     "build_app",
     "call_asgi",

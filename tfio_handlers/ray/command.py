@@ -1,9 +1,10 @@
 """``tfio-handlers serve --ray``: the same options as ``serve``, the app on Ray Serve.
 
-:func:`add_arguments` adds the Ray options to ``serve``'s parser; :func:`serve_with_ray` runs the
-command: it checks the configuration as ``serve`` does (before Ray starts), starts or joins Ray,
-runs :func:`~tfio_handlers.ray.deployments.app` behind Serve's HTTP proxy on ``--host``/``--port``
-and serves until SIGINT or SIGTERM.
+:func:`serve_with_ray` runs the command (its options are defined in ``tfio_handlers/cli.py``,
+whose parser must build without importing Ray): it checks the configuration as ``serve`` does
+(before Ray starts), starts or joins Ray, runs :func:`~tfio_handlers.ray.deployments.app` behind
+Serve's HTTP proxy on ``--host``/``--port`` and serves until SIGINT or SIGTERM (Ctrl-C while it
+starts stops it too, with status 130).
 
 A local Ray (no ``--ray-address``) starts with the small-machine defaults: no dashboard, an object
 store of ``--ray-object-store-mb`` (256 MiB), and every replica claiming ``--ray-num-cpus`` (0.5).
@@ -28,7 +29,6 @@ from .deployments import app, config_env
 __all__ = [
     "APP_NAME",
     "DEFAULT_OBJECT_STORE_MB",
-    "add_arguments",
     "app_from_args",
     "init_ray",
     "serve_with_ray",
@@ -41,43 +41,6 @@ APP_NAME = "tfio-handlers"
 DEFAULT_OBJECT_STORE_MB = 256
 """A local Ray's object store (Ray's default is 30 % of memory). Serve's requests and answers
 travel inline or in small objects; batch jobs with Ray Data want more."""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The Ray options of ``tfio-handlers serve`` (the model and backend options are ``serve``'s)."""
-    group = parser.add_argument_group("Ray Serve (pip install 'tfio-handlers[ray]')")
-    group.add_argument("--ray", action="store_true", help="serve on Ray Serve")
-    group.add_argument(
-        "--ray-address",
-        default=None,
-        metavar="ADDRESS",
-        help="join a running Ray cluster ('auto', or ray://host:10001); default: start a local Ray",
-    )
-    group.add_argument("--replicas", type=int, default=None, help="replicas of the app (default 1)")
-    group.add_argument(
-        "--model-replicas",
-        type=int,
-        default=None,
-        metavar="N",
-        help="split mode: serve the model in a deployment of its own with N replicas",
-    )
-    group.add_argument(
-        "--ray-num-cpus",
-        type=float,
-        default=0.5,
-        metavar="CPUS",
-        help="CPUs each replica claims from Ray's scheduler (default 0.5)",
-    )
-    group.add_argument(
-        "--ray-object-store-mb",
-        type=int,
-        default=DEFAULT_OBJECT_STORE_MB,
-        metavar="MB",
-        help=f"a local Ray's object store (default {DEFAULT_OBJECT_STORE_MB})",
-    )
-    group.add_argument(
-        "--ray-dashboard", action="store_true", help="start a local Ray with its dashboard"
-    )
 
 
 def app_from_args(args: argparse.Namespace, env: dict[str, str]) -> serve.Application:
@@ -162,14 +125,18 @@ def serve_with_ray(args: argparse.Namespace, *, block: bool = True) -> int:
         return 2
     port = args.port or int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or 8080)
     started = time.perf_counter()
-    init_ray(
-        args.ray_address,
-        object_store_mb=args.ray_object_store_mb,
-        dashboard=args.ray_dashboard,
-    )
-    serve.start(http_options={"host": args.host, "port": port})
     try:
+        init_ray(
+            args.ray_address,
+            object_store_mb=args.ray_object_store_mb,
+            dashboard=args.ray_dashboard,
+        )
+        serve.start(http_options={"host": args.host, "port": port})
         serve.run(app_from_args(args, env), name=APP_NAME, route_prefix="/")
+    except KeyboardInterrupt:  # Ctrl-C while Ray or the replicas start: stop, without a traceback
+        print("tfio-handlers serve: interrupted while starting", file=sys.stderr, flush=True)
+        _stop(args.ray_address)
+        return 130
     except Exception as exc:
         print(f"tfio-handlers serve: cannot start on Ray: {exc}", file=sys.stderr, flush=True)
         _stop(args.ray_address)
@@ -197,7 +164,10 @@ def serve_with_ray(args: argparse.Namespace, *, block: bool = True) -> int:
 
 
 def _stop(address: str | None) -> None:
-    """Take the app down: the whole of Serve and Ray when this command started them."""
+    """Take the app down: the whole of Serve and Ray when this command started them (also when
+    interrupted half-way: Ray may not be up yet)."""
+    if not ray.is_initialized():
+        return
     if address:
         serve.delete(APP_NAME)
     else:

@@ -48,11 +48,17 @@ READ_CPUS = 0.25
 """CPUs a file-reading task claims: reading is cheap next to answering, and on a small machine the
 actors' claims must leave room for it."""
 
+BLOCK_BATCHES = 16
+BLOCK_BYTES = 4 * 2**20
+"""A Ray block holds up to this many of the job's batches and bytes of input: Ray Data costs a few
+milliseconds a block, so a block per batch of 1000 small records spent more time in Ray than in the
+model, while a file in one block would go to one actor whole and reach the writer at the end."""
+
 Columns = dict[str, "np.ndarray[Any, Any]"]
 
 
 class BatchActor:
-    """A Ray Data actor: one pipeline, answering one batch per call (``batch_size=1``)."""
+    """A Ray Data actor: one pipeline, answering the batches of a block per call."""
 
     def __init__(
         self, env: Mapping[str, str], options: TransformOptions, setups: Sequence[FileSetup]
@@ -105,8 +111,31 @@ class RayTransformJob(TransformJob):
         if not sources:
             return
         context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True
-        context.enable_progress_bars = False
+        saved = (
+            context.target_max_block_size,
+            context.execution_options.preserve_order,
+            context.enable_progress_bars,
+        )
+        try:  # a dataset keeps a copy of the context it is made in: these are this job's alone
+            # A block per yield of ``read`` (BLOCK_BATCHES): Ray would pack a task's outputs into
+            # blocks of up to 128 MiB, so a file would be one block.
+            context.target_max_block_size = 1
+            context.execution_options.preserve_order = True
+            context.enable_progress_bars = False  # the job has its own
+            dataset = self._dataset(sources, setups)
+        finally:
+            (
+                context.target_max_block_size,
+                context.execution_options.preserve_order,
+                context.enable_progress_bars,
+            ) = saved
+        for row in dataset.iter_rows():
+            answered = pickle.loads(row["answered"])
+            assert isinstance(answered, Answered)
+            yield answered
+
+    def _dataset(self, sources: Sequence[Path], setups: Sequence[FileSetup]) -> ray.data.Dataset:
+        """Files → batches, read by the job's own reader → answers, by a pool of actors."""
         split_type, max_bytes, max_records = (
             self.options.split_type,
             self.max_bytes,
@@ -114,29 +143,33 @@ class RayTransformJob(TransformJob):
         )
 
         def read(rows: Columns) -> Generator[Columns, None, None]:
+            """A file's batches, a few to a block (each block one call of an actor)."""
             for file, path in zip(rows["file"], rows["path"], strict=True):
+                block: list[bytes] = []
+                size = 0
                 for batch in read_batches(
                     Path(path), split_type, max_bytes=max_bytes, max_records=max_records
                 ):
-                    yield {"file": np.array([file]), "batch": _objects([pickle.dumps(batch)])}
+                    block.append(pickle.dumps(batch))
+                    size += batch.nbytes
+                    if len(block) >= BLOCK_BATCHES or size >= BLOCK_BYTES:
+                        yield {"file": np.full(len(block), file), "batch": _objects(block)}
+                        block, size = [], 0
+                if block:
+                    yield {"file": np.full(len(block), file), "batch": _objects(block)}
 
-        dataset = (
-            ray.data.from_items(
-                [{"file": index, "path": str(path.resolve())} for index, path in enumerate(sources)]
-            )
+        files = [{"file": index, "path": str(path.resolve())} for index, path in enumerate(sources)]
+        return (
+            ray.data.from_items(files)
             .map_batches(read, batch_size=1, num_cpus=READ_CPUS)
             .map_batches(
                 BatchActor,
                 fn_constructor_kwargs={"env": self.env, "options": self.options, "setups": setups},
-                batch_size=1,
+                batch_size=None,  # a block at a time
                 compute=ray.data.ActorPoolStrategy(size=self.actors),
                 num_cpus=self.num_cpus,
             )
         )
-        for row in dataset.iter_rows():
-            answered = pickle.loads(row["answered"])
-            assert isinstance(answered, Answered)
-            yield answered
 
 
 def _objects(items: Any) -> np.ndarray[Any, Any]:
