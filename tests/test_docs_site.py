@@ -177,10 +177,9 @@ def test_the_strict_build_fails_on_a_broken_link_or_cross_reference(tmp_path: Pa
         timeout=240,
     )
     assert built.returncode != 0
-    warnings = built.stderr.splitlines()  # the logger prints warnings only: exactly these two
-    assert len(warnings) == 2, built.stderr
-    assert "'contributing-docs.md' contains a link 'no-such-page.md'" in warnings[0]
+    # The logger prints warnings only; the build of the real pages is .ci/run's, so others may show.
+    assert "'contributing-docs.md' contains a link 'no-such-page.md'" in built.stderr, built.stderr
     assert (
         "contributing-docs.md: Could not find cross-reference target 'tfio_handlers.no_such_name'"
-        in (warnings[1])
-    )
+        in built.stderr
+    ), built.stderr
