@@ -256,7 +256,9 @@ def group_ray_transform(opts: argparse.Namespace) -> GroupResult:
         return GroupResult("ray-transform", error="Ray is not installed (extra `ray`)")
     import ray_transform_bench
 
-    return ray_transform_bench.bench_ray_transform(60_000 if opts.quick else 300_000)
+    if opts.quick:
+        return ray_transform_bench.bench_ray_transform(60_000, 1)
+    return ray_transform_bench.bench_ray_transform(300_000, 3)
 
 
 # -- report ------------------------------------------------------------------------------------------
