@@ -19,7 +19,7 @@ HOOKS = [
 
 
 def test_there_are_hooks() -> None:
-    assert set(HOOKS) == {"register_codecs", "decode", "encode"}
+    assert set(HOOKS) == {"register_codecs", "register_routes", "decode", "encode"}
 
 
 @pytest.mark.parametrize("hook", HOOKS)

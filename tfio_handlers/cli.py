@@ -499,20 +499,36 @@ def _cannot_start(message: str, command: str = "serve") -> int:
 
 
 def _plugins() -> int:
+    """Print the codec table, then the routes table (no blank line between: one table a block)."""
     from .config import Settings
     from .registry import Registry
 
-    rows = Registry.from_settings(Settings.from_env()).table()
-    header = ("media type", "direction", "plugin", "priority", "order", "alias of")
-    lines = [header] + [
-        (r.media_type, r.direction, r.plugin, r.kind, str(r.order), r.alias_of or "") for r in rows
-    ]
+    registry = Registry.from_settings(Settings.from_env())
+    rows = registry.table()
+    _print_table(
+        ("media type", "direction", "plugin", "priority", "order", "alias of"),
+        [
+            (r.media_type, r.direction, r.plugin, r.kind, str(r.order), r.alias_of or "")
+            for r in rows
+        ],
+    )
+    _print_table(
+        ("method", "path", "plugin", "priority", "order", "work"),
+        [
+            (r.method, r.path, r.plugin, r.kind, str(r.order), r.work)
+            for r in registry.route_table()
+        ],
+    )
+    return 0
+
+
+def _print_table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> None:
+    lines = [header, *body]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         )
-    return 0
 
 
 def _grpc_serve(args: argparse.Namespace) -> int:

@@ -11,6 +11,11 @@ Most plugins implement only :func:`register_codecs`: they declare media types wi
 encoder, and the registry builds one table from all of them, where two plugins of the same kind claiming
 one media type are reported as a conflict. :func:`decode` and :func:`encode` are for plugins that want a
 look at every request whatever its type (as the user's ``input_fn`` does); they return ``None`` to pass.
+
+A plugin that speaks another protocol (KServe's and Triton's Open Inference Protocol, say) implements
+:func:`register_routes`: it declares HTTP routes, which both adapters (ASGI and WSGI) serve beside the
+built-in ones. SageMaker's ``/ping`` and ``/invocations`` and TF Serving's ``/v1/...`` are built-in
+route plugins themselves.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 import pluggy
 
 if TYPE_CHECKING:
+    from .adapters.routes import AddRoute
     from .context import Context
     from .media import MediaType
     from .protocol.arrays import Prediction
@@ -38,6 +44,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "register_codecs",
+    "register_routes",
 ]
 
 PROJECT_NAME = "tfio_handlers"
@@ -145,4 +152,44 @@ def encode(response: Answer, media_type: MediaType, context: Context) -> Encoded
     none of them is acceptable, the client's preferred concrete type, for this hook to try (``None``
     then means 406). ``response`` and the return value are an :data:`Encoder`'s: the body, a ``(body,
     content_type)`` tuple to answer with another content type, or ``None``.
+    """
+
+
+@hookspec
+def register_routes(add_route: AddRoute) -> None:
+    """Declare the HTTP routes this plugin answers, by calling ``add_route`` once per method and path.
+
+    Called when the plugin set changes, like :func:`register_codecs`. The call is::
+
+        add_route(method, path, handler, *, work="model", name=None, ignore_case=False, ahandler=None)
+
+    * ``method``: ``"GET"``, ``"POST"``, ...; ``"*"`` takes every method. A path that some route's
+      template matches, but for another method, is a 404 like any unknown path.
+    * ``path``: a template. ``{name}`` matches one non-empty segment (no ``/``); a last
+      ``{name:path}`` matches the rest of the path. It is matched against the percent-decoded path,
+      any mount prefix removed, case-sensitively unless ``ignore_case``.
+    * ``handler(request)`` receives a :class:`~tfio_handlers.adapters.routes.RouteRequest` (method,
+      path, ``target`` as received, ``params`` from the template, lower-cased ``headers``, ``body``;
+      and the pipeline's pieces: ``pipeline``, ``backend``, ``settings``, ``limits``, ``registry``,
+      ``user_code``, ``readiness()``) and returns a :class:`~tfio_handlers.pipeline.Response`
+      (``status``, ``body``, ``headers``). Raising :class:`~tfio_handlers.errors.HTTPError` answers
+      that status with ``{"error": "<message>"}``; anything else is logged and answered 500, so a
+      handler whose protocol has its own error body catches its errors itself.
+    * ``work``: ``"model"`` (the default) runs the handler in the pipeline's bounded work pool under
+      the request timeout, as ``/invocations`` (503 at once when the pool is full, 504 past the
+      timeout); ``"light"`` runs it in a thread beside the pool, under the timeout (status and
+      metadata: they answer while the pool is full); ``"health"`` runs it at once, before the body
+      is read and whether or not the model has loaded (probes: it must not block). A function of
+      the request may choose per request (:data:`~tfio_handlers.adapters.routes.WorkChooser`).
+    * ``name``: the route's name in logs and in ``tfio-handlers plugins``.
+    * ``ahandler``: an ``async`` version for ASGI servers, awaited on the event loop instead of
+      running ``handler`` as ``work`` says; it must hand blocking work to
+      ``request.pipeline.work.run(...)`` or a thread itself.
+
+    Before a non-health handler runs, the adapter has checked the body against the body limit (413)
+    and that the model has loaded (503). Routes are tried user code first, then third-party plugins,
+    then the built-ins, so a plugin may replace a built-in route; within one kind, more specific
+    templates first. Two plugins of one kind declaring the same method on templates of the same
+    shape (``/a/{x}`` and ``/a/{y}``) are a :class:`~tfio_handlers.registry.PluginConflict` at
+    start-up.
     """

@@ -13,7 +13,7 @@ import importlib.metadata
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -23,7 +23,10 @@ from .context import Context
 from .errors import HTTPError, InternalError, NotAcceptable, UnsupportedMediaType
 from .media import MediaType, is_text_type, negotiate, parse_accept
 
-__all__ = ["Codec", "Kind", "PluginConflict", "Registry", "TableRow"]
+if TYPE_CHECKING:
+    from .adapters.routes import Endpoint, RouteTable
+
+__all__ = ["Codec", "Kind", "PluginConflict", "Registry", "RouteRow", "TableRow"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,8 @@ class Kind(enum.IntEnum):
 
 
 class PluginConflict(InternalError):
-    """Two plugins of the same kind claim one media type in one direction: refused at start-up."""
+    """Two plugins of the same kind claim one media type in one direction, or one method on one
+    route path: refused at start-up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,19 @@ class TableRow:
     kind: str
     order: int
     alias_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRow:
+    """A line of the routes table of ``tfio-handlers plugins``: who answers a method on a path, and
+    in what order when several kinds declare it (0 answers; the others are replaced)."""
+
+    method: str
+    path: str
+    plugin: str
+    kind: str
+    order: int
+    work: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +125,13 @@ class Registry:
         self._decode_links: dict[str, list[tuple[Kind, int, Callable[..., Any], str]]] = {}
         self._encode_links: dict[str, list[tuple[Kind, int, Callable[..., Any], str]]] = {}
         self._switched_off: frozenset[str] = frozenset()
+        self._endpoints: list[Endpoint] = []
+        self._routes: RouteTable | None = None
         if builtins:
+            from .adapters.builtin_routes import BUILTIN_ROUTE_PLUGINS
             from .formats import BUILTIN_PLUGINS
 
-            for name, plugin in BUILTIN_PLUGINS:
+            for name, plugin in [*BUILTIN_PLUGINS, *BUILTIN_ROUTE_PLUGINS]:
                 self.register(plugin, name=name, kind=Kind.BUILTIN)
 
     @classmethod
@@ -227,7 +247,10 @@ class Registry:
         claims: dict[tuple[str, str, Kind, int], str] = {}
         decode_links: dict[str, list[tuple[Kind, int, Callable[..., Any], str]]] = {}
         encode_links: dict[str, list[tuple[Kind, int, Callable[..., Any], str]]] = {}
-        for codec in codecs:
+        # By priority (a stable sort keeps registration order within a kind): the text flag and the
+        # canonical type of an alias come from the codec that is asked first, so a plugin that
+        # replaces a built-in media type decides whether user code sees it as text.
+        for codec in sorted(codecs, key=lambda c: c.kind):
             text.setdefault(codec.media_type, codec.text)
             names = [(codec.media_type, 0)] + [(alias, 1) for alias in codec.aliases]
             for direction, function, links in (
@@ -260,6 +283,11 @@ class Registry:
             ]
             return tuple(sorted(found, key=lambda item: item[0]))
 
+        endpoints, route_conflicts = self._collect_routes()
+        conflicts.extend(route_conflicts)
+        self._endpoints = endpoints
+        self._routes = None
+
         self._any_decoders = hook_functions(self.pm.hook.decode)
         self._any_encoders = hook_functions(self.pm.hook.encode)
         self._codecs = codecs
@@ -274,6 +302,85 @@ class Registry:
             dict.fromkeys(name for name in encode_links if name not in self._switched_off)
         )
         self._dirty = False
+
+    def _collect_routes(self) -> tuple[list[Endpoint], list[str]]:
+        """Every plugin's ``register_routes`` declarations, and the conflicts among them."""
+        from .adapters.routes import ANY_METHOD, Endpoint
+
+        endpoints: list[Endpoint] = []
+        for impl in self.pm.hook.register_routes.get_hookimpls():
+            plugin_name = impl.plugin_name
+            kind = self._kinds.get(plugin_name, Kind.PLUGIN)
+
+            def add_route(
+                method: str,
+                path: str,
+                handler: Any,
+                *,
+                _plugin: str = plugin_name,
+                _kind: Kind = kind,
+                **options: Any,
+            ) -> None:
+                try:
+                    endpoint = Endpoint.declare(
+                        method, path, handler, plugin=_plugin, kind=_kind, **options
+                    )
+                except TypeError as exc:  # an option add_route does not take
+                    raise InternalError(f"Plugin {_plugin!r}: add_route({path!r}): {exc}") from None
+                endpoints.append(endpoint)
+
+            impl.function(add_route=add_route)
+
+        conflicts: list[str] = []
+        claims: dict[tuple[Kind, str], list[Endpoint]] = {}
+        for endpoint in endpoints:
+            same_shape = claims.setdefault((endpoint.kind, endpoint.shape), [])
+            for other in same_shape:
+                if other.plugin == endpoint.plugin:
+                    continue
+                if ANY_METHOD in (other.method, endpoint.method) or other.method == endpoint.method:
+                    conflicts.append(
+                        f"route {endpoint.method} {endpoint.template} is claimed by both "
+                        f"{other.plugin!r} ({other.method} {other.template}) and "
+                        f"{endpoint.plugin!r} ({endpoint.kind.name.lower()} plugins)"
+                    )
+                    break
+            else:
+                same_shape.append(endpoint)
+        return endpoints, conflicts
+
+    def routes(self) -> RouteTable:
+        """The routes every plugin declares (:func:`~tfio_handlers.hookspecs.register_routes`), in
+        the order a request tries them; what both adapters dispatch on."""
+        if self._dirty:
+            self.check()
+        table = self._routes
+        if table is None:
+            from .adapters.routes import RouteTable
+
+            table = self._routes = RouteTable(self._endpoints)
+        return table
+
+    def route_table(self) -> list[RouteRow]:
+        """The routes table of ``tfio-handlers plugins``: each method and path, who answers it, and
+        who is replaced (a higher order) when several kinds declare the same one."""
+        rows: list[RouteRow] = []
+        seen: dict[tuple[str, str], int] = {}
+        for endpoint in self.routes().endpoints:
+            key = (endpoint.method, endpoint.shape)
+            order = seen.get(key, 0)
+            seen[key] = order + 1
+            rows.append(
+                RouteRow(
+                    endpoint.method,
+                    endpoint.template,
+                    endpoint.plugin,
+                    endpoint.kind.name.lower(),
+                    order,
+                    endpoint.work_label(),
+                )
+            )
+        return rows
 
     def _chain(
         self,

@@ -13,20 +13,22 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import HTTPError
 from ..pipeline import Pipeline, Response
+from .routes import Endpoint, RouteRequest
 from .serving import (
     PipelineSource,
-    Route,
     ServingState,
     Target,
     access_log,
+    call_handler,
     internal_error,
-    route_of,
 )
-from .tfs_rest import ahandle_tfs_rest
+
+if TYPE_CHECKING:
+    from ..registry import Registry
 
 __all__ = ["ASGIApp", "app_from_env"]
 
@@ -60,13 +62,15 @@ class _Disconnected(Exception):
 
 
 class ASGIApp:
-    """SageMaker and TF Serving routes over a :class:`~tfio_handlers.pipeline.Pipeline`.
+    """SageMaker's, TF Serving's and the plugins' routes over a :class:`~tfio_handlers.pipeline.Pipeline`.
 
     ``source`` is a pipeline, or a zero-argument factory that builds one: the model then loads in a
     background thread from ``lifespan.startup`` (or the first request, where no lifespan is run), and
     ``/ping`` answers 503 until it is ready. ``max_body_bytes`` and ``timeout`` override the
     pipeline's settings (``SAGEMAKER_MAX_PAYLOAD_IN_MB``, ``SAGEMAKER_MODEL_SERVER_TIMEOUT``);
-    a ``timeout`` of 0 turns the per-request timeout off.
+    a ``timeout`` of 0 turns the per-request timeout off. ``registry`` is the one the pipeline will
+    use, for its routes while the model loads (by default, a pipeline's own; the built-in routes
+    alone until a factory's pipeline is built).
     """
 
     def __init__(
@@ -76,8 +80,9 @@ class ASGIApp:
         max_body_bytes: int | None = None,
         timeout: float | None = None,
         body_timeout: float | None = None,
+        registry: Registry | None = None,
     ) -> None:
-        self.state = ServingState(source)
+        self.state = ServingState(source, registry)
         self._max_body = max_body_bytes
         self._timeout = timeout
         self._body_timeout = body_timeout
@@ -130,12 +135,17 @@ class ASGIApp:
     async def _respond(
         self, scope: Scope, receive: Receive, method: str, target: Target
     ) -> Response:
-        route = route_of(method, target.path)
-        if route == Route.PING:
-            return self.state.ping()
-        if route == Route.NOT_FOUND:
+        found = self.state.routes.match(method, target.path)
+        if found is None:
             return ServingState.not_found(method, target.path)
+        endpoint, params = found
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if endpoint.work == "health":
+            # Probes answer at once, before any body is read, whether or not the model is loaded.
+            probe = RouteRequest(method, target.path, target.raw, params, headers, b"", self.state)
+            if endpoint.ahandler is not None:
+                return await _awaited(endpoint, probe)
+            return call_handler(endpoint, probe)
         limit = self.state.max_body(self._max_body)
         declared = headers.get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
@@ -152,13 +162,19 @@ class ASGIApp:
         except asyncio.TimeoutError:
             # The declared body did not arrive in time: answer and close (whatever the server).
             return ServingState.body_timed_out(body_timeout or 0.0)
+        request = RouteRequest(
+            method, target.path, target.raw, params, headers, body, self.state, pipeline
+        )
         timeout = self.state.timeout(self._timeout)
         # The work (user code, codecs, model) runs in the pipeline's bounded pool, never on the
-        # event loop; a saturated pool answers 503 at once.
-        if route == Route.INVOCATIONS:
-            work = pipeline.ainvoke(body, headers)
+        # event loop; a saturated pool answers 503 at once. Status and metadata run beside it.
+        work: Awaitable[Response]
+        if endpoint.ahandler is not None:
+            work = _awaited(endpoint, request)
+        elif endpoint.work_for(request) == "model":
+            work = _pooled(pipeline, endpoint, request)
         else:
-            work = ahandle_tfs_rest(pipeline, method, target.raw, body, headers)
+            work = asyncio.to_thread(call_handler, endpoint, request)
         if timeout is None:
             return await work
         try:
@@ -190,6 +206,23 @@ class ASGIApp:
                 await self.drain()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _awaited(endpoint: Endpoint, request: RouteRequest) -> Response:
+    """A route's ``ahandler``, an :class:`HTTPError` it raises answered as for ``handler``."""
+    assert endpoint.ahandler is not None
+    try:
+        return await endpoint.ahandler(request)
+    except HTTPError as exc:
+        return Response.error(exc, endpoint.name)
+
+
+async def _pooled(pipeline: Pipeline, endpoint: Endpoint, request: RouteRequest) -> Response:
+    """A route's handler in the pipeline's work pool (503 with ``Retry-After`` when it is full)."""
+    try:
+        return await pipeline.work.run(call_handler, endpoint, request)
+    except HTTPError as exc:
+        return Response.error(exc, endpoint.name)
 
 
 def _text(value: Any) -> str | None:
@@ -229,4 +262,4 @@ def app_from_env() -> ASGIApp:
 
     configure_logging()
     config = load_config()
-    return ASGIApp(functools.partial(pipeline_from_config, config))
+    return ASGIApp(functools.partial(pipeline_from_config, config), registry=config.registry)

@@ -11,7 +11,8 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ..errors import (
@@ -23,6 +24,10 @@ from ..errors import (
     RequestTimeout,
 )
 from ..pipeline import Pipeline, Response
+from .routes import Endpoint, RouteRequest, RouteTable
+
+if TYPE_CHECKING:
+    from ..registry import Registry
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -31,6 +36,8 @@ __all__ = [
     "ServingState",
     "Target",
     "access_log",
+    "builtin_routes",
+    "call_handler",
     "internal_error",
     "route_of",
     "strip_mount",
@@ -47,7 +54,7 @@ DEFAULT_MAX_BODY = 100 * 1024 * 1024
 
 
 class Route:
-    """The handlers a request can reach."""
+    """The names of the built-in routes (:mod:`.builtin_routes`), and of no route at all."""
 
     PING = "ping"
     INVOCATIONS = "invocations"
@@ -55,19 +62,24 @@ class Route:
     NOT_FOUND = "not-found"
 
 
+@cache
+def builtin_routes() -> RouteTable:
+    """The built-in routes alone: what a server routes on before its pipeline (and so its
+    registry) exists, when it was given neither."""
+    from ..registry import Registry
+
+    return Registry().routes()
+
+
 def route_of(method: str, path: str) -> str:
-    """Which handler takes ``method path`` (``path`` percent-decoded, mount prefix removed).
+    """Which built-in route takes ``method path`` (``path`` percent-decoded, mount prefix removed):
+    its name (:class:`Route`).
 
     Any ``/v1/...`` path, in any case, goes to TF Serving's REST API, as TF Serving's dispatcher
     takes ``(?i)/v1/.*``; that API answers everything it cannot dispatch with "Malformed request".
     """
-    if path == "/ping" and method in ("GET", "HEAD"):
-        return Route.PING
-    if path == "/invocations" and method == "POST":
-        return Route.INVOCATIONS
-    if path[:4].lower() == "/v1/":
-        return Route.TFS
-    return Route.NOT_FOUND
+    found = builtin_routes().match(method, path)
+    return found[0].name if found is not None else Route.NOT_FOUND
 
 
 def strip_mount(raw_path: str, prefix: str) -> str | None:
@@ -114,6 +126,15 @@ class Target:
         return cls(path, raw)
 
 
+def call_handler(endpoint: Endpoint, request: RouteRequest) -> Response:
+    """Run a route's handler: an :class:`HTTPError` it raises is its status with ``{"error": ...}``;
+    anything else goes on up to the adapter, which logs it and answers 500."""
+    try:
+        return endpoint.handler(request)
+    except HTTPError as exc:
+        return Response.error(exc, endpoint.name)
+
+
 def internal_error(where: str) -> Response:
     """A 500 for a bug in the serving layer: the traceback goes to the log, never to the client."""
     log.exception("Unexpected error in %s", where)
@@ -129,7 +150,8 @@ class ServingState:
     ``--preload``) starts again in the child, whose copy of the loading thread does not run.
     """
 
-    def __init__(self, source: PipelineSource) -> None:
+    def __init__(self, source: PipelineSource, registry: Registry | None = None) -> None:
+        self._registry = registry
         self._pipeline: Pipeline | None = source if isinstance(source, Pipeline) else None
         self._factory = None if isinstance(source, Pipeline) else source
         self._error: BaseException | None = None
@@ -138,6 +160,18 @@ class ServingState:
         self.draining = False
         self.in_flight = 0
         self._lock = threading.Lock()
+
+    @property
+    def routes(self) -> RouteTable:
+        """The routes this server answers: its registry's (given, or the pipeline's once built);
+        the built-in ones while a pipeline from a factory given no registry is loading."""
+        registry = self._registry
+        if registry is None:
+            pipeline = self._pipeline
+            if not isinstance(pipeline, Pipeline):
+                return builtin_routes()
+            registry = pipeline.registry
+        return registry.routes()
 
     @property
     def ready(self) -> bool:

@@ -16,20 +16,22 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import HTTPError
 from ..pipeline import Response
+from .routes import RouteRequest
 from .serving import (
     PipelineSource,
-    Route,
     ServingState,
     Target,
     access_log,
+    call_handler,
     internal_error,
-    route_of,
 )
-from .tfs_rest import handle_tfs_rest, needs_model
+
+if TYPE_CHECKING:
+    from ..registry import Registry
 
 __all__ = ["WSGIApp", "app_from_env"]
 
@@ -66,9 +68,10 @@ class _ShortBody(Exception):
 
 
 class WSGIApp:
-    """SageMaker and TF Serving routes over a pipeline, for gunicorn, waitress or any WSGI server.
+    """SageMaker's, TF Serving's and the plugins' routes over a pipeline, for gunicorn, waitress or
+    any WSGI server.
 
-    ``source``, ``max_body_bytes`` and ``timeout`` are as for
+    ``source``, ``max_body_bytes``, ``timeout`` and ``registry`` are as for
     :class:`~tfio_handlers.adapters.asgi.ASGIApp`. Given a factory, call ``app.state.start_loading()``
     once the process is up (``app_from_env`` does), or the first request starts the load.
     """
@@ -80,8 +83,9 @@ class WSGIApp:
         max_body_bytes: int | None = None,
         timeout: float | None = None,
         body_timeout: float | None = None,
+        registry: Registry | None = None,
     ) -> None:
-        self.state = ServingState(source)
+        self.state = ServingState(source, registry)
         self._max_body = max_body_bytes
         self._timeout = timeout
         self._body_timeout = body_timeout
@@ -113,11 +117,16 @@ class WSGIApp:
         return [response.body]
 
     def _respond(self, environ: dict[str, Any], method: str, target: Target) -> Response:
-        route = route_of(method, target.path)
-        if route == Route.PING:
-            return self.state.ping()
-        if route == Route.NOT_FOUND:
+        found = self.state.routes.match(method, target.path)
+        if found is None:
             return ServingState.not_found(method, target.path)
+        endpoint, params = found
+        if endpoint.work == "health":
+            # Probes answer at once, before any body is read, whether or not the model is loaded.
+            probe = RouteRequest(
+                method, target.path, target.raw, params, _headers(environ), b"", self.state
+            )
+            return call_handler(endpoint, probe)
         limit = self.state.max_body(self._max_body)
         length_text = (environ.get("CONTENT_LENGTH") or "").strip()
         length = int(length_text) if length_text.isdigit() else None
@@ -134,23 +143,16 @@ class WSGIApp:
         except (OSError, _ShortBody):
             # The declared body did not arrive (in time: see _read_body): answer and close.
             return ServingState.body_timed_out(self.state.body_timeout(self._body_timeout) or 0.0)
-        headers = {
-            key[5:].replace("_", "-").lower(): value
-            for key, value in environ.items()
-            if key.startswith("HTTP_")
-        }
-        if environ.get("CONTENT_TYPE"):
-            headers["content-type"] = environ["CONTENT_TYPE"]
+        headers = _headers(environ)
         headers["content-length"] = str(len(body))
-
-        def work() -> Response:
-            if route == Route.INVOCATIONS:
-                return pipeline.invoke(body, headers)
-            return handle_tfs_rest(pipeline, method, target.raw, body, headers)
+        request = RouteRequest(
+            method, target.path, target.raw, params, headers, body, self.state, pipeline
+        )
+        work = functools.partial(call_handler, endpoint, request)
 
         # User code and model calls run in the pipeline's bounded pool (503 at once when it is
         # saturated); status and metadata in this adapter's own pool, so they keep answering.
-        bounded = route == Route.INVOCATIONS or needs_model(method, target.raw)
+        bounded = endpoint.work_for(request) == "model"
         timeout = self.state.timeout(self._timeout)
         try:
             if timeout is None:
@@ -206,6 +208,18 @@ class WSGIApp:
             return self._pool
 
 
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers, names lower-cased (``Content-Type`` included)."""
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    return headers
+
+
 def _target(environ: dict[str, Any]) -> Target:
     """The request's paths: PEP 3333 gives ``PATH_INFO`` as latin-1 text of the decoded bytes."""
     path = _pep3333(environ.get("PATH_INFO", "") or "/")
@@ -240,6 +254,6 @@ def app_from_env() -> WSGIApp:
 
     configure_logging()
     config = load_config()
-    app = WSGIApp(functools.partial(pipeline_from_config, config))
+    app = WSGIApp(functools.partial(pipeline_from_config, config), registry=config.registry)
     app.state.start_loading()
     return app
