@@ -1,0 +1,281 @@
+"""The Open Inference Protocol plugin against real servers: ``tfio-handlers serve`` (uvicorn) and
+gunicorn, each loading the plugin from its entry point, driven by Triton's own HTTP client
+(``tritonclient.http``) and by raw HTTP for hostile bodies; answers compared with TF Serving's
+``/v1/models/...:predict`` on the same server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from live_server import LiveServer, serve_cli, serve_gunicorn, start_all  # noqa: E402
+
+httpclient = pytest.importorskip("tritonclient.http")
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+pytestmark = pytest.mark.tensorflow
+
+PLUGIN_ENV = {
+    "TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD": "0",
+    "TFIO_HANDLERS_PLUGINS": "openinference",
+}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("tensorflow")
+    import saved_models
+
+    root = tmp_path_factory.mktemp("oip_models") / "models"
+    saved_models.build_half_plus_two(root / "half_plus_two" / "1")
+    saved_models.build_multi_input(root / "multi_input" / "1")
+    return root
+
+
+@pytest.fixture(scope="module", params=["serve-uvicorn", "gunicorn"])
+def server(
+    request: pytest.FixtureRequest, models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("oip_server")
+    env = {**PLUGIN_ENV, "TFIO_HANDLERS_MODEL_DIR": str(models), "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"}
+    if request.param == "serve-uvicorn":
+        live = serve_cli("oip-serve", tmp, env=env)
+    else:
+        live = serve_gunicorn("oip-gunicorn", tmp, env)
+    start_all([live])
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[Any]:
+    triton = httpclient.InferenceServerClient(f"127.0.0.1:{server.port}")
+    yield triton
+    triton.close()
+
+
+def tfs_predict(server: LiveServer, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = server.post(f"/v1/models/{model}:predict", json.dumps(body))
+    assert answer.status == 200, answer.body
+    outputs: dict[str, Any] = answer.json()["outputs"]
+    return outputs
+
+
+def triton_input(name: str, array: np.ndarray, datatype: str, binary: bool) -> Any:
+    tensor = httpclient.InferInput(name, list(array.shape), datatype)
+    tensor.set_data_from_numpy(array, binary_data=binary)
+    return tensor
+
+
+# -- the issue's done-when: JSON and binary infer answer what /v1 predict answers ----------------------
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_infer_answers_what_tf_serving_predict_answers(
+    server: LiveServer, client: Any, binary: bool
+) -> None:
+    x = np.array([1.0, 2.0, 5.0, -3.5], dtype=np.float32)
+    result = client.infer(
+        "half_plus_two",
+        [triton_input("x", x, "FP32", binary)],
+        outputs=[httpclient.InferRequestedOutput("y", binary_data=binary)],
+    )
+    expected = tfs_predict(server, "half_plus_two", {"inputs": {"x": x.tolist()}})
+    got = result.as_numpy("y")
+    assert got.dtype == np.float32 and got.shape == (4,)
+    np.testing.assert_array_equal(got, np.asarray(expected, dtype=np.float32))
+    response = result.get_response()
+    assert response["model_name"] == "half_plus_two" and response["model_version"] == "1"
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_mixed_dtypes_and_bytes_in_and_out(server: LiveServer, client: Any, binary: bool) -> None:
+    a = np.array([[1.5, 2.0], [3.0, 4.25]], dtype=np.float32)
+    b = np.array([7, -2], dtype=np.int64)
+    c = np.array([b"abc", b"\xffraw" if binary else b"de"], dtype=object)
+    result = client.infer(
+        "multi_input",
+        [
+            triton_input("a", a, "FP32", binary),
+            triton_input("b", b, "INT64", binary),
+            triton_input("c", c, "BYTES", binary),
+        ],
+    )  # no outputs named: tritonclient asks for every output as binary data
+    expected = tfs_predict(
+        server,
+        "multi_input",
+        {"inputs": {"a": a.tolist(), "b": b.tolist(), "c": [{"b64": "YWJj"}, {"b64": "AA=="}]}},
+    )
+    np.testing.assert_array_equal(result.as_numpy("total"), np.float32(expected["total"]))
+    np.testing.assert_array_equal(result.as_numpy("b_doubled"), np.int64(expected["b_doubled"]))
+    assert result.as_numpy("b_doubled").dtype == np.int64
+    assert list(result.as_numpy("c_bytes")) == list(c)
+    assert list(result.as_numpy("c_length")) == [3, len(c[1])]
+
+
+def test_every_datatype_through_the_echo_signature(client: Any) -> None:
+    arrays = {
+        "f32": (np.array([1.5, -0.0, 3.25], np.float32), "FP32"),
+        "f64": (np.array([1e300, 2.5, -1.0], np.float64), "FP64"),
+        "f16": (np.array([0.5, 65504, -2], np.float16), "FP16"),
+        "i32": (np.array([2**31 - 1, -(2**31), 0], np.int32), "INT32"),
+        "i64": (np.array([2**62, -5, 9], np.int64), "INT64"),
+        "u8": (np.array([0, 255, 7], np.uint8), "UINT8"),
+        "flag": (np.array([True, False, True]), "BOOL"),
+        "text": (np.array([b"x", b"", b"yz"], dtype=object), "BYTES"),
+    }
+    for binary in (False, True):
+        result = client.infer(
+            "multi_input",
+            [triton_input(n, a, t, binary) for n, (a, t) in arrays.items()],
+            parameters={"signature_name": "echo"},
+        )
+        for name, (array, datatype) in arrays.items():
+            out = "text_bytes" if name == "text" else f"{name}_out"
+            got = result.as_numpy(out)
+            assert result.get_output(out)["datatype"] == datatype
+            assert list(got) == list(array), (name, binary)
+
+
+def test_health_metadata_and_readiness(client: Any, server: LiveServer) -> None:
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("half_plus_two") and client.is_model_ready("half_plus_two", "1")
+    assert not client.is_model_ready("no_such_model")
+    metadata = client.get_model_metadata("multi_input")
+    assert metadata["name"] == "multi_input" and metadata["versions"] == ["1"]
+    assert metadata["platform"] == "tensorflow_savedmodel"
+    assert {"name": "a", "datatype": "FP32", "shape": [-1, 2]} in metadata["inputs"]
+    assert {"name": "c", "datatype": "BYTES", "shape": [-1]} in metadata["inputs"]
+    assert client.get_model_metadata("half_plus_two", "1")["name"] == "half_plus_two"
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+    with pytest.raises(InferenceServerException, match="no_such_model"):
+        client.get_model_metadata("no_such_model")
+
+
+# -- hostile bodies: a 4xx with the protocol's error body, never a 500 ---------------------------------
+
+X = {"name": "x", "shape": [2], "datatype": "FP32"}
+
+
+def header_and(
+    body: dict[str, Any], binary: bytes = b"", length: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    text = json.dumps(body).encode()
+    declared = len(text) if length is None else length
+    return text + binary, {"Inference-Header-Content-Length": str(declared)}
+
+
+HOSTILE: dict[str, tuple[bytes, dict[str, str], int]] = {
+    "not json": (b"{nope", {}, 400),
+    "not an object": (b"[1, 2]", {}, 400),
+    "no inputs": (b"{}", {}, 400),
+    "unknown datatype": (
+        json.dumps({"inputs": [{**X, "datatype": "FP8", "data": [1, 2]}]}).encode(),
+        {},
+        400,
+    ),
+    "shape and data disagree": (
+        json.dumps({"inputs": [{**X, "data": [1, 2, 3]}]}).encode(),
+        {},
+        400,
+    ),
+    "negative shape": (
+        json.dumps({"inputs": [{**X, "shape": [-2], "data": []}]}).encode(),
+        {},
+        400,
+    ),
+    "huge shape": (
+        json.dumps({"inputs": [{**X, "shape": [2**40, 2**40], "data": [1]}]}).encode(),
+        {},
+        413,
+    ),
+    "unknown input": (
+        json.dumps({"inputs": [{**X, "name": "q", "data": [1, 2]}]}).encode(),
+        {},
+        400,
+    ),
+    "fraction into int": (
+        json.dumps({"inputs": [{**X, "datatype": "INT32", "data": [1.5, 2]}]}).encode(),
+        {},
+        400,
+    ),
+    "binary size too small": (
+        *header_and({"inputs": [{**X, "parameters": {"binary_data_size": 4}}]}, b"\0" * 4),
+        400,
+    ),
+    "binary size beyond body": (
+        *header_and({"inputs": [{**X, "parameters": {"binary_data_size": 99}}]}, b"\0" * 8),
+        400,
+    ),
+    "binary left over": (
+        *header_and({"inputs": [{**X, "parameters": {"binary_data_size": 8}}]}, b"\0" * 12),
+        400,
+    ),
+    "header length beyond body": (*header_and({"inputs": [X]}, b"", length=10**6), 400),
+    "header length not a number": (b"{}", {"Inference-Header-Content-Length": "-1"}, 400),
+    "binary without header length": (
+        json.dumps({"inputs": [{**X, "parameters": {"binary_data_size": 8}}]}).encode(),
+        {},
+        400,
+    ),
+    "bytes element beyond data": (
+        *header_and(
+            {
+                "inputs": [
+                    {
+                        "name": "c",
+                        "shape": [2],
+                        "datatype": "BYTES",
+                        "parameters": {"binary_data_size": 8},
+                    }
+                ]
+            },
+            (2**31).to_bytes(4, "little") + b"abcd",
+        ),
+        400,
+    ),
+    "deep nesting": (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", {}, 413),
+    "data and binary both": (
+        *header_and(
+            {"inputs": [{**X, "data": [1, 2], "parameters": {"binary_data_size": 8}}]}, b"\0" * 8
+        ),
+        400,
+    ),
+    "classification asked": (
+        json.dumps(
+            {
+                "inputs": [{**X, "data": [1, 2]}],
+                "outputs": [{"name": "y", "parameters": {"classification": 2}}],
+            }
+        ).encode(),
+        {},
+        400,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_bodies_are_4xx_with_the_error_body(server: LiveServer, case: str) -> None:
+    body, headers, status = HOSTILE[case]
+    model = "multi_input" if "bytes element" in case else "half_plus_two"
+    answer = server.post(f"/v2/models/{model}/infer", body, headers=headers)
+    assert answer.status == status, (case, answer.body)
+    assert answer.content_type == "application/json"
+    document = answer.json()
+    assert set(document) == {"error"} and isinstance(document["error"], str)
+
+
+def test_bad_versions_and_unknown_routes(server: LiveServer) -> None:
+    assert server.get("/v2/models/half_plus_two/versions/x").status == 400
+    assert server.get("/v2/models/half_plus_two/versions/7").status == 404
+    answer = server.get("/v2/nothing/here")
+    assert answer.status == 404 and set(answer.json()) == {"error"}
