@@ -63,6 +63,10 @@ AVAILABLE = ModelVersionStatus.AVAILABLE
 UNLOADING = ModelVersionStatus.UNLOADING
 END = ModelVersionStatus.END
 
+_LONGEST_WAIT = 60.0
+"""The poll thread wakes at least this often: a wait beyond ``threading.TIMEOUT_MAX`` (or time_t,
+``--file-system-poll-wait-seconds 1e300``) raises ``OverflowError`` and would kill the thread."""
+
 UNLOAD_WAIT_SECONDS = 600.0
 """How long an unloading version waits for its requests in flight before it is dropped anyway."""
 
@@ -148,7 +152,8 @@ class ModelManager:
     @property
     def model_names(self) -> list[str]:
         """The configured models, in the config's order."""
-        return list(self._models)
+        with self._lock:
+            return list(self._models)
 
     @property
     def config(self) -> ModelServerConfig:
@@ -185,10 +190,14 @@ class ModelManager:
     def not_ready(self) -> dict[str, str]:
         """Models with no AVAILABLE version, each with why (for ``/ping``); empty when all serve."""
         missing: dict[str, str] = {}
-        for name, model in self._models.items():
+        with self._lock:  # a reload may add or remove models meanwhile
+            models = [
+                (name, model, list(model.versions.values())) for name, model in self._models.items()
+            ]
+        for name, model, versions in models:
             if model.serving:
                 continue
-            failed = [s for s in model.versions.values() if s.error_message]
+            failed = [s for s in versions if s.error_message]
             missing[name] = (
                 f"version {failed[-1].version} failed to load: {failed[-1].error_message}"
                 if failed
@@ -299,6 +308,9 @@ class ModelManager:
         return failed
 
     def _load_version(self, name: str, model: _Model, version: int, path: Path) -> VersionState:
+        # The files as the load finds them: a copy finishing while the load fails must count as a
+        # change (taken after the failure, the finished copy's files would never be tried).
+        before = _fingerprint(path)
         state = VersionState(version, path)
         with self._lock:
             model.versions[version] = state
@@ -314,7 +326,7 @@ class ModelManager:
                 # saved_model.pb...), else UNKNOWN.
                 state.error_code = code_number(code) if isinstance(code, str) else int(code or 2)
                 state.error_message = getattr(exc, "message", None) or str(exc)
-                state.fingerprint = _fingerprint(path)
+                state.fingerprint = before
             log.error("Model %s version %d failed to load: %s", name, version, state.error_message)
             return state
         with self._lock:
@@ -366,7 +378,8 @@ class ModelManager:
                 return
             new = {model.name: model for model in config.model_config_list.config}
             for name in [n for n in self._models if n not in new]:
-                removed = self._models.pop(name)
+                with self._lock:
+                    removed = self._models.pop(name)
                 for version in list(removed.serving):
                     self._unload_version(name, removed, version)
                 self._on_change(name)
@@ -374,14 +387,17 @@ class ModelManager:
             for name, model_config in new.items():
                 existing = self._models.get(name)
                 if existing is None:
-                    self._models[name] = _Model(_copy(model_config))
+                    with self._lock:
+                        self._models[name] = _Model(_copy(model_config))
                     added.append(name)
                 else:
                     existing.config = _copy(model_config)
             self._config = ModelServerConfig()
             self._config.CopyFrom(config)
             log.info("Model config reloaded: %s", ", ".join(new) or "no models")
-            failed = {name: self._poll_model(name, model) for name, model in self._models.items()}
+            failed = {
+                name: self._poll_model(name, model) for name, model in list(self._models.items())
+            }
             self.apply_labels()
             unavailable = [
                 (name, state)
@@ -429,7 +445,9 @@ class ModelManager:
         now = time.monotonic()
         next_fs = now + fs_every if fs_every > 0 else float("inf")
         next_config = now + config_every if config_every > 0 else float("inf")
-        while not self._stop.wait(max(0.0, min(next_fs, next_config) - time.monotonic())):
+        while not self._stop.wait(
+            min(max(0.0, min(next_fs, next_config) - time.monotonic()), _LONGEST_WAIT)
+        ):
             try:
                 if time.monotonic() >= next_config:
                     self.reload_config_file()

@@ -6,7 +6,7 @@ No TensorFlow here: only the file system. The layouts understood:
   directory name when that is a number (``/models/half/123`` is version 123 of ``half``), else 1;
 * a **model base path** as TF Serving reads it: numeric sub-directories, each a SavedModel, one per
   version (``/models/half/1``, ``/models/half/2``). Leading zeros are ignored (``0002`` is version 2);
-  non-numeric entries are ignored;
+  non-numeric entries, and numbers beyond an int64, are ignored (as TF Serving does);
 * a **model root** holding several of these anywhere below it, as SageMaker's TF Serving container
   finds them (``/opt/ml/model/**/<digits>/saved_model.pb``): each model is named after the directory
   that holds its version directories; a bare SavedModel sub-directory counts as version 1 of a model
@@ -44,7 +44,11 @@ SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 MAX_DEPTH = 6
 """How deep below a model root :func:`discover_models` looks."""
 
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"[0-9]+")
+"""A version directory's name: ASCII digits (``re``'s ``\\d`` would take every Unicode digit)."""
+MAX_VERSION = 2**63 - 1
+"""The largest version: TF Serving reads version directories into an int64 (``absl::SimpleAtoi``)
+and skips names that do not fit."""
 _SKIP_DIRS = frozenset({"variables", "assets", "assets.extra", "code", "__pycache__"})
 
 PathLike = str | os.PathLike[str]
@@ -84,9 +88,9 @@ def find_versions(base_path: PathLike) -> dict[int, Path]:
     except OSError:
         return versions
     for entry in entries:
-        if not _DIGITS.fullmatch(entry.name) or not entry.is_dir() or not is_saved_model_dir(entry):
+        version = _version_number(entry.name)
+        if version is None or not entry.is_dir() or not is_saved_model_dir(entry):
             continue
-        version = int(entry.name)
         if version in versions:
             raise BackendUnavailable(
                 f"Model base path {base} has two directories for version {version}: "
@@ -96,8 +100,18 @@ def find_versions(base_path: PathLike) -> dict[int, Path]:
     return dict(sorted(versions.items()))
 
 
+def _version_number(name: str) -> int | None:
+    """The version a directory named ``name`` holds: ASCII digits that fit an int64, else ``None``."""
+    if not _DIGITS.fullmatch(name):
+        return None
+    version = int(name)
+    return version if version <= MAX_VERSION else None
+
+
 def _single(name: str, saved_model: Path) -> ModelSource:
-    version = int(saved_model.name) if _DIGITS.fullmatch(saved_model.name) else 1
+    version = _version_number(saved_model.name)
+    if version is None:
+        version = 1
     return ModelSource(name, saved_model, {version: saved_model})
 
 
