@@ -24,7 +24,8 @@ Environment (besides :class:`~tfio_handlers.config.Settings`' own):
 * ``SAGEMAKER_REQUIREMENTS``: a requirements file in the code folder, installed at start-up by
   ``tfio-handlers serve`` (once, before the workers start);
 * ``TFIO_HANDLERS_LOG_LEVEL``: the level of the library's own log (access lines are INFO) when the
-  server has not configured logging itself (default ``INFO``);
+  server has not configured logging itself (default ``INFO``); ``TFIO_HANDLERS_LOG_FORMAT``: its
+  form, ``text`` (default) or ``json`` lines (:mod:`tfio_handlers.observability.logs`);
 * ``SAGEMAKER_TFS_ENABLE_BATCHING`` (with ``SAGEMAKER_TFS_MAX_BATCH_SIZE``,
   ``SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS``): dynamic batching in front of the embedded backend.
 
@@ -381,12 +382,16 @@ def configure_logging(env: Mapping[str, str] | None = None) -> None:
     a handler (``uvicorn``/``gunicorn`` run as commands set up only their own loggers). A server that
     configures logging itself keeps full control.
     """
+    from .observability.logs import LOG_FORMAT_ENV, RequestIdFilter, formatter_for
+
     env = os.environ if env is None else env
+    formatter = formatter_for(env.get(LOG_FORMAT_ENV) or "text")  # a bad value stops start-up
     package = logging.getLogger("tfio_handlers")
     if logging.getLogger().handlers or package.handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(formatter)
+    handler.addFilter(RequestIdFilter())  # every line of a request names its id
     package.addHandler(handler)
     package.setLevel((env.get("TFIO_HANDLERS_LOG_LEVEL") or "INFO").upper())
     package.propagate = False

@@ -48,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--server", choices=("uvicorn", "gunicorn"), default="uvicorn")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="the log's form: text, or JSON lines (default: TFIO_HANDLERS_LOG_FORMAT, else text)",
+    )
+    serve.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Prometheus metrics at GET /metrics (default: TFIO_HANDLERS_METRICS, else on)",
+    )
     ray_serve = serve.add_argument_group("Ray Serve (pip install 'tfio-handlers[ray]')")
     ray_serve.add_argument("--ray", action="store_true", help="serve on Ray Serve (docs/ray.md)")
     ray_serve.add_argument(
@@ -325,7 +337,14 @@ def _serve(args: argparse.Namespace) -> int:
     models = env.get("TFIO_HANDLERS_MODELS") or env.get("TFIO_HANDLERS_MODEL_DIR")
     # Workers are new processes: they read the level from the environment.
     env["TFIO_HANDLERS_LOG_LEVEL"] = args.log_level.upper()
-    configure_logging(env)
+    if args.log_format:
+        env["TFIO_HANDLERS_LOG_FORMAT"] = args.log_format
+    if args.metrics is not None:
+        env["TFIO_HANDLERS_METRICS"] = "1" if args.metrics else "0"
+    try:
+        configure_logging(env)
+    except HTTPError as exc:
+        return _cannot_start(exc.message)
     # Everything that waiting cannot fix is checked here, once, before any worker starts: a worker
     # that fails on it would only crash-loop or answer 503 for ever.
     try:
@@ -334,12 +353,19 @@ def _serve(args: argparse.Namespace) -> int:
         _check_server_installed(args.server)
     except HTTPError as exc:
         return _cannot_start(exc.message)
+    from .observability.metrics import MULTIPROC_ENV
+
+    if config.settings.metrics and (args.server == "gunicorn" or workers > 1):
+        # Every worker counts: prometheus-client's multi-process mode, in a folder of this run's.
+        import tempfile
+
+        env.setdefault(MULTIPROC_ENV, tempfile.mkdtemp(prefix="tfio-handlers-metrics-"))
     if args.server == "gunicorn":
         argv = [
             sys.executable,
             "-m",
             "gunicorn",
-            "tfio_handlers.adapters.wsgi:app_from_env()",
+            "tfio_handlers.observability.apps:wsgi_app_from_env()",
             "--bind",
             f"{args.host}:{port}",
             "--workers",
@@ -375,11 +401,16 @@ def _serve(args: argparse.Namespace) -> int:
         # is not imported twice) and loads the model in the background.
         from .adapters.asgi import ASGIApp
         from .bootstrap import pipeline_from_config
+        from .observability.apps import observe_asgi
 
-        uvicorn.run(ASGIApp(functools.partial(pipeline_from_config, config)), **options)
+        app = ASGIApp(functools.partial(pipeline_from_config, config))
+        uvicorn.run(observe_asgi(app, config.settings), **options)
     else:
         uvicorn.run(
-            "tfio_handlers.adapters.asgi:app_from_env", factory=True, workers=workers, **options
+            "tfio_handlers.observability.apps:asgi_app_from_env",
+            factory=True,
+            workers=workers,
+            **options,
         )
     return 0
 

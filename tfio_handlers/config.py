@@ -213,6 +213,9 @@ class Settings:
     max_connections: int = 1000
     """``TFIO_HANDLERS_MAX_CONNECTIONS``: open connections per worker process; past it a new
     connection gets 503 and is closed."""
+    metrics: bool = True
+    """``TFIO_HANDLERS_METRICS``: count requests and answer ``GET /metrics`` (Prometheus; needs the
+    ``metrics`` extra, else ``/metrics`` answers 501). ``0`` turns both off."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -271,5 +274,6 @@ class Settings:
                 env_int(env, "TFIO_HANDLERS_MAX_CONNECTIONS", base.max_connections) or 0,
                 "TFIO_HANDLERS_MAX_CONNECTIONS",
             ),
+            metrics=_flag(env, "TFIO_HANDLERS_METRICS", default=base.metrics),
         )
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]

@@ -73,6 +73,17 @@ class Context:
     """The request headers, lower-cased names."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Free space for plugins and user code to pass things along one request."""
+    request_id: str | None = None
+    """The request's id (``X-Request-ID``, SageMaker's ``X-Amzn-RequestId``, or the one the
+    observability middleware made): the same in every log line of the request and in its answer."""
+    decode_seconds: float | None = None
+    """Seconds the request body took to decode (codec or ``input_fn``), once decoded: for the
+    stage metrics and the access log."""
+    model_seconds: float | None = None
+    """Seconds the backend call took (batching's wait included); summed over the calls of a
+    ``transform_fn`` or ``handler`` that predicts more than once."""
+    encode_seconds: float | None = None
+    """Seconds the answer took to encode (codec or ``output_fn``), once encoded."""
 
     @property
     def signature(self) -> SignatureDef | None:

@@ -12,6 +12,7 @@ import io
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from google.protobuf.message import Message
@@ -30,6 +31,8 @@ from .errors import (
 )
 from .hookspecs import Answer
 from .media import ANY, JSON, MediaType, parse_accept, parse_media_type
+from .observability.requests import REQUEST_ID_HEADER
+from .observability.requests import current as current_request
 from .protocol.arrays import PredictArrays, as_response_message
 from .protos import (
     ClassificationRequest,
@@ -156,6 +159,7 @@ class Pipeline:
         media_type = parse_media_type(content_type)
         raw_attributes = lowered.get("x-amzn-sagemaker-custom-attributes", "")
         attributes = parse_custom_attributes(raw_attributes)
+        record = current_request.get()
         context = Context(
             settings=self.settings,
             request_content_type=content_type,
@@ -164,7 +168,10 @@ class Pipeline:
             custom_attributes=raw_attributes,
             attributes=attributes,
             headers=lowered,
+            request_id=record.request_id if record is not None else lowered.get(REQUEST_ID_HEADER),
         )
+        if record is not None:
+            record.context = context  # the middleware reads model, version and timings there
         context.model_name = attributes.get("tfs-model-name") or self.default_model
         version = attributes.get("tfs-model-version")
         if version:
@@ -224,6 +231,10 @@ class Pipeline:
             response = self._call(request, context)
             return self._encode(response, accept, context)
         except HTTPError as exc:
+            if isinstance(exc, UserCodeError):
+                record = current_request.get()
+                if record is not None:
+                    record.user_code_failed = True
             return Response.error(exc, codec)
         except USER_FAILURES as exc:  # a bug: log it, never show it
             log.exception("Unexpected error while handling a request")
@@ -251,7 +262,9 @@ class Pipeline:
             self._load_signatures(context)
         except HTTPError as exc:
             return self._answer_error(exc, accept, context, media_type.essence)
+        started = perf_counter()
         value = self.registry.decode(body, media_type, context)
+        context.decode_seconds = perf_counter() - started
         try:
             response = self._call(self._to_request(value, context), context)
         except HTTPError as exc:
@@ -307,7 +320,10 @@ class Pipeline:
     # -- steps ---------------------------------------------------------------------------------------
 
     def _decode(self, body: bytes, media_type: MediaType, context: Context) -> Request:
-        return self._to_request(self.registry.decode(body, media_type, context), context)
+        started = perf_counter()
+        request = self._to_request(self.registry.decode(body, media_type, context), context)
+        context.decode_seconds = perf_counter() - started
+        return request
 
     @staticmethod
     def _to_request(value: Any, context: Context) -> Request:
@@ -324,17 +340,27 @@ class Pipeline:
 
     def _call(self, request: Request, context: Context) -> Answer:
         """The backend call: predict on arrays (a ``PredictRequest`` is read into arrays first,
-        sharing its buffers), classify and regress on their messages."""
+        sharing its buffers), classify and regress on their messages. Its time is added to
+        ``context.model_seconds``."""
+        started = perf_counter()
+        answer: Answer
         if isinstance(request, PredictArrays):
-            return self.backend.predict_arrays(request)
-        if isinstance(request, PredictRequest):
-            return self.backend.predict_arrays(PredictArrays.from_message(request))
-        if isinstance(request, ClassificationRequest):
-            return self.backend.classify(request)
-        return self.backend.regress(request)
+            answer = self.backend.predict_arrays(request)
+        elif isinstance(request, PredictRequest):
+            answer = self.backend.predict_arrays(PredictArrays.from_message(request))
+        elif isinstance(request, ClassificationRequest):
+            answer = self.backend.classify(request)
+        else:
+            answer = self.backend.regress(request)
+        elapsed = perf_counter() - started
+        previous = context.model_seconds
+        context.model_seconds = elapsed if previous is None else previous + elapsed
+        return answer
 
     def _encode(self, response: Answer, accept: MediaType, context: Context) -> Response:
+        started = perf_counter()
         body, content_type = self.registry.encode(response, accept, context)
+        context.encode_seconds = perf_counter() - started
         if self.user_code is not None:
             content_type = self.concrete_type(content_type)
         return Response(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -72,10 +73,14 @@ class WorkPool:
             self._give()
 
     def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
-        """Run ``function(*args)`` in the pool; its slot is given back when it ends."""
+        """Run ``function(*args)`` in the pool; its slot is given back when it ends.
+
+        It runs in a copy of the caller's :mod:`contextvars` context, as ``asyncio.to_thread``
+        does, so the request being handled (its id, for the log lines) goes with it.
+        """
         self._take()
         try:
-            future = self._pool().submit(function, *args)
+            future = self._pool().submit(contextvars.copy_context().run, function, *args)
         except BaseException:
             self._give()
             raise

@@ -110,6 +110,16 @@ class DeadlineWorker(SyncWorker):  # type: ignore[misc]
             return
         super().handle(listener, DeadlineSocket(client, _settings().header_timeout), addr)
 
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            # Its in-flight gauge leaves the metrics' multi-process folder with it (a no-op
+            # without metrics): the scrape sums live workers only.
+            from ..observability.metrics import mark_process_dead
+
+            mark_process_dead()
+
     def handle_request(self, listener: Any, req: Any, client: Any, addr: Any) -> Any:
         if isinstance(client, DeadlineSocket):
             client.start_body(_settings().body_timeout)

@@ -1,0 +1,150 @@
+"""The issue's done-when, on real servers: ``tfio-handlers serve`` under uvicorn, and under gunicorn
+with 2 workers, answers known requests; ``GET /metrics`` then shows exactly those counts (every
+gunicorn worker's, through prometheus-client's multi-process mode), and a JSON access line parses
+and carries the request id the client sent."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from live_server import LiveServer, serve_cli, start_all
+
+pytest.importorskip("prometheus_client")
+
+PREDICT = b'{"instances": [1.0, 2.0, 5.0]}'
+KNOWN = {
+    # (method, path, body, content type) -> how many times
+    ("POST", "/invocations", PREDICT, "application/json"): 5,
+    ("POST", "/invocations", b"not json", "application/json"): 2,
+    ("POST", "/invocations", b"1,2", "text/x-unknown"): 1,
+    ("POST", "/v1/models/half_plus_two:predict", PREDICT, "application/json"): 3,
+    ("GET", "/no/such/route", b"", "application/json"): 2,
+}
+
+
+@pytest.fixture(scope="module")
+def servers(
+    half_plus_two_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, LiveServer]]:
+    tmp = tmp_path_factory.mktemp("metrics")
+    args = ["--model-dir", str(half_plus_two_model.parent), "--log-format", "json"]
+    running = {
+        "uvicorn": serve_cli("metrics-uvicorn", tmp, args),
+        "gunicorn": serve_cli(
+            "metrics-gunicorn", tmp, [*args, "--server", "gunicorn", "--workers", "2"]
+        ),
+    }
+    start_all(running.values())
+    yield running
+    for server in running.values():
+        server.stop()
+
+
+def _samples(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """Every sample of metric ``name`` in a text exposition, by its label set."""
+    found: dict[frozenset[tuple[str, str]], float] = {}
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match:
+            labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1)))
+            found[labels] = float(match.group(2))
+    return found
+
+
+def _count(samples: dict[frozenset[tuple[str, str]], float], **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(value for key, value in samples.items() if wanted <= key)
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+def test_metrics_count_exactly_the_requests_sent(servers: dict[str, LiveServer], kind: str) -> None:
+    server = servers[kind]
+    for (method, path, body, content_type), times in KNOWN.items():
+        for _ in range(times):
+            server.request(method, path, body or None, {"Content-Type": content_type})
+    # Every worker's answers are counted: with 2 gunicorn workers, some went to each.
+    scrape = server.get("/metrics")
+    assert scrape.status == 200
+    assert scrape.headers["content-type"].startswith("text/plain")
+    text = scrape.body.decode()
+    requests = _samples(text, "tfio_handlers_requests_total")
+    assert _count(requests, route="/invocations", status="200", model="half_plus_two") == 5
+    assert _count(requests, route="/invocations", status="200", accept="application/json") == 5
+    assert (
+        _count(requests, route="/invocations", status="400", content_type="application/json") == 2
+    )
+    assert _count(requests, route="/invocations", status="415", content_type="other") == 1
+    assert _count(requests, route="/v1/models/{model}:predict", status="200") == 3
+    assert _count(requests, route="/v1/models/{model}:predict", model="half_plus_two") == 3
+    assert _count(requests, route="unmatched", status="404", method="GET") == 2
+    assert _count(requests, route="/ping") >= 1  # readiness polls are requests too
+    assert "/no/such/route" not in text  # unknown paths share one label
+    # Histograms agree with the counter; the stages ran for the 5 answered /invocations.
+    durations = _samples(text, "tfio_handlers_request_duration_seconds_count")
+    assert _count(durations, route="/invocations") == 8
+    stages = _samples(text, "tfio_handlers_stage_duration_seconds_count")
+    assert _count(stages, stage="decode", model="half_plus_two") == 5
+    assert _count(stages, stage="model", model="half_plus_two") == 5
+    assert _count(stages, stage="encode", model="half_plus_two") == 5
+    sizes = _samples(text, "tfio_handlers_request_bytes_sum")
+    assert _count(sizes, route="/invocations") == 5 * len(PREDICT) + 2 * 8 + 3
+    in_flight = _samples(text, "tfio_handlers_in_flight_requests")
+    assert sum(in_flight.values()) == 0 or re.search(
+        r"^tfio_handlers_in_flight_requests 0\.0$", text, re.M
+    )
+    states = _samples(text, "tfio_handlers_model_version_state")
+    assert (
+        states[frozenset({("model", "half_plus_two"), ("version", "1"), ("state", "AVAILABLE")})]
+        == 1
+    )
+    assert (
+        states[frozenset({("model", "half_plus_two"), ("version", "1"), ("state", "LOADING")})] == 0
+    )
+    # A second scrape is not counted as a request.
+    again = _samples(server.get("/metrics").body.decode(), "tfio_handlers_requests_total")
+    assert _count(again, route="/invocations") == 8
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+def test_json_access_line_carries_the_clients_request_id(
+    servers: dict[str, LiveServer], kind: str
+) -> None:
+    server = servers[kind]
+    rid = f"client-chosen-{kind}-42"
+    answer = server.post(
+        "/invocations", PREDICT, headers={"Content-Type": "application/json", "X-Request-ID": rid}
+    )
+    assert answer.status == 200
+    assert answer.headers["x-request-id"] == rid
+    server.wait_log(rid)
+    lines = [json.loads(line) for line in server.log().splitlines() if rid in line]
+    access = [entry for entry in lines if entry["logger"] == "tfio_handlers.access"]
+    assert len(access) == 1, lines  # one access line per request
+    entry = access[0]
+    assert entry["request_id"] == rid
+    assert entry["method"] == "POST"
+    assert entry["path"] == "/invocations"
+    assert entry["status"] == 200
+    assert entry["codec"] == "application/json"
+    assert entry["model"] == "half_plus_two"
+    assert entry["bytes_in"] == len(PREDICT)
+    assert entry["bytes_out"] == len(answer.body)
+    assert entry["duration_ms"] >= 0
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+def test_sagemaker_request_id_honoured_and_bad_ids_replaced(
+    servers: dict[str, LiveServer], kind: str
+) -> None:
+    server = servers[kind]
+    answer = server.get("/ping", headers={"X-Amzn-RequestId": "sm-7f3a"})
+    assert answer.headers["x-request-id"] == "sm-7f3a"
+    made = server.get("/ping")
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+    hostile = server.get("/ping", headers={"X-Request-ID": "a" * 500})
+    assert hostile.status == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["x-request-id"])

@@ -1,0 +1,139 @@
+"""The access log line, and the text and JSON-lines formatters of every log line.
+
+One access line per request, on the ``tfio_handlers.access`` logger at INFO, written by the
+observability middleware once the answer is sent: method, path, status, codec, model, version,
+bytes in and out, duration, request id (and the client and worker pid). Every other line the
+library writes while a request is handled carries that request's id too (:class:`RequestIdFilter`).
+
+``TFIO_HANDLERS_LOG_FORMAT`` (``tfio-handlers serve --log-format``) chooses the form:
+
+* ``text`` (the default): ``2024-05-01 12:00:00,000 INFO tfio_handlers.access 127.0.0.1 "POST
+  /invocations" 200 in=43 out=68 1.52ms codec=application/json model=iris version=- rid=4f...``;
+* ``json``: one JSON object a line, for a log pipeline: ``time``, ``level``, ``logger``,
+  ``message``, ``request_id``, the access fields as their own keys, and ``exception`` (the
+  traceback, for errors: server-side only, never in an answer).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import InternalError
+from .requests import current
+
+__all__ = [
+    "LOG_FORMATS",
+    "LOG_FORMAT_ENV",
+    "AccessLine",
+    "JsonFormatter",
+    "RequestIdFilter",
+    "TextFormatter",
+    "access_logger",
+    "formatter_for",
+    "log_access",
+]
+
+LOG_FORMAT_ENV = "TFIO_HANDLERS_LOG_FORMAT"
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+
+access_logger = logging.getLogger("tfio_handlers.access")
+
+
+@dataclass(slots=True)
+class AccessLine:
+    """What the access line of one request says."""
+
+    method: str
+    path: str
+    status: int
+    codec: str
+    """The answer's media type (what encoded it), ``-`` when it has none."""
+    model: str
+    version: str
+    bytes_in: int
+    bytes_out: int
+    duration_ms: float
+    request_id: str
+    client: str
+    pid: int
+
+    def __str__(self) -> str:
+        return (
+            f'{self.client} "{self.method} {self.path}" {self.status} in={self.bytes_in} '
+            f"out={self.bytes_out} {self.duration_ms:.2f}ms codec={self.codec} model={self.model} "
+            f"version={self.version} rid={self.request_id} pid={self.pid}"
+        )
+
+
+def log_access(line: AccessLine) -> None:
+    """Write ``line`` to the access log (formatted only if some handler takes INFO)."""
+    if access_logger.isEnabledFor(logging.INFO):
+        access_logger.info("%s", line, extra={"access": line})
+
+
+def access_lines_only(record: logging.LogRecord) -> bool:
+    """A filter on the access logger passing only :func:`log_access`'s lines: the adapters'
+    own access line (written before the middleware existed) is redundant behind the middleware."""
+    return hasattr(record, "access")
+
+
+class RequestIdFilter(logging.Filter):
+    """Gives every record a ``request_id``: the request being handled, or ``-`` outside one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            handled = current.get()
+            record.request_id = handled.request_id if handled is not None else "-"
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger message [rid=...]``: the request id appended to lines of a request
+    other than the access line (which names it already)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        rid = getattr(record, "request_id", "-")
+        if rid != "-" and not hasattr(record, "access"):
+            first, newline, rest = text.partition("\n")
+            text = f"{first} rid={rid}{newline}{rest}"
+        return text
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (see the module docstring); never raises on odd values."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        access = getattr(record, "access", None)
+        if isinstance(access, AccessLine):
+            entry.update(asdict(access))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def formatter_for(name: str | None) -> logging.Formatter:
+    """The formatter ``name`` (``text`` or ``json``; ``None`` or blank: :data:`LOG_FORMAT_ENV`,
+    else ``text``); anything else raises :class:`~tfio_handlers.errors.InternalError`."""
+    chosen = (name or os.environ.get(LOG_FORMAT_ENV) or "text").strip().lower()
+    if chosen == "json":
+        return JsonFormatter()
+    if chosen == "text":
+        return TextFormatter()
+    raise InternalError(f"{LOG_FORMAT_ENV}={chosen!r}: expected 'text' or 'json'")
