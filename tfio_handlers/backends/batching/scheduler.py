@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from ...config import env_int
 from ...errors import BackendUnavailable, HTTPError, InternalError
+from ...observability.metrics import active as observed_metrics
 from ...protos import (
     DEFAULT_SIGNATURE,
     ClassificationRequest,
@@ -177,6 +178,8 @@ class BatchingBackend(Backend):
         self._closed = False
         self._batchable: dict[tuple[Any, ...], bool] = {}
         self._counts = {"requests": 0, "batches": 0, "batched": 0, "solo": 0, "reruns": 0}
+        self._waiting = 0
+        """Requests in open or ready batches, not yet running (the queue depth metric)."""
 
     def __repr__(self) -> str:
         return (
@@ -422,6 +425,8 @@ class BatchingBackend(Backend):
                 self._cond.notify_all()  # a new deadline: waiting threads recompute their wait
             batch.tasks.append(task)
             batch.rows += task.rows
+            self._waiting += 1
+            _observe_depth(self._waiting)
             if batch.rows >= self.max_batch_size or self._timeout <= 0:
                 del self._open[key]
                 self._ready.append(batch)
@@ -446,7 +451,7 @@ class BatchingBackend(Backend):
         with self._cond:
             while not self._closed:
                 if self._ready:
-                    return self._ready.popleft()
+                    return self._taken(self._ready.popleft())
                 if not self._open:
                     self._cond.wait()
                     continue
@@ -454,9 +459,15 @@ class BatchingBackend(Backend):
                 wait = batch.deadline - time.monotonic()
                 if wait <= 0:
                     del self._open[key]
-                    return batch
+                    return self._taken(batch)
                 self._cond.wait(wait)
         return None
+
+    def _taken(self, batch: _Batch) -> _Batch:
+        """``batch`` leaves the queue to run (the caller holds ``_cond``)."""
+        self._waiting -= len(batch.tasks)
+        _observe_depth(self._waiting)
+        return batch
 
     def _work(self) -> None:
         while True:
@@ -476,6 +487,9 @@ class BatchingBackend(Backend):
         tasks = [task for task in batch.tasks if task.future.set_running_or_notify_cancel()]
         if not tasks:
             return
+        metrics = observed_metrics()
+        if metrics is not None:
+            metrics.batch_size.observe(len(tasks))
         if len(tasks) == 1:
             with self._cond:
                 self._counts["solo"] += 1
@@ -552,6 +566,13 @@ def _takes_batches(signature: SignatureDef, names: frozenset[str]) -> bool:
         if shape.unknown_rank or not shape.dim or shape.dim[0].size != -1:
             return False
     return True
+
+
+def _observe_depth(depth: int) -> None:
+    """The queue depth gauge, when metrics are on (``tfio_handlers_batch_queue_depth``)."""
+    metrics = observed_metrics()
+    if metrics is not None:
+        metrics.batch_queue_depth.set(depth)
 
 
 def _fail(future: Future[Any], error: BaseException) -> None:
