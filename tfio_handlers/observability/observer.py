@@ -45,6 +45,9 @@ _TFS_TEMPLATES = {
 the URL share their model's label)."""
 
 
+_NOTHING: frozenset[str] = frozenset()
+
+
 def _essence(value: str | None) -> str:
     if not value:
         return NONE
@@ -118,7 +121,7 @@ class Observer:
         """The media types the codecs decode and encode (empty until the pipeline is built)."""
         pipeline = self._pipeline() if self._pipeline is not None else None
         if pipeline is None:
-            return frozenset(), frozenset()
+            return _NOTHING, _NOTHING
         known = self._known
         if known is None or known[0] is not pipeline.registry:
             registry = pipeline.registry
@@ -143,7 +146,9 @@ class Observer:
         """A request was answered: count it and write its access line. ``target`` is the path as
         logged (with its query); ``request_type``/``response_type`` the Content-Type headers."""
         self.end()
-        route = self.route_of(method, path)
+        metrics = self.metrics
+        # The route's template is a label only: no table look-up when metrics are off.
+        route = self.route_of(method, path) if metrics is not None else UNMATCHED
         context = record.context
         model = NONE
         version = NONE
@@ -154,10 +159,9 @@ class Observer:
                 version = str(context.model_version)
             elif context.version_label:
                 version = context.version_label
-        elif route == "/v1/{rest:path}":
+        elif path[:4].lower() == "/v1/":
             route, model, version = self._tfs_labels(method, path, status, route)
         codec = _essence(response_type)
-        metrics = self.metrics
         if metrics is not None:
             decodable, encodable = self._media_types()
             content_type = _essence(request_type)
