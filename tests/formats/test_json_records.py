@@ -157,6 +157,28 @@ def test_anything_after_a_tf_serving_request_is_a_400(body: bytes) -> None:
 @pytest.mark.parametrize(
     "body",
     [
+        # A '}' followed by ',', ']' or '}' was taken for one inside the object: the second
+        # request was dropped without a word (200, one prediction) on /invocations.
+        b'{"instances": [1.0]},{"instances": [2.0]}',
+        b'{"instances": [1.0]}\n,{"instances": [2.0]}',
+        b'{"instances": [1.0]}, [2.0]',
+        b'{"instances": [1.0]}]',
+        b'{"instances": [1.0]} }',
+        b'{"instances": [1.0]},',
+        b'{"inputs": {"x": [1.0]}},{"inputs": {"x": [2.0]}}',
+        b'{"examples": [{"x": 1.0}]},{"examples": [{"x": 2.0}]}',
+        json.dumps({"instances": [{"x": 1.0}] * 100}).encode() + b',{"instances": []}',
+        json.dumps({"instances": [{"x": 1.0}] * 3}).encode() + b"}}",
+    ],
+)
+def test_a_tf_serving_request_followed_by_a_comma_or_bracket_is_a_400(body: bytes) -> None:
+    with pytest.raises(BadRequest, match=r"^The body holds more than a TF Serving request: the "):
+        as_json(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
         b'{"instances": [1.0]}\n\r\n  ',
         b'{"instances": ["a}b", "}c", "} {"]}',  # braces inside strings are not the object's end
         json.dumps({"instances": [{"x": "}x"}] * 100}).encode(),
