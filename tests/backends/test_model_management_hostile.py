@@ -16,7 +16,11 @@ from google.protobuf import text_format
 
 from tfio_handlers.backends.manager import ModelManager
 from tfio_handlers.backends.model_repository import find_versions, versions_at
-from tfio_handlers.protos import GetModelStatusResponse, ModelServerConfig
+from tfio_handlers.protos import GetModelStatusResponse, ModelServerConfig, ModelVersionStatus
+
+AVAILABLE = ModelVersionStatus.AVAILABLE
+UNLOADING = ModelVersionStatus.UNLOADING
+END = ModelVersionStatus.END
 
 
 def make_version(base: Path, name: str) -> Path:
@@ -182,3 +186,58 @@ def test_a_huge_poll_interval_keeps_the_thread_alive_and_close_stops_it(
     manager.close()
     assert not thread.is_alive()
     assert time.monotonic() - started < 5
+
+
+def test_a_reload_does_not_wait_for_requests_on_the_versions_it_unloads(tmp_path: Path) -> None:
+    """A request in flight on a version that a reload (HandleReloadConfigRequest, the config
+    file's poll) removes: the reload waited for it, up to 600 s, holding the lock every poll and
+    reload needs, so new versions of every model waited too. TF Serving's ReloadConfig returns
+    once the new models are available; unloading finishes on its own. The version is UNLOADING
+    while the request runs and END (its servable dropped) when it ends."""
+    make_version(tmp_path / "a", "1")
+    make_version(tmp_path / "b", "1")
+    manager = ModelManager(config_of({"a": tmp_path / "a", "b": tmp_path / "b"}), fake_load)
+    manager.poll()
+    servable = manager.serving("a")[1]
+    holding = threading.Event()
+    release = threading.Event()
+
+    def request() -> None:
+        with manager.using("a", servable):
+            holding.set()
+            release.wait(30)
+
+    worker = threading.Thread(target=request)
+    worker.start()
+    holding.wait(5)
+    reloading = threading.Thread(target=manager.reload, args=(config_of({"b": tmp_path / "b"}),))
+    try:
+        reloading.start()
+        reloading.join(3)
+        assert not reloading.is_alive(), "the reload waited for the request in flight"
+        assert manager.model_names == ["b"]
+        make_version(tmp_path / "b", "2")
+        manager.poll()  # the lock is free: other models move on
+        assert sorted(manager.serving("b")) == [1, 2]
+    finally:
+        release.set()
+        worker.join()
+        reloading.join()
+    manager.close()
+
+
+def test_a_version_leaving_its_policy_is_unloading_until_its_last_request_ends(
+    tmp_path: Path,
+) -> None:
+    make_version(tmp_path, "1")
+    manager = ModelManager(config_of({"m": tmp_path}, "latest {}"), fake_load)
+    manager.poll()
+    servable = manager.serving("m")[1]
+    with manager.using("m", servable):
+        make_version(tmp_path, "2")
+        manager.poll()  # returns at once: version 2 serves, version 1 waits for this request
+        states = manager.states("m") or {}
+        assert {v: s.state for v, s in states.items()} == {2: AVAILABLE, 1: UNLOADING}
+        assert states[1].servable is servable
+    states = manager.states("m") or {}
+    assert states[1].state == END and states[1].servable is None

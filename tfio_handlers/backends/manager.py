@@ -67,9 +67,6 @@ _LONGEST_WAIT = 60.0
 """The poll thread wakes at least this often: a wait beyond ``threading.TIMEOUT_MAX`` (or time_t,
 ``--file-system-poll-wait-seconds 1e300``) raises ``OverflowError`` and would kill the thread."""
 
-UNLOAD_WAIT_SECONDS = 600.0
-"""How long an unloading version waits for its requests in flight before it is dropped anyway."""
-
 
 @dataclass(eq=False)
 class VersionState:
@@ -142,7 +139,6 @@ class ModelManager:
         )
         self._on_change = on_change or (lambda name: None)
         self._lock = threading.Lock()  # states and in-flight counts; held only briefly
-        self._unloaded = threading.Condition(self._lock)
         self._reload_lock = threading.RLock()  # one pass or reload at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -219,8 +215,12 @@ class ModelManager:
         finally:
             with self._lock:
                 state.in_flight -= 1
-                if state.in_flight == 0 and state.state == UNLOADING:
-                    self._unloaded.notify_all()
+                unloaded = state.in_flight == 0 and state.state == UNLOADING
+                if unloaded:
+                    state.servable = None
+                    state.state = END
+            if unloaded:
+                log.info("Model %s version %d unloaded", model_name, state.version)
 
     def _state_of(self, model_name: str, servable: Any) -> VersionState | None:
         model = self._models.get(model_name)
@@ -338,30 +338,27 @@ class ModelManager:
         return state
 
     def _unload_version(self, name: str, model: _Model, version: int) -> None:
-        """Stop new requests reaching ``version``, wait for those in flight, drop it."""
+        """Stop new requests reaching ``version``; drop it now if none is in flight, else when
+        the last one ends (:meth:`using`). Nothing waits for them: TF Serving unloads in its
+        manager's thread, and neither a poll nor a reload waits on a slow request."""
         with self._lock:
             state = model.versions[version]
             state.state = UNLOADING
             model.serving = {v: s for v, s in model.serving.items() if v != version}
+            if state.in_flight == 0:
+                state.servable = None
+                state.state = END
+            in_flight = state.in_flight
         self._on_change(name)
-        log.info("Unloading model %s version %d", name, version)
-        deadline = time.monotonic() + UNLOAD_WAIT_SECONDS
-        with self._lock:
-            while state.in_flight > 0 and not self._stop.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    log.warning(
-                        "Model %s version %d: %d requests still in flight after %.0f s; unloading",
-                        name,
-                        version,
-                        state.in_flight,
-                        UNLOAD_WAIT_SECONDS,
-                    )
-                    break
-                self._unloaded.wait(min(remaining, 1.0))
-            state.servable = None
-            state.state = END
-        log.info("Model %s version %d unloaded", name, version)
+        if in_flight:
+            log.info(
+                "Unloading model %s version %d after its %d requests in flight",
+                name,
+                version,
+                in_flight,
+            )
+        else:
+            log.info("Model %s version %d unloaded", name, version)
 
     # -- reloading the config --------------------------------------------------------------------
 
@@ -462,8 +459,6 @@ class ModelManager:
     def close(self) -> None:
         """Stop the background thread and drop every servable."""
         self._stop.set()
-        with self._lock:
-            self._unloaded.notify_all()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=30)
