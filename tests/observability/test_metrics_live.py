@@ -63,6 +63,14 @@ def _count(samples: dict[frozenset[tuple[str, str]], float], **labels: str) -> f
 @pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
 def test_metrics_count_exactly_the_requests_sent(servers: dict[str, LiveServer], kind: str) -> None:
     server = servers[kind]
+    # /ping answered 200 from one worker: wait until every worker has loaded the model.
+    workers = 2 if kind == "gunicorn" else 1
+    assert (
+        server.wait_log("Model loaded; ready", timeout=120, count=workers).count(
+            "Model loaded; ready"
+        )
+        >= workers
+    )
     for (method, path, body, content_type), times in KNOWN.items():
         for _ in range(times):
             server.request(method, path, body or None, {"Content-Type": content_type})
@@ -72,7 +80,10 @@ def test_metrics_count_exactly_the_requests_sent(servers: dict[str, LiveServer],
     assert scrape.headers["content-type"].startswith("text/plain")
     text = scrape.body.decode()
     requests = _samples(text, "tfio_handlers_requests_total")
-    assert _count(requests, route="/invocations", status="200", model="half_plus_two") == 5
+    counted = [
+        line for line in text.splitlines() if line.startswith("tfio_handlers_requests_total")
+    ]
+    assert _count(requests, route="/invocations", status="200", model="half_plus_two") == 5, counted
     assert _count(requests, route="/invocations", status="200", accept="application/json") == 5
     assert (
         _count(requests, route="/invocations", status="400", content_type="application/json") == 2
