@@ -39,6 +39,9 @@ def servers(
         ),
     }
     start_all(running.values())
+    # /ping answered 200 from one worker: wait until each gunicorn worker has loaded the model too.
+    loaded = running["gunicorn"].wait_log("Model loaded; ready", timeout=120, count=2)
+    assert loaded.count("Model loaded; ready") == 2, loaded[-4000:]
     yield running
     for server in running.values():
         server.stop()
@@ -63,14 +66,6 @@ def _count(samples: dict[frozenset[tuple[str, str]], float], **labels: str) -> f
 @pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
 def test_metrics_count_exactly_the_requests_sent(servers: dict[str, LiveServer], kind: str) -> None:
     server = servers[kind]
-    # /ping answered 200 from one worker: wait until every worker has loaded the model.
-    workers = 2 if kind == "gunicorn" else 1
-    assert (
-        server.wait_log("Model loaded; ready", timeout=120, count=workers).count(
-            "Model loaded; ready"
-        )
-        >= workers
-    )
     for (method, path, body, content_type), times in KNOWN.items():
         for _ in range(times):
             server.request(method, path, body or None, {"Content-Type": content_type})

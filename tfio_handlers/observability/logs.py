@@ -8,7 +8,8 @@ library writes while a request is handled carries that request's id too (:class:
 ``TFIO_HANDLERS_LOG_FORMAT`` (``tfio-handlers serve --log-format``) chooses the form:
 
 * ``text`` (the default): ``2024-05-01 12:00:00,000 INFO tfio_handlers.access 127.0.0.1 "POST
-  /invocations" 200 in=43 out=68 1.52ms codec=application/json model=iris version=- rid=4f...``;
+  /invocations" 200 68 1.52ms codec=application/json pid=4242 in=43 model=iris version=- rid=4f...``
+  (the bytes before the duration are the answer's);
 * ``json``: one JSON object a line, for a log pipeline: ``time``, ``level``, ``logger``,
   ``message``, ``request_id``, the access fields as their own keys, and ``exception`` (the
   traceback, for errors: server-side only, never in an answer).
@@ -35,6 +36,7 @@ __all__ = [
     "access_logger",
     "formatter_for",
     "log_access",
+    "supersede_adapter_line",
 ]
 
 LOG_FORMAT_ENV = "TFIO_HANDLERS_LOG_FORMAT"
@@ -51,7 +53,8 @@ class AccessLine:
     path: str
     status: int
     codec: str
-    """The answer's media type (what encoded it), ``-`` when it has none."""
+    """What handled the request: the media type that encoded the answer (or, for an error, was
+    being handled), ``tfs:<action>`` for TF Serving's API, ``-`` when nothing did."""
     model: str
     version: str
     bytes_in: int
@@ -63,9 +66,9 @@ class AccessLine:
 
     def __str__(self) -> str:
         return (
-            f'{self.client} "{self.method} {self.path}" {self.status} in={self.bytes_in} '
-            f"out={self.bytes_out} {self.duration_ms:.2f}ms codec={self.codec} model={self.model} "
-            f"version={self.version} rid={self.request_id} pid={self.pid}"
+            f'{self.client} "{self.method} {self.path}" {self.status} {self.bytes_out} '
+            f"{self.duration_ms:.2f}ms codec={self.codec} pid={self.pid} in={self.bytes_in} "
+            f"model={self.model} version={self.version} rid={self.request_id}"
         )
 
 
@@ -75,10 +78,26 @@ def log_access(line: AccessLine) -> None:
         access_logger.info("%s", line, extra={"access": line})
 
 
-def access_lines_only(record: logging.LogRecord) -> bool:
-    """A filter on the access logger passing only :func:`log_access`'s lines: the adapters'
-    own access line (written before the middleware existed) is redundant behind the middleware."""
-    return hasattr(record, "access")
+_ADAPTER_LINE_ARGS = 8
+"""``(client, method, path, status, bytes, ms, codec, pid)``: the adapters' own access line."""
+
+
+def supersede_adapter_line(record: logging.LogRecord) -> bool:
+    """A filter on the access logger passing only :func:`log_access`'s lines.
+
+    The adapters write an access line of their own (``adapters/serving.access_log``), in the
+    request's context; behind the middleware it would be a second line, so it is dropped, and the
+    codec it names (what handled the request: ``tfs:predict``, ``-`` for no route) goes to the
+    request's record for the middleware's line. Transitional: once the adapters hand the codec
+    over themselves, this filter goes.
+    """
+    if hasattr(record, "access"):
+        return True
+    handled = current.get()
+    args = record.args
+    if handled is not None and isinstance(args, tuple) and len(args) == _ADAPTER_LINE_ARGS:
+        handled.codec = str(args[6])
+    return False
 
 
 class RequestIdFilter(logging.Filter):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import HTTPError, InternalError, Unimplemented
 from . import metrics as metrics_module
-from .logs import AccessLine, access_lines_only, access_logger, log_access
+from .logs import AccessLine, access_logger, log_access, supersede_adapter_line
 from .requests import RequestRecord
 
 if TYPE_CHECKING:
@@ -77,8 +77,8 @@ class Observer:
         self._known: tuple[object, frozenset[str], frozenset[str]] | None = None
         self.pid = os.getpid()
         # The adapters write an access line of their own; behind this middleware it is a duplicate.
-        if access_lines_only not in access_logger.filters:
-            access_logger.addFilter(access_lines_only)
+        if supersede_adapter_line not in access_logger.filters:
+            access_logger.addFilter(supersede_adapter_line)
 
     # -- /metrics ------------------------------------------------------------------------------------
 
@@ -184,7 +184,7 @@ class Observer:
                 method,
                 target,
                 status,
-                codec,
+                record.codec or codec,
                 (context.model_name or NONE) if context is not None else model,
                 version,
                 bytes_in,

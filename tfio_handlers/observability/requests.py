@@ -85,3 +85,6 @@ class RequestRecord:
     """The pipeline's context of this request (model, version, stage timings), once it has one."""
     user_code_failed: bool = False
     """Whether the user's code raised while answering it (``UserCodeError``)."""
+    codec: str | None = None
+    """What the adapter says handled it (``application/json``, ``tfs:predict``, ``-``), when it
+    said (see :func:`tfio_handlers.observability.logs.supersede_adapter_line`)."""
