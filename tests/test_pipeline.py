@@ -252,6 +252,36 @@ def test_ping(pipeline: Pipeline) -> None:
     assert pipeline.ping().status == 200
 
 
+def test_ping_waits_for_every_configured_model(half_plus_two_model: Path, tmp_path: Path) -> None:
+    """A configured model whose base path has no version yet makes ``ping`` (``/ping``, Ray Serve's
+    health check) 503, naming it, while the default model answers; its first version makes it 200."""
+    import shutil
+
+    from tfio_handlers.backends.embedded import EmbeddedBackend
+
+    later = tmp_path / "later"
+    later.mkdir()
+    config = tmp_path / "models.config"
+    config.write_text(
+        "model_config_list {\n"
+        f'  config {{ name: "half" base_path: "{half_plus_two_model.parent}" '
+        'model_platform: "tensorflow" }\n'
+        f'  config {{ name: "later" base_path: "{later}" model_platform: "tensorflow" }}\n'
+        "}\n"
+    )
+    backend = EmbeddedBackend(model_config_file=config, default_model="half")
+    try:
+        pipeline = make(backend)
+        waiting = pipeline.ping()
+        assert waiting.status == 503
+        assert "later" in json.loads(waiting.body)["error"]
+        shutil.copytree(half_plus_two_model, later / "1")
+        backend._manager.poll()
+        assert pipeline.ping().status == 200
+    finally:
+        backend.close()
+
+
 # -- user code -------------------------------------------------------------------------------------
 
 

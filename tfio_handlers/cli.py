@@ -403,7 +403,7 @@ def _serve(args: argparse.Namespace) -> int:
         from .bootstrap import pipeline_from_config
         from .observability.apps import observe_asgi
 
-        app = ASGIApp(functools.partial(pipeline_from_config, config))
+        app = ASGIApp(functools.partial(pipeline_from_config, config), registry=config.registry)
         uvicorn.run(observe_asgi(app, config.settings), **options)
     else:
         uvicorn.run(

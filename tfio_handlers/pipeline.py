@@ -420,11 +420,20 @@ class Pipeline:
     # -- health ------------------------------------------------------------------------------------------
 
     def ping(self) -> Response:
-        """200 when the default model answers its status as AVAILABLE, else 503."""
+        """200 when the default model answers its status as AVAILABLE and every configured model
+        has a version available (``Backend.models_not_ready``), else 503: loading, failed, or a
+        model still waiting for its first version. ``/ping``, Ray Serve's health check and the
+        route hook's ``readiness()`` all ask this."""
         try:
             self.backend.signatures(self.default_model, None, None)
+            not_ready = self.backend.models_not_ready()
         except HTTPError as exc:
             return Response(
                 503, error_body(f"Model not ready: {exc.message}"), [("content-type", JSON)]
+            )
+        if not_ready:
+            reasons = "; ".join(f"{name}: {why}" for name, why in not_ready.items())
+            return Response(
+                503, error_body(f"Model not ready: {reasons}"), [("content-type", JSON)]
             )
         return Response(200, b"", [("content-type", JSON)])

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -37,8 +36,6 @@ class FakePipeline:
         self.work = WorkPool(4)
         self.delay = delay
         self.seen: list[tuple[bytes, dict[str, str]]] = []
-        # /ping asks the backend which models have no version available: none here.
-        self.backend: Any = SimpleNamespace(models_not_ready=dict)
 
     def invoke(self, body: bytes, headers: Any) -> Response:
         time.sleep(self.delay)

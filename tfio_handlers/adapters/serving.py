@@ -254,21 +254,13 @@ class ServingState:
             self.in_flight -= 1
 
     def ping(self) -> Response:
-        """200 when the model is loaded and answers and every configured model has a version
-        available (``Backend.models_not_ready``), else 503 (loading, failed, draining, or a model
-        waiting for its first version)."""
+        """The pipeline's :meth:`~tfio_handlers.pipeline.Pipeline.ping`; 503 while it loads or
+        when it failed to."""
         try:
             pipeline = self.pipeline
         except HTTPError as exc:
             return Response.error(exc)
-        response = pipeline.ping()
-        if response.status != 200:
-            return response
-        not_ready = pipeline.backend.models_not_ready()
-        if not_ready:
-            reasons = "; ".join(f"{name}: {why}" for name, why in not_ready.items())
-            return Response.error(BackendUnavailable(f"Model not ready: {reasons}"))
-        return response
+        return pipeline.ping()
 
     @staticmethod
     def not_found(method: str, path: str) -> Response:
