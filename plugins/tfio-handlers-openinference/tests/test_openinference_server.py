@@ -46,7 +46,22 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("oip_models") / "models"
     saved_models.build_half_plus_two(root / "half_plus_two" / "1")
     saved_models.build_multi_input(root / "multi_input" / "1")
+    build_bf16(root / "bf16" / "1")
     return root
+
+
+def build_bf16(export_dir: Path) -> Path:
+    """``x`` DT_BFLOAT16 [-1] -> ``y`` DT_BFLOAT16 (``2x``, exact) and ``y32`` DT_FLOAT (``x``)."""
+    import tensorflow as tf
+
+    class Bf16(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.bfloat16, name="x")])
+        def double(self, x: Any) -> Any:
+            return {"y": x * tf.constant(2, tf.bfloat16), "y32": tf.cast(x, tf.float32)}
+
+    module = Bf16()
+    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.double})
+    return export_dir
 
 
 def model_server(kind: str, models: Path, tmp: Path) -> tuple[LiveServer, str]:
@@ -357,3 +372,57 @@ def test_unknown_signature_and_version_are_404(server: LiveServer) -> None:
     assert answer.status == 404 and "nope" in answer.json()["error"]
     answer = server.post("/v2/models/half_plus_two/versions/9/infer", json.dumps({"inputs": [X]}))
     assert answer.status == 404 and set(answer.json()) == {"error"}
+
+
+# -- BF16 end to end: a bfloat16 SavedModel ------------------------------------------------------------
+
+
+def test_bf16_model_end_to_end(server: LiveServer, client: Any) -> None:
+    """BF16 in and out of a model whose signature is bfloat16: Triton's binary BF16 (the only form
+    tritonclient sends), JSON numbers (rounded to nearest even, as TensorFlow casts), FP32 data
+    into the bfloat16 input (the same rounding); outputs as binary BF16 and as JSON numbers."""
+    bfloat16 = pytest.importorskip("ml_dtypes").bfloat16
+    x = np.array([1.1015625, 2.5, -3.0, 1.5e38, 0.0], dtype=bfloat16)
+    if server.name.endswith("rest-backend"):
+        # TF Serving's REST API has no JSON form for bfloat16: refused before anything is sent
+        with pytest.raises(InferenceServerException, match="bfloat16") as refused:
+            client.infer("bf16", [triton_input("x", x, "BF16", True)])
+        assert refused.value.status() == "501"
+        return
+    for binary_out in (True, False):
+        result = client.infer(
+            "bf16",
+            [triton_input("x", x, "BF16", True)],
+            outputs=[
+                httpclient.InferRequestedOutput("y", binary_data=binary_out),
+                httpclient.InferRequestedOutput("y32", binary_data=binary_out),
+            ],
+        )
+        assert result.get_output("y")["datatype"] == "BF16"
+        y = result.as_numpy("y")
+        assert y.dtype == bfloat16
+        np.testing.assert_array_equal(y.astype(np.float32), x.astype(np.float32) * 2)
+        np.testing.assert_array_equal(result.as_numpy("y32"), x.astype(np.float32))
+    rounded = [1.1015625, 2.5, -3.0, 1.0]  # 1.1 and 1.00390625 (a tie: to even) as bfloat16
+    for datatype in ("BF16", "FP32"):
+        body = {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [4],
+                    "datatype": datatype,
+                    "data": [1.1, 2.5, -3, 1.00390625],
+                }
+            ]
+        }
+        answer = server.post("/v2/models/bf16/infer", json.dumps(body))
+        assert answer.status == 200, answer.body
+        outputs = {o["name"]: o for o in answer.json()["outputs"]}
+        assert outputs["y"]["datatype"] == "BF16" and outputs["y32"]["datatype"] == "FP32"
+        assert outputs["y32"]["data"] == rounded
+        assert outputs["y"]["data"] == [2 * v for v in rounded]
+    metadata = client.get_model_metadata("bf16")
+    assert metadata["inputs"] == [{"name": "x", "datatype": "BF16", "shape": [-1]}]
+    too_big = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1e39]}]}
+    answer = server.post("/v2/models/bf16/infer", json.dumps(too_big))
+    assert answer.status == 400 and "out of range" in answer.json()["error"]

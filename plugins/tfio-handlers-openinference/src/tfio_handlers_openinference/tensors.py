@@ -167,7 +167,16 @@ def _read_bytes_elements(chunk: bytes, count: int, limits: Limits, where: str) -
 
 
 def to_model(array: Array, spec: InputSpec | None, limits: Limits, where: str) -> Array:
-    """The client's array as the model's input wants it, by the library's one cast policy."""
+    """The client's array as the model's input wants it, by the library's one cast policy.
+
+    BF16 data (numpy kind ``V``, which the cast policy takes for no number) goes to a bfloat16 input
+    as it is, and to any other input as float32 first: exact, since every bfloat16 is a float32
+    (bfloat16 is float32's upper 16 bits), so the policy then sees the client's values unchanged.
+    """
+    if array.dtype.name == "bfloat16":
+        if spec is not None and spec.dtype == array.dtype:
+            return array
+        array = array.astype(np.float32)
     return conform(array, spec, limits, where)
 
 
