@@ -128,3 +128,14 @@ def test_same_values_and_bits() -> None:
     assert not same_values(np.array([0.0]), np.array([-0.0]))
     assert "bits" in describe_difference(quiet, signalling.copy())
     assert math.isnan(float(signalling[0]))
+
+
+def test_a_round_trips_signature_is_always_predict() -> None:
+    """An answer of one string output named ``inputs`` (drawn in the core-only CI run) decodes
+    against a predict signature, not a regressor-shaped one (``inputs`` string → ``outputs`` float),
+    which the pickle codec read as a RegressionRequest."""
+    from tfio_handlers.protocol.signatures import signature_method
+    from tfio_handlers.testing.strategies import signature_for
+
+    for outputs in ({"inputs": np.array([], dtype=object)}, {"inputs": np.array([b"a"], object)}):
+        assert signature_method(signature_for(outputs)) == "predict"

@@ -472,5 +472,8 @@ def signature_for(outputs: Mapping[str, Array], method: str = PREDICT) -> Signat
     sig = SignatureDef(method_name=method)
     for name, array in outputs.items():
         _spec(sig.inputs[name], data_type_of(array.dtype), None)
-    _spec(sig.outputs["outputs"], DT_FLOAT, None)
+    # Not "outputs": one string input named "inputs" beside a float "outputs" is a regressor's
+    # shape, which the library serves as regress whatever the method name says (TF 2 writes
+    # "predict" on every signature).
+    _spec(sig.outputs["answer"], DT_FLOAT, None)
     return sig
