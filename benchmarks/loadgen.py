@@ -79,6 +79,7 @@ async def _connection(
     first: list[bytes],
     errors: list[str],
     tickets: list[int] | None = None,
+    answered: list[int] | None = None,
 ) -> None:
     if tickets is not None:
         await _counted_connection(
@@ -95,6 +96,8 @@ async def _connection(
             await writer.drain()
             status, body = await _read_response(reader)
             done = time.perf_counter()
+            if answered is not None:
+                answered[0] += 1
             if not first:
                 first.append(body)
             if sent >= measure_from:
@@ -193,6 +196,7 @@ async def run(
     measure_from = start + warmup
     stop_at = measure_from + duration
     tickets: list[int] | None = None
+    answered = [0]
     if total is not None:
         tickets = [total]
         stop_at = start + time_limit if time_limit is not None else float("inf")
@@ -211,6 +215,7 @@ async def run(
                 first,
                 errors,
                 tickets,
+                answered,
             )
             for _ in range(concurrency)
         )
@@ -239,6 +244,8 @@ async def run(
         "cpu_seconds": cpu,
         "cpu_share": cpu / (time.perf_counter() - start),
         "first_body": (first[0] if first else b"").decode("utf-8", "replace"),
+        # every answer, warm-up included (time mode): what the server's CPU time is divided by
+        "answered_total": answered[0] if tickets is None else len(latencies),
     }
     if tickets is not None:
         result["total"] = total

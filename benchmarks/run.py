@@ -51,7 +51,11 @@ GROUPS = (
     "batching",
     "transform",
     "ray-transform",
+    "peers",
 )
+# Run only when named: it installs KServe and MLServer in venvs of their own (cached) and writes to
+# its own file: ``run.py --groups peers --output benchmarks/RESULTS-peers.md``.
+ON_REQUEST = ("peers",)
 
 # Statements whose cold import is measured (fresh interpreters): the foundation's three, plus what a
 # request needs without TensorFlow.
@@ -261,6 +265,16 @@ def group_ray_transform(opts: argparse.Namespace) -> GroupResult:
     return ray_transform_bench.bench_ray_transform(300_000, 3)
 
 
+def group_peers(opts: argparse.Namespace) -> GroupResult:
+    """Issue 17's peers: KServe, MLServer and a naive FastAPI server next to the project and the
+    legacy baseline, over HTTP (``peers.py``)."""
+    import peers
+
+    if opts.quick:
+        return peers.bench_peers(1, 0.5, 2.0, cold_repeats=1)
+    return peers.bench_peers(3, 1.0, 4.0, cold_repeats=3)
+
+
 # -- report ------------------------------------------------------------------------------------------
 
 
@@ -364,7 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter repeats (~3 min)")
     parser.add_argument(
-        "--groups", default=",".join(GROUPS), help=f"comma-separated subset of: {', '.join(GROUPS)}"
+        "--groups",
+        default=",".join(g for g in GROUPS if g not in ON_REQUEST),
+        help=f"comma-separated subset of: {', '.join(GROUPS)} (default: all but "
+        f"{', '.join(ON_REQUEST)})",
     )
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -403,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         "batching": group_batching_backend,
         "transform": group_transform,
         "ray-transform": group_ray_transform,
+        "peers": group_peers,
     }
     for name in GROUPS:
         if name not in wanted:
