@@ -290,6 +290,7 @@ HOSTILE: dict[str, tuple[bytes, dict[str, str], int]] = {
     ),
     "header length beyond body": (*header_and({"inputs": [X]}, b"", length=10**6), 400),
     "header length not a number": (b"{}", {"Inference-Header-Content-Length": "-1"}, 400),
+    "header length of 5000 digits": (b"{}", {"Inference-Header-Content-Length": "9" * 5000}, 400),
     "binary without header length": (
         json.dumps({"inputs": [{**X, "parameters": {"binary_data_size": 8}}]}).encode(),
         {},
@@ -344,6 +345,12 @@ def test_hostile_bodies_are_4xx_with_the_error_body(server: LiveServer, case: st
 
 def test_bad_versions_and_unknown_routes(server: LiveServer) -> None:
     assert server.get("/v2/models/half_plus_two/versions/x").status == 400
+    for version in ("%C2%B2", "9" * 30):  # "²" is str.isdigit() but no int
+        for suffix in ("", "/ready", "/infer"):
+            method = "POST" if suffix == "/infer" else "GET"
+            path = f"/v2/models/half_plus_two/versions/{version}{suffix}"
+            answer = server.request(method, path, b"{}" if suffix == "/infer" else None)
+            assert answer.status == 400 and set(answer.json()) == {"error"}, (path, answer.body)
     assert server.get("/v2/models/half_plus_two/versions/7").status == 404
     answer = server.get("/v2/nothing/here")
     assert answer.status == 404 and set(answer.json()) == {"error"}

@@ -68,13 +68,22 @@ def _error(error: HTTPError) -> Response:
     return Response.error(error, CODEC)
 
 
+def _number(text: str, digits: int) -> int | None:
+    """``text`` as a non-negative integer of at most ``digits`` ASCII digits, else ``None``
+    (``str.isdigit`` also takes ``'²'``, which ``int`` refuses, and ``int`` refuses over 4300 digits)."""
+    if not text or len(text) > digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def _version(request: RouteRequest) -> int | None:
     text = request.params.get("version")
     if text is None or text == "":
         return None
-    if not text.isdigit() or len(text) > 18:
-        raise BadRequest(f"Model version must be a number, got {text!r}")
-    return int(text)
+    version = _number(text, 18)
+    if version is None:
+        raise BadRequest(f"Model version must be a number, got {text[:40]!r}")
+    return version
 
 
 # -- health and metadata ------------------------------------------------------------------------------
@@ -206,10 +215,9 @@ def _split(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, bytes]:
     declared = headers.get(HEADER_LENGTH)
     if declared is None:
         return body, b""
-    text = declared.strip()
-    if not text.isdigit():
-        raise BadRequest(f"Inference-Header-Content-Length must be a number, got {declared!r}")
-    length = int(text)
+    length = _number(declared.strip(), 18)
+    if length is None:
+        raise BadRequest(f"Inference-Header-Content-Length must be a number, got {declared[:40]!r}")
     if length > len(body):
         raise BadRequest(
             f"Inference-Header-Content-Length is {length}, beyond the body of {len(body)} bytes"
