@@ -433,3 +433,15 @@ def test_bf16_model_end_to_end(server: LiveServer, client: Any) -> None:
     too_big = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1e39]}]}
     answer = server.post("/v2/models/bf16/infer", json.dumps(too_big))
     assert answer.status == 400 and "out of range" in answer.json()["error"]
+
+
+def test_cast_errors_name_the_input_once(server: LiveServer) -> None:
+    c = {"name": "c", "shape": [1], "datatype": "BYTES", "data": [5]}
+    fraction = {"name": "x", "shape": [1], "datatype": "INT32", "data": [1.5]}
+    for model, tensor in (("multi_input", c), ("half_plus_two", fraction)):
+        answer = server.post(f"/v2/models/{model}/infer", json.dumps({"inputs": [tensor]}))
+        assert answer.status == 400
+        error = answer.json()["error"]
+        assert error.startswith("inputs[0]: input ") and error.count(repr(tensor["name"])) == 1, (
+            error
+        )

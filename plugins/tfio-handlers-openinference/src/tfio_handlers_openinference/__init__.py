@@ -252,6 +252,7 @@ def _inputs(
         if not isinstance(name, str):
             raise BadRequest(f"inputs[{index}] needs a 'name' string")
         where = f"input {name!r}"
+        at = f"inputs[{index}]"  # the library's messages name the input and dtype after it
         if name in arrays:
             raise BadRequest(f"{where} is given twice")
         if name not in specs:
@@ -276,8 +277,8 @@ def _inputs(
         else:
             if "data" not in tensor:
                 raise BadRequest(f"{where} has neither data nor binary_data_size")
-            array = read_json(tensor["data"], dims, client, limits, where)
-        arrays[name] = to_model(array, specs[name], limits, where)
+            array = read_json(tensor["data"], dims, client, limits, where, at=at)
+        arrays[name] = to_model(array, specs[name], limits, at)
     if position != len(binary):
         raise BadRequest(
             f"The request holds {len(binary) - position} bytes of binary data that no input claims"

@@ -104,12 +104,21 @@ def check_dims(shape: Any, limits: Limits, where: str) -> tuple[int, ...]:
 
 
 def read_json(
-    data: Any, dims: tuple[int, ...], spec: InputSpec, limits: Limits, where: str
+    data: Any,
+    dims: tuple[int, ...],
+    spec: InputSpec,
+    limits: Limits,
+    where: str,
+    *,
+    at: str | None = None,
 ) -> Array:
-    """``data`` (flat or nested, row-major) as an array of ``spec``'s dtype and shape ``dims``."""
+    """``data`` (flat or nested, row-major) as an array of ``spec``'s dtype and shape ``dims``.
+
+    ``where`` starts this module's messages (``input 'x'``); ``at`` (default ``where``) starts the
+    library's, which name the input themselves (``inputs[0]: input 'x' (DT_FLOAT) ...``)."""
     if not isinstance(data, list):
         raise BadRequest(f"{where}: data must be a list, got {type(data).__name__}")
-    array = array_from_json(data, spec, limits, where)
+    array = array_from_json(data, spec, limits, at or where)
     count = math.prod(dims)
     if array.size != count:
         raise BadRequest(
