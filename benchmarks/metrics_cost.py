@@ -4,7 +4,8 @@ Timed in one process, without a network or a model, so that only our code is mea
 
 * ``metrics``: what the middleware does with prometheus-client for one answered request (the
   in-flight gauge up and down, the request counter, the latency and body-size histograms, the three
-  stage histograms), through :class:`~tfio_handlers.observability.metrics.Metrics`' cached children;
+  stage histograms), through :class:`~tfio_handlers.observability.metrics.Metrics`' ``begin`` and
+  ``finish`` (one process: counts under one lock, fed to prometheus-client at scrape time);
 * ``middleware, metrics on`` / ``metrics off`` / ``no middleware``: one ``POST /invocations``
   through :class:`~tfio_handlers.observability.asgi.ObservabilityMiddleware` around a trivial ASGI
   app answering 200 at once (route matching, the request id, the access line formatted by a handler
@@ -62,13 +63,11 @@ def metrics_call() -> Callable[[], None]:
     metrics = Metrics()
 
     def one() -> None:
-        metrics.in_flight.inc()
-        metrics.in_flight.dec()
-        metrics.observe_request(
+        metrics.begin()
+        metrics.finish(
             "/invocations", "iris", "POST", "application/json", "application/json", 200,
-            0.0012, 64, 120,
+            0.0012, 64, 120, 0.0001, 0.0008, 0.0001, True,
         )  # fmt: skip
-        metrics.observe_stages("iris", 0.0001, 0.0008, 0.0001)
 
     return one
 
@@ -156,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Observability cost per request",
         "",
-        f"`python benchmarks/metrics_cost.py` on Python {platform.python_version()}, "
+        f"`python benchmarks/metrics_cost.py"
+        f"{'' if args.rounds == 9 else f' --rounds {args.rounds}'}` on Python {platform.python_version()}, "
         f"prometheus-client {version('prometheus-client')}, {platform.machine()}, "
         f"{time.strftime('%Y-%m-%d')}. Best of interleaved rounds; see the module docstring for what each row does.",
         "",

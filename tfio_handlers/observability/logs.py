@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InternalError
@@ -63,6 +63,23 @@ class AccessLine:
     request_id: str
     client: str
     pid: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name (what :func:`dataclasses.asdict` gives, without its deep copies)."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "codec": self.codec,
+            "model": self.model,
+            "version": self.version,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "duration_ms": self.duration_ms,
+            "request_id": self.request_id,
+            "client": self.client,
+            "pid": self.pid,
+        }
 
     def __str__(self) -> str:
         return (
@@ -139,7 +156,7 @@ class JsonFormatter(logging.Formatter):
         }
         access = getattr(record, "access", None)
         if isinstance(access, AccessLine):
-            entry.update(asdict(access))
+            entry.update(access.as_dict())
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:

@@ -33,8 +33,10 @@ every worker counts. The gauges are ``livesum``: the sum over the live workers.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +50,7 @@ __all__ = [
     "BYTES_BUCKETS",
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
+    "FLUSH_AT",
     "MULTIPROC_ENV",
     "STATES",
     "Metrics",
@@ -122,16 +125,31 @@ def mark_process_dead(pid: int | None = None) -> None:
 class Metrics:
     """The metrics of one process, on a registry of their own (the module docstring's table).
 
-    The observing methods cache each label set's child, so a request costs dictionary look-ups and
-    the increments themselves (``benchmarks/metrics_cost.py`` measures it).
+    What the middleware records per request (:meth:`begin`, :meth:`finish`) goes one of two ways:
+
+    * one process (no :data:`MULTIPROC_ENV`): a tuple per answered request appended to a list (no
+      lock), counted into prometheus-client's metrics many at once when they are read (a collector
+      registered first flushes them at every scrape, :meth:`flush`) or when :data:`FLUSH_AT` wait;
+      the in-flight gauge is requests begun minus ended, from two ``itertools.count``. A request
+      costs an append and two ``next`` calls instead of nine prometheus-client updates, each
+      under its own lock;
+    * multi-process mode: straight into prometheus-client's metrics, whose values live in the
+      shared folder the scraping worker sums (nothing may wait in one worker for a scrape another
+      answers), through each label set's cached child.
+
+    The exposition is the same either way (a test compares them); ``direct`` chooses (default:
+    direct in multi-process mode). ``benchmarks/metrics_cost.py`` measures the cost.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, direct: bool | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.pid = os.getpid()
+        self.direct = multiprocess() if direct is None else direct
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        if not self.direct:
+            r.register(_Flush(self))  # first: the pending counts land before anything is read
         self.requests = Counter(
             "tfio_handlers_requests",
             "Requests answered, by route template, model, HTTP method, request content type, "
@@ -191,11 +209,68 @@ class Metrics:
             buckets=BATCH_SIZE_BUCKETS,
             registry=r,
         )
+        # Direct: each label set's children, made once.
         self._request_children: dict[tuple[str, str, str, str, str, int], Any] = {}
         self._route_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         self._stage_children: dict[str, tuple[Any, Any, Any]] = {}
+        # One process: the requests answered since the last flush, one tuple each (a list's
+        # ``append`` and ``del lst[:n]`` are each atomic, so no lock), and the in-flight counts.
+        self._pending: list[tuple[Any, ...]] = []
+        self._begun = itertools.count()
+        self._ended = itertools.count()  # left without an answer
+        self._finished = 0  # flushed answered requests
+        self._flushing = threading.Lock()
 
     # -- per request -------------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """A request arrived: one more in flight."""
+        if self.direct:
+            self.in_flight.inc()
+        else:
+            next(self._begun)
+
+    def end(self) -> None:
+        """A request is over without an answer to count (its client left): one fewer in flight."""
+        if self.direct:
+            self.in_flight.dec()
+        else:
+            next(self._ended)
+
+    def finish(
+        self,
+        route: str,
+        model: str,
+        method: str,
+        content_type: str,
+        accept: str,
+        status: int,
+        seconds: float,
+        bytes_in: int,
+        bytes_out: int,
+        decode: float | None = None,
+        call: float | None = None,
+        encode: float | None = None,
+        stages: bool = False,
+    ) -> None:
+        """A request was answered: one fewer in flight, :meth:`observe_request`, and, when
+        ``stages``, :meth:`observe_stages`. In one process, a tuple appended to a list: the
+        counting happens in :meth:`flush`, for many requests at once."""
+        if self.direct:
+            self.in_flight.dec()
+            self.observe_request(
+                route, model, method, content_type, accept, status, seconds, bytes_in, bytes_out
+            )
+            if stages:
+                self.observe_stages(model, decode, call, encode)
+            return
+        pending = self._pending
+        pending.append(
+            (route, model, method, content_type, accept, status, seconds, bytes_in, bytes_out,
+             decode, call, encode, stages)
+        )  # fmt: skip
+        if len(pending) >= FLUSH_AT:
+            self.flush()
 
     def observe_request(
         self,
@@ -209,13 +284,38 @@ class Metrics:
         bytes_in: int,
         bytes_out: int,
     ) -> None:
-        """Count one answered request and observe its latency and body sizes."""
+        """Count one answered request and observe its latency and body sizes, in
+        prometheus-client's metrics at once (:meth:`finish` is the per-request path)."""
+        self._request_child(route, model, method, content_type, accept, status).inc()
+        children = self._route_child(route, model)
+        children[0].observe(seconds)
+        children[1].observe(bytes_in)
+        children[2].observe(bytes_out)
+
+    def observe_stages(
+        self, model: str, decode: float | None, call: float | None, encode: float | None
+    ) -> None:
+        """Observe the stages a request went through (``None``: not reached), in
+        prometheus-client's metrics at once."""
+        children = self._stage_child(model)
+        if decode is not None:
+            children[0].observe(decode)
+        if call is not None:
+            children[1].observe(call)
+        if encode is not None:
+            children[2].observe(encode)
+
+    def _request_child(
+        self, route: str, model: str, method: str, content_type: str, accept: str, status: int
+    ) -> Any:
         key = (route, model, method, content_type, accept, status)
         counter = self._request_children.get(key)
         if counter is None:
             counter = self.requests.labels(route, model, method, content_type, accept, str(status))
             self._request_children[key] = counter
-        counter.inc()
+        return counter
+
+    def _route_child(self, route: str, model: str) -> tuple[Any, Any, Any]:
         children = self._route_children.get((route, model))
         if children is None:
             children = (
@@ -224,14 +324,9 @@ class Metrics:
                 self.response_bytes.labels(route),
             )
             self._route_children[(route, model)] = children
-        children[0].observe(seconds)
-        children[1].observe(bytes_in)
-        children[2].observe(bytes_out)
+        return children
 
-    def observe_stages(
-        self, model: str, decode: float | None, call: float | None, encode: float | None
-    ) -> None:
-        """Observe the stages a request went through (``None``: not reached)."""
+    def _stage_child(self, model: str) -> tuple[Any, Any, Any]:
         children = self._stage_children.get(model)
         if children is None:
             children = (
@@ -240,12 +335,50 @@ class Metrics:
                 self.stages.labels("encode", model),
             )
             self._stage_children[model] = children
-        if decode is not None:
-            children[0].observe(decode)
-        if call is not None:
-            children[1].observe(call)
-        if encode is not None:
-            children[2].observe(encode)
+        return children
+
+    def flush(self) -> None:
+        """Count the requests answered since the last flush into prometheus-client's metrics (a
+        no-op when direct). Every read of :attr:`registry` does it first, and :meth:`finish` when
+        :data:`FLUSH_AT` requests wait."""
+        if self.direct:
+            return
+        import numpy as np
+
+        with self._flushing:
+            pending = self._pending
+            taken = len(pending)
+            items = pending[:taken]
+            del pending[:taken]  # what was appended meanwhile stays for the next flush
+            self._finished += taken
+            groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+            for item in items:
+                key = item[:6]
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [item]
+                else:
+                    group.append(item)
+            by_route: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+            by_model: dict[str, list[tuple[Any, ...]]] = {}
+            for key, group in groups.items():
+                self._request_child(*key).inc(len(group))
+                by_route.setdefault(key[:2], []).extend(group)
+                by_model.setdefault(key[1], []).extend(item for item in group if item[12])
+            for (route, model), group in by_route.items():
+                children = self._route_child(route, model)
+                columns = list(zip(*group, strict=True))
+                _add(np, children[0], DURATION_BUCKETS, columns[6])
+                _add(np, children[1], BYTES_BUCKETS, columns[7])
+                _add(np, children[2], BYTES_BUCKETS, columns[8])
+            for model, group in by_model.items():
+                if not group:
+                    continue
+                children = self._stage_child(model)
+                columns = list(zip(*group, strict=True))
+                for child, column in zip(children, columns[9:12], strict=True):
+                    _add(np, child, DURATION_BUCKETS, [v for v in column if v is not None])
+            self.in_flight.set(_count(self._begun) - _count(self._ended) - self._finished)
 
     # -- exposition --------------------------------------------------------------------------------
 
@@ -265,6 +398,48 @@ class Metrics:
         if backend is not None:
             text += generate_latest(_ModelStates(backend))
         return text
+
+
+FLUSH_AT = 1024
+"""Answered requests that wait, in one process, before the request that makes them this many
+counts them all (a scrape counts them sooner)."""
+
+
+def _count(counter: itertools.count[int]) -> int:
+    """How many times ``next`` was called on ``counter`` (its repr is ``count(N)``)."""
+    return int(repr(counter)[6:-1])
+
+
+def _add(np: Any, child: Any, bounds: Sequence[float], values: Sequence[float]) -> None:
+    """Observe ``values`` on a histogram child at once: as its ``observe`` would one by one, each
+    in the first bucket whose bound is ``>=`` it (+Inf last), and their sum."""
+    if not values:
+        return
+    # prometheus-client has no public way to add many observations; its child keeps one value
+    # per bucket (not cumulative) and the sum: tests/observability compares the exposition with
+    # prometheus-client's own observe.
+    counts = np.bincount(
+        np.searchsorted(bounds, np.asarray(values, dtype=np.float64), side="left"),
+        minlength=len(bounds) + 1,
+    )
+    buckets = child._buckets
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))
+    child._sum.inc(float(sum(values)))
+
+
+class _Flush:
+    """A collector yielding nothing, registered first: reading the registry flushes the counts."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        self.metrics.flush()
+        return iter(())
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
 
 
 class _ModelStates:

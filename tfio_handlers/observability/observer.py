@@ -48,10 +48,23 @@ the URL share their model's label)."""
 _NOTHING: frozenset[str] = frozenset()
 
 
+_ESSENCES: dict[str, str] = {}
+_CACHED = 256
+"""Entries kept by each of the observer's small caches (media types, routes by path): emptied
+when full, so whatever clients send, they stay small."""
+
+
 def _essence(value: str | None) -> str:
+    """``value``'s media type without parameters, lower-case (``-`` when absent)."""
     if not value:
         return NONE
-    return value.partition(";")[0].strip().lower() or NONE
+    found = _ESSENCES.get(value)
+    if found is None:
+        found = value.partition(";")[0].strip().lower() or NONE
+        if len(_ESSENCES) >= _CACHED:
+            _ESSENCES.clear()
+        _ESSENCES[value] = found
+    return found
 
 
 class Observer:
@@ -75,6 +88,8 @@ class Observer:
         self._routes = routes
         self._pipeline = pipeline
         self._known: tuple[object, frozenset[str], frozenset[str]] | None = None
+        self._table: object = None
+        self._templates: dict[tuple[str, str], str] = {}
         self.pid = os.getpid()
         # The adapters write an access line of their own; behind this middleware it is a duplicate.
         if supersede_adapter_line not in access_logger.filters:
@@ -108,14 +123,26 @@ class Observer:
     def begin(self) -> None:
         """A request arrived."""
         if self.metrics is not None:
-            self.metrics.in_flight.inc()
+            self.metrics.begin()
 
     def route_of(self, method: str, path: str) -> str:
         """The template of the route that takes ``method path``, or :data:`UNMATCHED`."""
         if self._routes is None:
             return UNMATCHED
-        found = self._routes().match(method, path)
-        return found[0].template if found is not None else UNMATCHED
+        table = self._routes()
+        templates = self._templates
+        if table is not self._table:  # a new table (the pipeline was built): forget the old one's
+            templates.clear()
+            self._table = table
+        key = (method, path)
+        template = templates.get(key)
+        if template is None:
+            found = table.match(method, path)
+            template = found[0].template if found is not None else UNMATCHED
+            if len(templates) >= _CACHED:
+                templates.clear()
+            templates[key] = template
+        return template
 
     def _media_types(self) -> tuple[frozenset[str], frozenset[str]]:
         """The media types the codecs decode and encode (empty until the pipeline is built)."""
@@ -145,7 +172,6 @@ class Observer:
     ) -> None:
         """A request was answered: count it and write its access line. ``target`` is the path as
         logged (with its query); ``request_type``/``response_type`` the Content-Type headers."""
-        self.end()
         metrics = self.metrics
         # The route's template is a label only: no table look-up when metrics are off.
         route = self.route_of(method, path) if metrics is not None else UNMATCHED
@@ -170,13 +196,22 @@ class Observer:
             accept = codec if status < 400 else NONE
             if accept != NONE and accept not in encodable:
                 accept = OTHER
-            metrics.observe_request(
-                route, model, method, content_type, accept, status, seconds, bytes_in, bytes_out
-            )
             if context is not None:
-                metrics.observe_stages(
-                    model, context.decode_seconds, context.model_seconds, context.encode_seconds
-                )
+                metrics.finish(
+                    route, model, method, content_type, accept, status, seconds, bytes_in,
+                    bytes_out, context.decode_seconds, context.model_seconds,
+                    context.encode_seconds, True,
+                )  # fmt: skip
+            elif record.stages is not None:  # TF Serving's REST API timed its own stages
+                metrics.finish(
+                    route, model, method, content_type, accept, status, seconds, bytes_in,
+                    bytes_out, *record.stages, True,
+                )  # fmt: skip
+            else:
+                metrics.finish(
+                    route, model, method, content_type, accept, status, seconds, bytes_in,
+                    bytes_out,
+                )  # fmt: skip
             if record.user_code_failed:
                 metrics.user_code_errors.labels(model).inc()
         log_access(
@@ -199,7 +234,7 @@ class Observer:
     def end(self) -> None:
         """A request is over (answered, or its client left)."""
         if self.metrics is not None:
-            self.metrics.in_flight.dec()
+            self.metrics.end()
 
     @staticmethod
     def _tfs_labels(method: str, path: str, status: int, route: str) -> tuple[str, str, str]:

@@ -85,6 +85,9 @@ class RequestRecord:
     """The pipeline's context of this request (model, version, stage timings), once it has one."""
     user_code_failed: bool = False
     """Whether the user's code raised while answering it (``UserCodeError``)."""
+    stages: tuple[float | None, float | None, float | None] | None = None
+    """Decode, model and encode seconds of a request answered without a :class:`Context` (TF
+    Serving's REST API times its own); ``None`` when it has a context or was not timed."""
     codec: str | None = None
     """What the adapter says handled it (``application/json``, ``tfs:predict``, ``-``), when it
     said (see :func:`tfio_handlers.observability.logs.supersede_adapter_line`)."""
