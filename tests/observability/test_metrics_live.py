@@ -89,13 +89,15 @@ def test_metrics_count_exactly_the_requests_sent(servers: dict[str, LiveServer],
     assert _count(requests, route="unmatched", status="404", method="GET") == 2
     assert _count(requests, route="/ping") >= 1  # readiness polls are requests too
     assert "/no/such/route" not in text  # unknown paths share one label
-    # Histograms agree with the counter; the stages ran for the 5 answered /invocations.
+    # Histograms agree with the counter; the stages ran for the 5 answered /invocations and the
+    # 3 answered TF Serving predicts (which time their own stages).
     durations = _samples(text, "tfio_handlers_request_duration_seconds_count")
     assert _count(durations, route="/invocations") == 8
+    assert _count(durations, route="/v1/models/{model}:predict") == 3
     stages = _samples(text, "tfio_handlers_stage_duration_seconds_count")
-    assert _count(stages, stage="decode", model="half_plus_two") == 5
-    assert _count(stages, stage="model", model="half_plus_two") == 5
-    assert _count(stages, stage="encode", model="half_plus_two") == 5
+    assert _count(stages, stage="decode", model="half_plus_two") == 5 + 3
+    assert _count(stages, stage="model", model="half_plus_two") == 5 + 3
+    assert _count(stages, stage="encode", model="half_plus_two") == 5 + 3
     sizes = _samples(text, "tfio_handlers_request_bytes_sum")
     assert _count(sizes, route="/invocations") == 5 * len(PREDICT) + 2 * 8 + 3
     in_flight = _samples(text, "tfio_handlers_in_flight_requests")
