@@ -40,6 +40,14 @@ SCRIPT = Path(__file__).with_name("kserve_client_script.py")
 pytestmark = [pytest.mark.tensorflow, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
+def kserve_env() -> dict[str, str]:
+    """The environment of the kserve venv's processes: this one's, without our source tree on
+    ``PYTHONPATH`` (the venv holds kserve only)."""
+    env = clean_env()
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 def kserve_python() -> Path:
     """The Python of a venv holding ``kserve==KSERVE``: reused when built before, else built now;
     ``pytest.skip`` with pip's reason when it cannot be."""
@@ -78,7 +86,7 @@ def kserve_python() -> Path:
                     capture_output=True,
                     text=True,
                     timeout=max(1.0, deadline - time.monotonic()),
-                    env=clean_env(),
+                    env=kserve_env(),
                 )
             except subprocess.TimeoutExpired:
                 shutil.rmtree(venv, ignore_errors=True)
@@ -125,7 +133,7 @@ def test_kserve_rest_client_gets_what_tf_serving_predict_answers(
         capture_output=True,
         text=True,
         timeout=120,
-        env=clean_env(),
+        env=kserve_env(),
     )
     assert run.returncode == 0, run.stderr[-4000:]
     report: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
