@@ -32,7 +32,9 @@ class SavedModel(kserve.Model):  # type: ignore[misc]
         features = np.asarray(payload["instances"], self.dtype)
         outputs = self.function(**{self.argument: tf.constant(features)})
         arrays = {
-            k: (np.char.decode(v.numpy().astype(np.bytes_)) if v.dtype == tf.string else v.numpy()).tolist()
+            k: (
+                np.char.decode(v.numpy().astype(np.bytes_)) if v.dtype == tf.string else v.numpy()
+            ).tolist()
             for k, v in outputs.items()
         }  # KServe answers with orjson, which refuses bytes
         if len(arrays) == 1:
