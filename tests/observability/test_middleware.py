@@ -375,3 +375,33 @@ def test_tfs_rest_routes_time_their_stages(action: str) -> None:
     else:  # Echo has no classify/regress signature: refused before any stage ran
         assert status >= 400
         assert after == before
+
+
+def test_one_access_line_the_middlewares_and_none_bare(log_lines: io.StringIO) -> None:
+    """The adapters write no access line: they hand the codec to the request's record, and the
+    middleware's line names it. Served bare, an app logs no access line at all."""
+    from tfio_handlers.adapters.asgi import ASGIApp
+
+    bare = Served(ASGIApp(pipeline()))
+    try:
+        assert bare.request("POST", "/v1/models/echo:predict", BODY)[0] == 200
+        assert bare.request("POST", "/invocations", BODY)[0] == 200
+    finally:
+        bare.stop()
+    assert [e for e in entries(log_lines) if e["logger"] == "tfio_handlers.access"] == []
+    server = serve(pipeline(), metrics=False)
+    try:
+        for path, rid in (
+            ("/v1/models/echo:predict", "one-line-1"),
+            ("/no/such/route", "one-line-2"),
+            ("/invocations", "one-line-3"),
+        ):
+            server.request("POST", path, BODY, **{"X-Request-ID": rid})
+    finally:
+        server.stop()
+    access = [e for e in entries(log_lines) if e["logger"] == "tfio_handlers.access"]
+    assert [(e["request_id"], e["codec"], e["status"]) for e in access] == [
+        ("one-line-1", "tfs:predict", 200),
+        ("one-line-2", "-", 404),
+        ("one-line-3", "application/json", 200),
+    ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,12 +21,13 @@ from .serving import (
     PipelineSource,
     ServingState,
     Target,
-    access_log,
     call_handler,
+    hand_codec,
     internal_error,
 )
 
 if TYPE_CHECKING:
+    from ..observability.asgi import ObservabilityMiddleware
     from ..registry import Registry
 
 __all__ = ["ASGIApp", "app_from_env"]
@@ -93,7 +93,6 @@ class ASGIApp:
             return
         if scope["type"] != "http":
             return
-        started = time.perf_counter()
         method: str = scope["method"]
         target = Target.of(
             scope["path"],
@@ -110,6 +109,7 @@ class ASGIApp:
             except Exception:
                 response = internal_error("the ASGI adapter")
             response = response.checked()
+            hand_codec(response)
             await send(
                 {
                     "type": "http.response.start",
@@ -123,14 +123,6 @@ class ASGIApp:
             await send({"type": "http.response.body", "body": response.body})
         finally:
             self.state.leave()
-        client = scope.get("client")
-        access_log(
-            method,
-            target.raw,
-            response,
-            time.perf_counter() - started,
-            client[0] if client else None,
-        )
 
     async def _respond(
         self, scope: Scope, receive: Receive, method: str, target: Target
@@ -250,16 +242,21 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def app_from_env() -> ASGIApp:
-    """The ASGI app configured from the environment (see :func:`tfio_handlers.bootstrap.load_config`).
+def app_from_env() -> ObservabilityMiddleware:
+    """The ASGI app configured from the environment (see :func:`tfio_handlers.bootstrap.load_config`),
+    observed (request ids, metrics as ``TFIO_HANDLERS_METRICS`` says, the access line: see
+    :func:`tfio_handlers.observability.apps.observe_asgi`), as ``tfio-handlers serve`` runs it.
 
     A factory for ``uvicorn --factory``. The configuration, the user's code included, is read and
     checked here, so a mistake stops the server before it listens (uvicorn prints the message and
     exits); the model loads (or a remote model server is waited for) in the background once the
-    server starts, while ``/ping`` answers 503.
+    server starts, while ``/ping`` answers 503. An :class:`ASGIApp` made directly is bare: it
+    writes no access line (wrap it with ``observe_asgi``).
     """
     from ..bootstrap import configure_logging, load_config, pipeline_from_config
+    from ..observability.apps import observe_asgi
 
     configure_logging()
     config = load_config()
-    return ASGIApp(functools.partial(pipeline_from_config, config), registry=config.registry)
+    app = ASGIApp(functools.partial(pipeline_from_config, config), registry=config.registry)
+    return observe_asgi(app, config.settings)

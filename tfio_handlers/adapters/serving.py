@@ -1,4 +1,5 @@
-"""What both adapters share: the pipeline's lifecycle, readiness, routing by path, and the access log.
+"""What both adapters share: the pipeline's lifecycle, readiness, routing by path, and the codec
+handed to the access line.
 
 The adapters differ only in how bytes and headers arrive (ASGI messages, a WSGI ``environ``); every
 decision about a request is made here or in the pipeline, so both behave the same under any server.
@@ -12,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from ..errors import (
@@ -23,6 +24,7 @@ from ..errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
+from ..observability.requests import current as current_request
 from ..pipeline import Pipeline, Response
 from .routes import Endpoint, RouteRequest, RouteTable
 
@@ -35,15 +37,14 @@ __all__ = [
     "Route",
     "ServingState",
     "Target",
-    "access_log",
     "builtin_routes",
     "call_handler",
+    "hand_codec",
     "internal_error",
     "route_of",
     "strip_mount",
 ]
 
-access_logger = logging.getLogger("tfio_handlers.access")
 log = logging.getLogger(__name__)
 
 PipelineSource = Pipeline | Callable[[], Pipeline]
@@ -292,17 +293,13 @@ class ServingState:
         )
 
 
-def access_log(method: str, path: str, response: Response, seconds: float, client: Any) -> None:
-    """One line per request: client, method, path, status, bytes, latency, codec and worker pid."""
-    if access_logger.isEnabledFor(logging.INFO):
-        access_logger.info(
-            '%s "%s %s" %d %d %.2fms codec=%s pid=%d',
-            client or "-",
-            method,
-            path,
-            response.status,
-            len(response.body),
-            seconds * 1000.0,
-            response.codec,
-            os.getpid(),
-        )
+def hand_codec(response: Response) -> None:
+    """Tell the observability middleware what handled this request (``response.codec``: the media
+    type, ``tfs:<action>``, ``-`` for no route), for its access line: the one line a request gets.
+
+    The adapters write no access line of their own; an app served without the middleware
+    (:func:`tfio_handlers.observability.apps.observe_asgi`, ``tfio-handlers serve``) has none.
+    """
+    record = current_request.get()
+    if record is not None:
+        record.codec = response.codec

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -25,12 +24,13 @@ from .serving import (
     PipelineSource,
     ServingState,
     Target,
-    access_log,
     call_handler,
+    hand_codec,
     internal_error,
 )
 
 if TYPE_CHECKING:
+    from ..observability.wsgi import WSGIObservabilityMiddleware
     from ..registry import Registry
 
 __all__ = ["WSGIApp", "app_from_env"]
@@ -94,7 +94,6 @@ class WSGIApp:
         self._pool_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        started = time.perf_counter()
         method = environ["REQUEST_METHOD"]
         target = _target(environ)
         self.state.enter()
@@ -105,15 +104,9 @@ class WSGIApp:
         finally:
             self.state.leave()
         response = response.checked()
+        hand_codec(response)
         status = f"{response.status} {_REASONS.get(response.status, 'Unknown')}"
         start_response(status, [*response.headers, ("Content-Length", str(len(response.body)))])
-        access_log(
-            method,
-            target.raw,
-            response,
-            time.perf_counter() - started,
-            environ.get("REMOTE_ADDR"),
-        )
         return [response.body]
 
     def _respond(self, environ: dict[str, Any], method: str, target: Target) -> Response:
@@ -242,18 +235,22 @@ def _pep3333(text: str) -> str:
         return text
 
 
-def app_from_env() -> WSGIApp:
-    """The WSGI app configured from the environment, the model loading in the background.
+def app_from_env() -> WSGIObservabilityMiddleware:
+    """The WSGI app configured from the environment, the model loading in the background, observed
+    (request ids, metrics as ``TFIO_HANDLERS_METRICS`` says, the access line: see
+    :func:`tfio_handlers.observability.apps.observe_wsgi`), as ``tfio-handlers serve`` runs it.
 
     For ``gunicorn 'tfio_handlers.adapters.wsgi:app_from_env()'``: each worker builds its own app
     and loads the model itself. The configuration, the user's code included, is read and checked
     here first (see :func:`tfio_handlers.bootstrap.load_config`), so a mistake fails the worker's boot
-    and gunicorn stops instead of serving 503 for ever.
+    and gunicorn stops instead of serving 503 for ever. A :class:`WSGIApp` made directly is bare:
+    it writes no access line (wrap it with ``observe_wsgi``).
     """
     from ..bootstrap import configure_logging, load_config, pipeline_from_config
+    from ..observability.apps import observe_wsgi
 
     configure_logging()
     config = load_config()
     app = WSGIApp(functools.partial(pipeline_from_config, config), registry=config.registry)
     app.state.start_loading()
-    return app
+    return observe_wsgi(app, config.settings)

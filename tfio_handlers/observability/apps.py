@@ -2,9 +2,13 @@
 
 ``uvicorn 'tfio_handlers.observability.apps:asgi_app_from_env' --factory`` and
 ``gunicorn 'tfio_handlers.observability.apps:wsgi_app_from_env()'`` are the adapters' own
-factories (:func:`tfio_handlers.adapters.asgi.app_from_env`, :func:`tfio_handlers.adapters.wsgi.app_from_env`)
-wrapped in :class:`~.asgi.ObservabilityMiddleware` / :class:`~.wsgi.WSGIObservabilityMiddleware`,
-whose metrics follow ``TFIO_HANDLERS_METRICS`` and whose route labels are the app's route table.
+factories (:func:`tfio_handlers.adapters.asgi.app_from_env`,
+:func:`tfio_handlers.adapters.wsgi.app_from_env`), which wrap their apps in
+:class:`~.asgi.ObservabilityMiddleware` /
+:class:`~.wsgi.WSGIObservabilityMiddleware` (:func:`observe_asgi`, :func:`observe_wsgi`), whose
+metrics follow ``TFIO_HANDLERS_METRICS`` and whose route labels are the app's route table. An
+``ASGIApp``/``WSGIApp`` made directly is bare: no access line (the adapters write none), no metrics,
+no request ids, until wrapped.
 """
 
 from __future__ import annotations
@@ -53,14 +57,15 @@ def observe_wsgi(app: WSGIApp, settings: Settings | None = None) -> WSGIObservab
 
 
 def asgi_app_from_env() -> ObservabilityMiddleware:
-    """The ASGI app from the environment, observed: a factory for ``uvicorn --factory``."""
+    """The ASGI app from the environment, observed: a factory for ``uvicorn --factory`` (the
+    adapter's :func:`~tfio_handlers.adapters.asgi.app_from_env`, which observes it)."""
     from ..adapters.asgi import app_from_env
 
-    return observe_asgi(app_from_env())
+    return app_from_env()
 
 
 def wsgi_app_from_env() -> WSGIObservabilityMiddleware:
     """The WSGI app from the environment, observed: for ``gunicorn '...:wsgi_app_from_env()'``."""
     from ..adapters.wsgi import app_from_env
 
-    return observe_wsgi(app_from_env())
+    return app_from_env()

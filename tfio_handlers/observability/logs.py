@@ -1,7 +1,9 @@
 """The access log line, and the text and JSON-lines formatters of every log line.
 
 One access line per request, on the ``tfio_handlers.access`` logger at INFO, written by the
-observability middleware once the answer is sent: method, path, status, codec, model, version,
+observability middleware once the answer is sent (the adapters write none: they hand the codec to
+the request's record, :func:`tfio_handlers.adapters.serving.hand_codec`; an app served without the
+middleware has no access line): method, path, status, codec, model, version,
 bytes in and out, duration, request id (and the client and worker pid). Every other line the
 library writes while a request is handled carries that request's id too (:class:`RequestIdFilter`).
 
@@ -36,7 +38,6 @@ __all__ = [
     "access_logger",
     "formatter_for",
     "log_access",
-    "supersede_adapter_line",
 ]
 
 LOG_FORMAT_ENV = "TFIO_HANDLERS_LOG_FORMAT"
@@ -93,28 +94,6 @@ def log_access(line: AccessLine) -> None:
     """Write ``line`` to the access log (formatted only if some handler takes INFO)."""
     if access_logger.isEnabledFor(logging.INFO):
         access_logger.info("%s", line, extra={"access": line})
-
-
-_ADAPTER_LINE_ARGS = 8
-"""``(client, method, path, status, bytes, ms, codec, pid)``: the adapters' own access line."""
-
-
-def supersede_adapter_line(record: logging.LogRecord) -> bool:
-    """A filter on the access logger passing only :func:`log_access`'s lines.
-
-    The adapters write an access line of their own (``adapters/serving.access_log``), in the
-    request's context; behind the middleware it would be a second line, so it is dropped, and the
-    codec it names (what handled the request: ``tfs:predict``, ``-`` for no route) goes to the
-    request's record for the middleware's line. Transitional: once the adapters hand the codec
-    over themselves, this filter goes.
-    """
-    if hasattr(record, "access"):
-        return True
-    handled = current.get()
-    args = record.args
-    if handled is not None and isinstance(args, tuple) and len(args) == _ADAPTER_LINE_ARGS:
-        handled.codec = str(args[6])
-    return False
 
 
 class RequestIdFilter(logging.Filter):

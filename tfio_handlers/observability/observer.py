@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import HTTPError, InternalError, Unimplemented
 from . import metrics as metrics_module
-from .logs import AccessLine, access_logger, log_access, supersede_adapter_line
+from .logs import AccessLine, log_access
 from .requests import RequestRecord
 
 if TYPE_CHECKING:
@@ -91,9 +91,6 @@ class Observer:
         self._table: object = None
         self._templates: dict[tuple[str, str], str] = {}
         self.pid = os.getpid()
-        # The adapters write an access line of their own; behind this middleware it is a duplicate.
-        if supersede_adapter_line not in access_logger.filters:
-            access_logger.addFilter(supersede_adapter_line)
 
     # -- /metrics ------------------------------------------------------------------------------------
 

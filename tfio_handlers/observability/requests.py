@@ -90,4 +90,4 @@ class RequestRecord:
     Serving's REST API times its own); ``None`` when it has a context or was not timed."""
     codec: str | None = None
     """What the adapter says handled it (``application/json``, ``tfs:predict``, ``-``), when it
-    said (see :func:`tfio_handlers.observability.logs.supersede_adapter_line`)."""
+    said (:func:`tfio_handlers.adapters.serving.hand_codec`); else the answer's media type."""
