@@ -430,6 +430,13 @@ BROKEN_USER_CODE = {
 }
 
 
+def test_serve_on_a_rest_backend_without_a_model_name_exits_at_once(tmp_path: Path) -> None:
+    """TF Serving's REST API cannot list its models: without SAGEMAKER_TFS_DEFAULT_MODEL_NAME the
+    server would answer /ping 503 for ever, so it refuses to start, saying what to set."""
+    result = serve_fails(tmp_path, ["--backend", "http://127.0.0.1:1"])
+    assert_refused(result, "SAGEMAKER_TFS_DEFAULT_MODEL_NAME")
+
+
 @pytest.mark.parametrize("case", list(BROKEN_USER_CODE))
 def test_serve_with_broken_user_code_exits_at_once_naming_the_file(
     tmp_path: Path, case: str

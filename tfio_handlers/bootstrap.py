@@ -335,6 +335,12 @@ def load_config(env: Mapping[str, str] | None = None) -> ServeConfig:
         models = models_from_env(env)
     labels = labels_from_env(env)
     check_backend(kind, models, management, labels)
+    if kind.startswith(("http://", "https://")) and not (settings.default_model_name or models):
+        # TF Serving's REST API cannot list its models: without a name, /ping would wait for ever.
+        raise InternalError(
+            "The TF Serving REST backend needs the model's name: set "
+            "SAGEMAKER_TFS_DEFAULT_MODEL_NAME (TF Serving's REST API cannot list its models)"
+        )
     registry = Registry.from_settings(settings)
     registry.check()
     entry_point = find_entry_point(env, models)

@@ -388,7 +388,7 @@ def _serve(args: argparse.Namespace) -> int:
         "host": args.host,
         "port": port,
         "log_level": args.log_level,
-        "access_log": False,  # the app writes its own access line, with the codec used
+        "access_log": False,  # the middleware writes the access line, with the codec used
         "timeout_graceful_shutdown": timeout,
         # Connection deadlines uvicorn lacks (headers, a connection cap), and its keep-alive idle
         # timeout: TFIO_HANDLERS_HEADER_TIMEOUT, _MAX_CONNECTIONS, _KEEP_ALIVE_TIMEOUT. The body
