@@ -21,7 +21,12 @@ The conformance suite (:mod:`tfio_handlers.testing.conformance`): ``check_codec(
 runs a codec through declarations, conflicts, round trips, hostile bodies and any answer; a codec
 declares its round trips in ``TFIO_HANDLERS_CONFORMANCE`` (:mod:`tfio_handlers.testing.declarations`).
 The pytest plugin ``tfio_handlers.pytest_plugin`` (installed with the package) parametrises a test
-that takes the ``tfio_codec`` argument over the installed codecs. ``docs/plugins/testing.md`` tells
+that takes the ``tfio_codec`` argument over the installed codecs.
+
+The route side (:mod:`tfio_handlers.testing.routes`): ``check_routes(plugin, pipeline=...)`` checks a
+route plugin's declarations and conflicts and sends a bounded fuzz of hostile requests through its
+handlers, as the adapters do; a route plugin declares example requests under the ``"routes"`` key
+of ``TFIO_HANDLERS_CONFORMANCE`` (:class:`RoutesDeclaration`). ``docs/plugins/testing.md`` tells
 how to use it.
 """
 
@@ -44,8 +49,17 @@ from .conformance import (
     declared_codecs,
     installed_registry,
 )
-from .declarations import ATTRIBUTE, BUILTIN_DECLARATIONS, CodecDeclaration, RoundTrip
+from .declarations import (
+    ATTRIBUTE,
+    BUILTIN_DECLARATIONS,
+    ROUTES_KEY,
+    CodecDeclaration,
+    RoundTrip,
+    RouteExample,
+    RoutesDeclaration,
+)
 from .edges import FLOAT_EDGE_BITS, STRING_EDGES, TEXT_EDGES
+from .routes import BUILTIN_ROUTE_DECLARATIONS, ODD_PARAMETERS, check_routes, declared_routes
 from .strategies import (
     ALL_DTYPES,
     arrays,
@@ -67,19 +81,26 @@ __all__ = [
     "ALL_DTYPES",
     "ATTRIBUTE",
     "BUILTIN_DECLARATIONS",
+    "BUILTIN_ROUTE_DECLARATIONS",
     "FLOAT_EDGE_BITS",
     "FUZZ_LIMITS",
+    "ODD_PARAMETERS",
+    "ROUTES_KEY",
     "STRING_EDGES",
     "TEXT_EDGES",
     "CodecDeclaration",
     "ConformanceError",
     "Declared",
     "RoundTrip",
+    "RouteExample",
+    "RoutesDeclaration",
     "arrays",
     "check_codec",
+    "check_routes",
     "classification_requests",
     "data_types",
     "declared_codecs",
+    "declared_routes",
     "describe_difference",
     "examples",
     "input_names",

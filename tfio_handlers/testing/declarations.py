@@ -19,7 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypedDict
 
-__all__ = ["ATTRIBUTE", "BUILTIN_DECLARATIONS", "CodecDeclaration", "RoundTrip"]
+__all__ = [
+    "ATTRIBUTE",
+    "BUILTIN_DECLARATIONS",
+    "ROUTES_KEY",
+    "CodecDeclaration",
+    "RoundTrip",
+    "RouteExample",
+    "RoutesDeclaration",
+]
 
 ATTRIBUTE: Final = "TFIO_HANDLERS_CONFORMANCE"
 """The attribute of a plugin (module or object) holding ``{media type: CodecDeclaration}``."""
@@ -140,3 +148,55 @@ BUILTIN_DECLARATIONS: Final[Mapping[str, CodecDeclaration]] = {
     },
 }
 """The built-in codecs' declarations (they are not plugins that could carry the attribute)."""
+
+
+ROUTES_KEY: Final = "routes"
+"""The key of :data:`ATTRIBUTE` under which a route plugin declares its :class:`RoutesDeclaration`
+(media types hold a ``/``, so the key never clashes with a codec's entry)."""
+
+
+class RouteExample(TypedDict, total=False):
+    """One request a route of the plugin answers, as a client sends it: what
+    :func:`~tfio_handlers.testing.check_routes` sends as is, then mutates.
+
+    ``method`` and ``path`` are required; the rest optional. Examples name whatever the pipeline
+    given to ``check_routes`` serves (a model name in the path, an input name in the body).
+    """
+
+    method: str
+    """``"GET"``, ``"POST"``, ..."""
+    path: str
+    """The path, percent-decoded, with an optional ``?query``: ``/v2/models/half_plus_two/infer``."""
+    body: bytes | str
+    """The body (text is sent as UTF-8); default empty."""
+    json: Any
+    """The body as a JSON document, instead of ``body``."""
+    headers: Mapping[str, str]
+    """Request headers (``content-type``, a protocol's own); the fuzz also sends odd values for
+    each name listed here (``content-length`` is always the body's length, as the adapters set it)."""
+    status: int
+    """The status the example must answer as is (default: any the fuzz allows)."""
+
+
+class RoutesDeclaration(TypedDict, total=False):
+    """What a route plugin declares under :data:`ROUTES_KEY` of :data:`ATTRIBUTE`::
+
+    TFIO_HANDLERS_CONFORMANCE = {
+        "routes": {
+            "examples": [
+                {
+                    "method": "POST",
+                    "path": "/v2/models/half_plus_two/infer",
+                    "json": {"inputs": [{"name": "x", "datatype": "FP32", ...}]},
+                    "status": 200,
+                },
+            ],
+        },
+    }
+    """
+
+    examples: Sequence[RouteExample]
+    """Requests the plugin's routes answer; the fuzz mutates their paths, headers and bodies."""
+    overrides: Sequence[str]
+    """Templates of this plugin's routes that may take requests a built-in route answers
+    (``/ping``, ``/invocations``, ``/v1/...``): replacing a built-in must be meant."""
