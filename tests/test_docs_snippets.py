@@ -100,6 +100,7 @@ RUNS = {
     ("docs/plugins/testing.md", 0): "test_plugin_tutorial_end_to_end",
     ("docs/plugins/tutorial.md", 0): "test_plugin_tutorial_end_to_end",
     ("docs/plugins/tutorial.md", 1): "test_plugin_tutorial_end_to_end",
+    ("docs/ray.md", 0): "test_ray_serve_example",
     ("docs/user-code.md", 0): "test_user_code_seed_example",
 }
 """(page, index among the page's python blocks) -> the test of this module that runs it."""
@@ -402,3 +403,47 @@ def test_plugin_tutorial_end_to_end(tmp_path: Path) -> None:
     )
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     assert f"{3 if with_msgpack else 2} passed" in tests.stdout, tests.stdout[-2000:]
+
+
+# -- docs/ray.md ---------------------------------------------------------------------------------
+
+RAY_SNIPPET = """
+import logging, sys
+import ray
+from ray import serve
+
+ray.init(num_cpus=2, object_store_memory=80 * 2**20, include_dashboard=False,
+         logging_level=logging.WARNING, log_to_driver=False)
+serve.start(proxy_location="Disabled")  # no HTTP proxy: no port 8000 taken on a CI machine
+try:
+    namespace = {"__name__": "docs_snippet"}
+    exec(compile(sys.argv[1], "docs/ray.md [python block 0]", "exec"), namespace)
+    print("ANSWER", namespace["status"], namespace["body"].decode(), flush=True)
+finally:
+    serve.shutdown()
+    ray.shutdown()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow
+def test_ray_serve_example(model_root: Path, tmp_path: Path) -> None:
+    """Ray Serve with the page's two replicas of iris (its path made the test model's), in a
+    process of its own as tests/ray starts Ray (two CPUs, no dashboard); about 20 s, most of it
+    ``ray.init`` and the replicas importing TensorFlow."""
+    pytest.importorskip("ray.serve")
+    code = snippet("docs/ray.md", 0)
+    assert '"/models/iris"' in code
+    code = code.replace('"/models/iris"', repr(str(model_root / "iris")))
+    done = subprocess.run(
+        [sys.executable, "-c", RAY_SNIPPET, code],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TFIO_HANDLERS_")},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    answer = next((line for line in done.stdout.splitlines() if line.startswith("ANSWER ")), "")
+    assert answer.startswith("ANSWER 200 "), done.stdout[-3000:] + done.stderr[-3000:]
+    classes = json.loads(answer.split(" ", 2)[2])["result"]["classifications"][0]["classes"]
+    assert max(classes, key=lambda c: c["score"])["label"] == "1"  # versicolor, as the README's
