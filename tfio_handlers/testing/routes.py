@@ -11,8 +11,9 @@
    one of the plugin's routes, and answers its declared ``status``.
 4. **Hostile requests.** For each route, a bounded fuzz of requests, built and dispatched as the
    adapters do (the route table's match, a ``RouteRequest``, the route's ``work`` chooser,
-   :func:`~tfio_handlers.adapters.serving.call_handler`), in-process on the pipeline given:
-   template parameters filled with odd values (empty, very long, percent signs, lone surrogates,
+   :func:`~tfio_handlers.adapters.serving.call_handler`, and the route's ``ahandler`` as the ASGI
+   adapter awaits it), in-process on the pipeline given:
+   template parameters filled with odd values (empty, very long, percent signs, U+FFFD, mojibake,
    NUL, out-of-range numbers), odd query strings, odd values of the example headers and of
    ``inference-header-content-length``/``content-encoding``/``content-type``, and bodies that are
    empty, random bytes, JSON documents, or mutated (flipped, truncated, spliced, grown) copies of
@@ -27,6 +28,7 @@ with Hypothesis' smallest failing request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from urllib.parse import quote
 
 from hypothesis import strategies as st
 
+from ..adapters.asgi import _awaited
 from ..adapters.routes import ANY_METHOD, Endpoint, RouteRequest
 from ..adapters.serving import ServingState, Target, builtin_routes, call_handler
 from ..errors import InternalError
@@ -55,9 +58,9 @@ ODD_PARAMETERS: tuple[str, ...] = (
     "%00",
     "%ZZ",
     "\x00",
-    "\udcff",
-    "\ud800x",
+    "\ufffd",
     "\xff\xfe",
+    "\xc3\xa9\x80",
     "..",
     ".",
     " ",
@@ -78,7 +81,8 @@ ODD_PARAMETERS: tuple[str, ...] = (
     "\u202e",
 )
 """Values the fuzz fills template parameters with (beside drawn text and the examples' values):
-empty, very long, percent signs, NUL and lone surrogates, dots, numbers out of range."""
+empty, very long, percent signs, NUL, what the adapters make of bytes that are not UTF-8 (``U+FFFD``
+under ASGI, latin-1 mojibake under WSGI; never a lone surrogate), dots, numbers out of range."""
 
 _ODD_HEADER_VALUES: tuple[str, ...] = (
     "",
@@ -120,6 +124,12 @@ _JSON_SEEDS: tuple[Any, ...] = (
     {"inputs": [{"name": "x", "shape": [1], "parameters": {"binary_data_size": 4}}]},
     {"signature_name": "", "examples": [{}]},
 )
+
+
+_PATH_TEXT = st.characters(codec="utf-8")
+"""A decoded path holds no lone surrogate: uvicorn decodes with ``errors="replace"``, WSGI is latin-1."""
+_HEADER_TEXT = st.characters(max_codepoint=255)
+"""Header values reach the adapters as latin-1 text."""
 
 
 def _fail(where: str, check: str, message: str) -> ConformanceError:
@@ -250,9 +260,10 @@ def _request_of(example: RouteExample) -> _Request:
 
 def _send(
     plugin: _Plugin, state: ServingState, pipeline: Pipeline, request: _Request
-) -> tuple[Endpoint, Response] | None:
-    """``request`` through the route table and the handler of the route it reaches, as the ASGI
-    and WSGI adapters send it; ``None`` when no route takes it (the adapters' 404)."""
+) -> tuple[Endpoint, list[Response]] | None:
+    """``request`` through the route table and the handler of the route it reaches, as the WSGI
+    adapter sends it, and its ``ahandler`` as the ASGI adapter does if it has one: the answers;
+    ``None`` when no route takes it (the adapters' 404)."""
     found = plugin.registry.routes().match(request.method, request.path)
     if found is None:
         return None
@@ -283,16 +294,21 @@ def _send(
             raise _fail(where, "work", f"choosing the work of {request!r} raised {exc!r}") from exc
         if work not in ("model", "light", "health"):
             raise _fail(where, "work", f"the work chooser answered {work!r} for {request!r}")
-    try:
-        response = call_handler(endpoint, route_request)
-    except Exception as exc:
-        raise _fail(
-            f"{endpoint.method} {endpoint.template}",
-            "hostile request",
-            f"{request!r} raised {type(exc).__name__}: {exc} (the adapters answer 500; a bad "
-            "request must answer a 4xx, or raise the library's HTTPError)",
-        ) from exc
-    return endpoint, response
+    answers = []
+    for adapter in ("WSGI", "ASGI") if endpoint.ahandler is not None else ("WSGI",):
+        try:
+            if adapter == "WSGI":
+                answers.append(call_handler(endpoint, route_request))
+            else:  # the ASGI adapter awaits the route's ahandler instead
+                answers.append(asyncio.run(_awaited(endpoint, route_request)))
+        except Exception as exc:
+            raise _fail(
+                f"{endpoint.method} {endpoint.template}",
+                "hostile request",
+                f"{request!r} raised {type(exc).__name__}: {exc} under {adapter} (the adapters "
+                "answer 500; a bad request must answer a 4xx, or raise the library's HTTPError)",
+            ) from exc
+    return endpoint, answers
 
 
 def _check_answer(endpoint: Endpoint, request: _Request, response: Any) -> None:
@@ -353,7 +369,7 @@ def _requests(endpoint: Endpoint, examples: Sequence[_Request]) -> st.SearchStra
     own = [r for r in examples if endpoint.pattern.fullmatch(r.path) is not None]
     methods = _ANY_METHODS if endpoint.method == ANY_METHOD else (endpoint.method,)
     odd = _parameter_values(own, endpoint)
-    parameter_value = st.one_of(st.sampled_from(odd), st.text(max_size=20))
+    parameter_value = st.one_of(st.sampled_from(odd), st.text(_PATH_TEXT, max_size=20))
     names = list(endpoint.pattern.groupindex)
     paths = st.one_of(
         st.fixed_dictionaries({n: parameter_value for n in names}).map(
@@ -363,13 +379,13 @@ def _requests(endpoint: Endpoint, examples: Sequence[_Request]) -> st.SearchStra
     )
     queries = st.one_of(
         st.just(""),
-        st.sampled_from(["a=1", "%ZZ", "x" * 2000, "=&=&", "\udcff"]),
+        st.sampled_from(["a=1", "%ZZ", "x" * 2000, "=&=&", "%FF%FE", "\xff"]),
         *([st.sampled_from([r.query for r in own])] if own else []),
     )
     header_names = list(dict.fromkeys([*_FUZZED_HEADERS, *(k for r in own for k, _ in r.headers)]))
     fuzzed_headers = st.dictionaries(
         st.sampled_from(header_names),
-        st.one_of(st.sampled_from(_ODD_HEADER_VALUES), st.text(max_size=12)),
+        st.one_of(st.sampled_from(_ODD_HEADER_VALUES), st.text(_HEADER_TEXT, max_size=12)),
         max_size=3,
     )
     base_headers = st.sampled_from([dict(r.headers) for r in own] or [{}])
@@ -439,8 +455,9 @@ def check_routes(
     for request in requests:
         sent = _send(resolved, state, pipeline, request)
         assert sent is not None
-        endpoint, response = sent
-        _check_answer(endpoint, request, response)
+        endpoint, responses = sent
+        for response in responses:
+            _check_answer(endpoint, request, response)
         wanted = next(
             (
                 e.get("status")
@@ -449,11 +466,11 @@ def check_routes(
             ),
             None,
         )
-        if wanted is not None and response.status != wanted:
+        if wanted is not None and responses[0].status != wanted:
             raise _fail(
                 f"{endpoint.method} {endpoint.template}",
                 "examples",
-                f"{request!r} answered {response.status} ({response.body[:300]!r}), "
+                f"{request!r} answered {responses[0].status} ({responses[0].body[:300]!r}), "
                 f"not the declared {wanted}",
             )
     for endpoint in resolved.endpoints:
@@ -461,7 +478,8 @@ def check_routes(
         def hostile(request: _Request) -> None:
             sent = _send(resolved, state, pipeline, request)
             if sent is not None:
-                _check_answer(sent[0], request, sent[1])
+                for response in sent[1]:
+                    _check_answer(sent[0], request, response)
 
         _run(
             hostile,

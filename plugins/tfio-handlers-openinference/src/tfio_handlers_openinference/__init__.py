@@ -46,7 +46,7 @@ from .tensors import (
     to_model,
 )
 
-__all__ = ["DEFAULT_SIGNATURE", "HEADER_LENGTH", "register_routes"]
+__all__ = ["DEFAULT_SIGNATURE", "HEADER_LENGTH", "TFIO_HANDLERS_CONFORMANCE", "register_routes"]
 
 DEFAULT_SIGNATURE = "serving_default"
 HEADER_LENGTH = "inference-header-content-length"
@@ -57,6 +57,50 @@ OCTET_STREAM = "application/octet-stream"
 PLATFORM = "tensorflow_savedmodel"
 CODEC = "v2"
 _AVAILABLE = 30  # ModelVersionStatus.State.AVAILABLE
+
+_INFER_JSON = {
+    "id": "1",
+    "inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1.0, 2.0]}],
+    "outputs": [{"name": "y", "parameters": {"binary_data": True}}],
+}
+_INFER_HEADER = json.dumps(
+    {
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}}
+        ]
+    }
+).encode()
+
+TFIO_HANDLERS_CONFORMANCE: dict[str, Any] = {
+    "routes": {
+        "examples": [
+            {"method": "GET", "path": "/v2", "status": 200},
+            {"method": "GET", "path": "/v2/health/live", "status": 200},
+            {"method": "GET", "path": "/v2/health/ready", "status": 200},
+            {"method": "GET", "path": "/v2/models/half_plus_two", "status": 200},
+            {"method": "GET", "path": "/v2/models/half_plus_two/versions/1/ready", "status": 200},
+            {
+                "method": "POST",
+                "path": "/v2/models/half_plus_two/infer",
+                "json": _INFER_JSON,
+                "headers": {"content-type": JSON},
+                "status": 200,
+            },
+            {
+                "method": "POST",
+                "path": "/v2/models/half_plus_two/versions/1/infer",
+                "body": _INFER_HEADER + b"\x00\x00\x80?\x00\x00\x00@",
+                "headers": {
+                    "content-type": OCTET_STREAM,
+                    HEADER_LENGTH: str(len(_INFER_HEADER)),
+                },
+                "status": 200,
+            },
+        ]
+    }
+}
+"""The conformance suite's examples (``tfio_handlers.testing.check_routes``), over a pipeline
+serving the ``half_plus_two`` test model (``x`` FP32 -> ``y``): each route's fuzz mutates them."""
 
 
 def _answer(document: Any, status: int = 200) -> Response:
