@@ -11,8 +11,10 @@ A block is one of:
 - marked ``<!-- snippet: not run — REASON -->``: a signature or a sketch, not code.
 
 A new block without a marker and without a test fails :func:`test_every_python_block_is_run_or_says_why`.
-Also here: every ``tfio-handlers ...`` command line of the docs parses with the CLI's own parser, and
-``docs/plugins/tutorial.md``'s plugin is written out, pip-installed and its tests run.
+Also here: every ``tfio-handlers ...`` command line of the docs parses with the CLI's own parser,
+``docs/plugins/tutorial.md``'s plugin is written out, pip-installed and its tests run, and two other
+blocks are checked against what they describe (docs/ray.md's ``build_app`` arguments, the raw-image
+plugin's pyproject in docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -447,3 +449,37 @@ def test_ray_serve_example(model_root: Path, tmp_path: Path) -> None:
     assert answer.startswith("ANSWER 200 "), done.stdout[-3000:] + done.stderr[-3000:]
     classes = json.loads(answer.split(" ", 2)[2])["result"]["classifications"][0]["classes"]
     assert max(classes, key=lambda c: c["score"])["label"] == "1"  # versicolor, as the README's
+
+
+def test_ray_build_app_arguments_in_the_docs_are_its_arguments() -> None:
+    """The ``serve run`` line and the Serve config of docs/ray.md name only ``build_app``'s
+    arguments (it refuses others when Serve calls it)."""
+    yaml = pytest.importorskip("yaml")
+    pytest.importorskip("ray.serve")
+    from tfio_handlers.ray import deployments
+
+    found = blocks(ROOT / "docs/ray.md")
+    config = yaml.safe_load(next(b.code for b in found if b.language == "yaml"))
+    (application,) = config["applications"]
+    assert application["import_path"] == "tfio_handlers.ray:build_app"
+    assert set(application["args"]) <= deployments._ARGS
+    runs = [
+        shlex.split(line, comments=True)
+        for b in found
+        if b.language == "sh"
+        for line in b.code.splitlines()
+        if line.startswith("serve run tfio_handlers.ray:build_app ")
+    ]
+    assert runs
+    for words in runs:
+        assert {word.split("=", 1)[0] for word in words[3:]} <= deployments._ARGS, words
+
+
+def test_plugin_pyproject_in_the_docs_is_the_plugins() -> None:
+    """docs/plugins.md's pyproject of the raw-image plugin declares what the real one does."""
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    shown = next(b.code for b in blocks(ROOT / "docs/plugins.md") if b.language == "toml")
+    real = (ROOT / "plugins/tfio-handlers-raw-image/pyproject.toml").read_text()
+    documented, actual = tomllib.loads(shown)["project"], tomllib.loads(real)["project"]
+    for key in ("name", "dependencies", "entry-points"):
+        assert documented[key] == actual[key], key
