@@ -10,6 +10,14 @@ the registry a server builds: the built-ins and every installed ``tfio_handlers`
 ``@pytest.mark.tfio_codecs(kind="builtin")`` takes the built-in codecs instead, ``kind="all"``
 both. A plugin named in the mark and not installed fails its test, rather than leaving none to run.
 
+A test that takes ``tfio_routes`` runs once per route plugin (one that implements
+``register_routes``), chosen the same way with the mark ``tfio_routes``; the test gives the pipeline
+its requests go through (a real one, over a model its examples name)::
+
+    @pytest.mark.tfio_routes("openinference")
+    def test_route_conformance(tfio_routes, pipeline):
+        tfio_routes.check(pipeline=pipeline)  # tfio_handlers.testing.check_routes
+
 This module imports neither Hypothesis nor :mod:`tfio_handlers.testing` until a check runs, so
 installing tfio-handlers never breaks a test run that lacks the ``testing`` extra.
 """
@@ -21,9 +29,10 @@ from typing import Any
 
 import pytest
 
-__all__ = ["CodecCase", "codec_cases"]
+__all__ = ["CodecCase", "RouteCase", "codec_cases", "route_cases"]
 
 _MARK = "tfio_codecs"
+_ROUTES_MARK = "tfio_routes"
 
 
 @dataclass(frozen=True)
@@ -85,15 +94,76 @@ def codec_cases(names: tuple[str, ...] = (), kind: str = "plugin") -> list[Codec
     return cases
 
 
+@dataclass(frozen=True)
+class RouteCase:
+    """One route plugin to check: its registered name."""
+
+    plugin: str
+    kind: str
+    missing: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.plugin
+
+    def check(self, pipeline: Any = None, **options: Any) -> None:
+        """``check_routes(plugin, pipeline=pipeline)`` on the registry of ``pipeline`` (it must hold
+        the plugin: ``installed_registry()`` does), else on the installed registry; ``options`` go to
+        it (``examples``, ``declaration``)."""
+        if self.missing:
+            pytest.fail(f"plugin {self.plugin!r} is not installed (no tfio_handlers entry point)")
+        from tfio_handlers.testing import check_routes, installed_registry
+
+        registry = getattr(pipeline, "registry", None)
+        if registry is None or registry.pm.get_plugin(self.plugin) is None:
+            registry = installed_registry()
+        check_routes(self.plugin, registry=registry, pipeline=pipeline, **options)
+
+
+def route_cases(names: tuple[str, ...] = (), kind: str = "plugin") -> list[RouteCase]:
+    """The route plugins of the installed registry: of ``kind`` (``"plugin"``, ``"builtin"`` or
+    ``"all"``), only those ``names`` when given."""
+    from tfio_handlers.registry import Kind, Registry
+
+    registry = Registry()
+    registry.load_entry_points()
+    kinds = {
+        "plugin": {Kind.PLUGIN},
+        "builtin": {Kind.BUILTIN},
+        "all": {Kind.PLUGIN, Kind.BUILTIN},
+    }[kind]
+    plugins = dict(registry.plugins())
+    with_routes = {impl.plugin_name for impl in registry.pm.hook.register_routes.get_hookimpls()}
+    cases = [
+        RouteCase(name, plugin_kind.name.lower())
+        for name, plugin_kind in plugins.items()
+        if plugin_kind in kinds and name in with_routes and (not names or name in names)
+    ]
+    cases.extend(RouteCase(name, kind, missing=True) for name in names if name not in plugins)
+    return cases
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{_MARK}(*plugins, kind='plugin'): the codecs a test taking tfio_codec runs on "
         "(tfio_handlers.pytest_plugin)",
     )
+    config.addinivalue_line(
+        "markers",
+        f"{_ROUTES_MARK}(*plugins, kind='plugin'): the route plugins a test taking tfio_routes runs "
+        "on (tfio_handlers.pytest_plugin)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "tfio_routes" in metafunc.fixturenames:
+        routes_mark = metafunc.definition.get_closest_marker(_ROUTES_MARK)
+        routes = route_cases(
+            tuple(routes_mark.args) if routes_mark is not None else (),
+            str(routes_mark.kwargs.get("kind", "plugin")) if routes_mark is not None else "plugin",
+        )
+        metafunc.parametrize("tfio_routes", routes, ids=[case.id for case in routes])
     if "tfio_codec" not in metafunc.fixturenames:
         return
     mark = metafunc.definition.get_closest_marker(_MARK)

@@ -5,6 +5,7 @@ catches a 500, an exception escaping a handler, a non-JSON error body and a rout
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +18,7 @@ from tfio_handlers.config import Settings
 from tfio_handlers.errors import BadRequest, InternalError
 from tfio_handlers.hookspecs import hookimpl
 from tfio_handlers.pipeline import Pipeline, Response
+from tfio_handlers.pytest_plugin import RouteCase, route_cases
 from tfio_handlers.registry import Registry
 from tfio_handlers.testing import ConformanceError, check_routes, declared_routes
 
@@ -140,9 +142,8 @@ def test_examples_must_reach_the_plugin_and_answer_their_status(idle_pipeline: P
         check_routes(plugin, registry=Registry(), pipeline=idle_pipeline, declaration=wrong)  # type: ignore[arg-type]
 
 
-@pytest.mark.tensorflow
-@pytest.mark.parametrize("plugin", ["sagemaker", "tf-serving-rest"])
-def test_builtin_routes_pass(plugin: str, model_root: Path) -> None:
+@pytest.fixture(scope="module")
+def half_plus_two_pipeline(model_root: Path) -> Iterator[Pipeline]:
     from tfio_handlers.backends.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(
@@ -150,12 +151,21 @@ def test_builtin_routes_pass(plugin: str, model_root: Path) -> None:
         default_model="half_plus_two",
         labels={"versioned": {"stable": 1, "canary": 2}},
     )
-    try:
-        pipeline = Pipeline(
-            backend,
-            settings=Settings(load_plugins=False, default_model_name="half_plus_two"),
-            registry=Registry(),
-        )
-        check_routes(plugin, registry=Registry(), pipeline=pipeline, examples=300)
-    finally:
-        backend.close()
+    yield Pipeline(
+        backend,
+        settings=Settings(load_plugins=False, default_model_name="half_plus_two"),
+        registry=Registry(),
+    )
+    backend.close()
+
+
+@pytest.mark.tensorflow
+@pytest.mark.tfio_routes("sagemaker", "tf-serving-rest", kind="builtin")
+def test_builtin_routes_pass(tfio_routes: RouteCase, half_plus_two_pipeline: Pipeline) -> None:
+    """Through the pytest plugin: ``tfio_routes`` is each built-in route plugin in turn."""
+    tfio_routes.check(pipeline=half_plus_two_pipeline, examples=300)
+
+
+def test_route_cases_lists_the_route_plugins() -> None:
+    assert {c.plugin for c in route_cases(kind="builtin")} == {"sagemaker", "tf-serving-rest"}
+    assert [c.missing for c in route_cases(("not-installed",))] == [True]

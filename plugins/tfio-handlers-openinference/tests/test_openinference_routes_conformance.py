@@ -14,6 +14,7 @@ import tfio_handlers_openinference
 
 from tfio_handlers.config import Settings
 from tfio_handlers.pipeline import Pipeline
+from tfio_handlers.pytest_plugin import RouteCase
 from tfio_handlers.testing import check_routes, declared_routes, installed_registry
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -45,3 +46,10 @@ def test_declares_every_route() -> None:
 
 def test_the_installed_plugin_passes_the_route_conformance_suite(pipeline: Pipeline) -> None:
     check_routes("openinference", registry=pipeline.registry, pipeline=pipeline, examples=200)
+
+
+@pytest.mark.tfio_routes("openinference")
+def test_through_the_pytest_plugin(tfio_routes: RouteCase, pipeline: Pipeline) -> None:
+    """The same check as a plugin author writes it with the pytest plugin's ``tfio_routes``."""
+    assert tfio_routes.plugin == "openinference"
+    tfio_routes.check(pipeline=pipeline, examples=50)
