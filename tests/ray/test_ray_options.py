@@ -172,7 +172,8 @@ def test_without_ray_the_error_names_the_extra() -> None:
 
 
 def test_ctrl_c_while_starting_stops_without_a_traceback(iris_model: Path) -> None:
-    """SIGINT during ``ray.init`` or the replicas' start: a one-line message, status 130, Ray down."""
+    """SIGINT during ``ray.init`` or the replicas' start: a one-line message, then a clean stop
+    with status 130 once Ray is up (interrupting ``ray.init`` itself crashed the process once)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])

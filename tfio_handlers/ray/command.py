@@ -125,6 +125,7 @@ def serve_with_ray(args: argparse.Namespace, *, block: bool = True) -> int:
         return 2
     port = args.port or int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or 8080)
     started = time.perf_counter()
+    interrupted = _defer_interrupts()
     try:
         init_ray(
             args.ray_address,
@@ -133,14 +134,15 @@ def serve_with_ray(args: argparse.Namespace, *, block: bool = True) -> int:
         )
         serve.start(http_options={"host": args.host, "port": port})
         serve.run(app_from_args(args, env), name=APP_NAME, route_prefix="/")
-    except KeyboardInterrupt:  # Ctrl-C while Ray or the replicas start: stop, without a traceback
-        print("tfio-handlers serve: interrupted while starting", file=sys.stderr, flush=True)
-        _stop(args.ray_address)
-        return 130
     except Exception as exc:
         print(f"tfio-handlers serve: cannot start on Ray: {exc}", file=sys.stderr, flush=True)
         _stop(args.ray_address)
         return 1
+    finally:
+        interrupted.restore()
+    if interrupted.is_set():
+        _stop(args.ray_address)
+        return 130
     log.info(
         "Serving on Ray Serve at http://%s:%d (ready in %.1f s)",
         args.host,
@@ -161,6 +163,41 @@ def serve_with_ray(args: argparse.Namespace, *, block: bool = True) -> int:
             signal.signal(signum, handler)
         _stop(args.ray_address)
     return 0
+
+
+class _DeferredInterrupt(threading.Event):
+    """Ctrl-C while Ray and the replicas start, noted rather than raised (see
+    :func:`_defer_interrupts`)."""
+
+    previous: Any = None
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _defer_interrupts() -> _DeferredInterrupt:
+    """Hold SIGINT off while Ray starts: a KeyboardInterrupt inside ``ray.init`` or ``serve.run``
+    left Ray half started, and tearing that down crashed the process (SIGSEGV) once in CI. The
+    first Ctrl-C says the command will stop once Ray is up, and it then stops cleanly with status
+    130; a second one quits at once."""
+    interrupted = _DeferredInterrupt()
+    if threading.current_thread() is not threading.main_thread():
+        return interrupted  # signals are the main thread's; nothing to defer
+
+    def note(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            os._exit(130)
+        interrupted.set()
+        print(
+            "tfio-handlers serve: interrupted while starting; stopping once Ray is up "
+            "(Ctrl-C again to quit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    interrupted.previous = signal.signal(signal.SIGINT, note)
+    return interrupted
 
 
 def _stop(address: str | None) -> None:
