@@ -405,3 +405,54 @@ def test_one_access_line_the_middlewares_and_none_bare(log_lines: io.StringIO) -
         ("one-line-2", "-", 404),
         ("one-line-3", "application/json", 200),
     ]
+
+
+@pytest.fixture(scope="module")
+def spans() -> Any:
+    """Spans the library writes, kept in memory (the SDK as a user's service would configure it)."""
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+def test_a_span_per_request_child_of_the_clients_trace(spans: Any) -> None:
+    """With OpenTelemetry configured, each answered request is one server span, under the trace
+    the client's ``traceparent`` names, with the route, status, model, request id and stages."""
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    parent = f"00-{trace_id}-b7ad6b7169203331-01"
+    server = serve(pipeline(), metrics=False)
+    try:
+        status, headers, _ = server.request(
+            "POST",
+            "/invocations",
+            BODY,
+            **{"Content-Type": "application/json", "traceparent": parent},
+        )
+        bad, _, _ = server.request(
+            "POST", "/invocations", b"[1,", **{"Content-Type": "application/json"}
+        )
+    finally:
+        server.stop()
+    assert (status, bad) == (200, 400)
+    answered, refused = spans.get_finished_spans()[-2:]
+    assert answered.name == "POST /invocations"
+    assert format(answered.context.trace_id, "032x") == trace_id
+    assert format(answered.parent.span_id, "016x") == "b7ad6b7169203331"
+    attributes = dict(answered.attributes)
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["tfio_handlers.request_id"] == headers["x-request-id"]
+    assert attributes["tfio_handlers.model"] == "echo"
+    assert {"decode", "model", "encode"} <= {
+        key.split(".")[2].removesuffix("_seconds") for key in attributes if ".stage." in key
+    }
+    assert answered.end_time > answered.start_time
+    assert refused.parent is None  # no traceparent: a new trace
+    assert dict(refused.attributes)["http.response.status_code"] == 400

@@ -63,11 +63,15 @@ class ObservabilityMiddleware:
             await self._scrape(method, send)
             return
         headers: dict[str, str] = {}
+        trace_headers: dict[str, str] | None = None
         for name, value in scope["headers"]:
             if name in (b"x-request-id", b"x-amzn-requestid", b"content-type"):
                 headers[name.decode("latin-1")] = value.decode("latin-1")
+            elif name in (b"traceparent", b"tracestate"):
+                trace_headers = trace_headers or {}
+                trace_headers[name.decode("latin-1")] = value.decode("latin-1")
         request_id, _ = request_id_from(headers)
-        record = RequestRecord(request_id)
+        record = RequestRecord(request_id, trace_headers=trace_headers)
         token = current.set(record)
         state = _Exchange(request_id)
         observer.begin()

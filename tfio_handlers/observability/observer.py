@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import HTTPError, InternalError, Unimplemented
 from . import metrics as metrics_module
+from . import tracing
 from .logs import AccessLine, log_access
 from .requests import RequestRecord
 
@@ -211,6 +212,25 @@ class Observer:
                 )  # fmt: skip
             if record.user_code_failed:
                 metrics.user_code_errors.labels(model).inc()
+        if tracing.tracer() is not None:
+            stages = (
+                (context.decode_seconds, context.model_seconds, context.encode_seconds)
+                if context is not None
+                else record.stages or (None, None, None)
+            )
+            attributes: dict[str, str | int | float] = {
+                "http.request.method": method,
+                "http.route": route if metrics is not None else self.route_of(method, path),
+                "http.response.status_code": status,
+                "tfio_handlers.model": model,
+                "tfio_handlers.version": version,
+                "tfio_handlers.request_id": record.request_id,
+            }
+            for stage, taken in zip(("decode", "model", "encode"), stages, strict=True):
+                if taken is not None:
+                    attributes[f"tfio_handlers.stage.{stage}_seconds"] = taken
+            name = f"{method} {attributes['http.route']}"
+            tracing.record_span(name, seconds, status, record.trace_headers, attributes)
         log_access(
             AccessLine(
                 method,

@@ -88,6 +88,8 @@ class RequestRecord:
     stages: tuple[float | None, float | None, float | None] | None = None
     """Decode, model and encode seconds of a request answered without a :class:`Context` (TF
     Serving's REST API times its own); ``None`` when it has a context or was not timed."""
+    trace_headers: dict[str, str] | None = None
+    """The W3C trace-context headers the client sent (``traceparent``, ``tracestate``), if any."""
     codec: str | None = None
     """What the adapter says handled it (``application/json``, ``tfs:predict``, ``-``), when it
     said (:func:`tfio_handlers.adapters.serving.hand_codec`); else the answer's media type."""

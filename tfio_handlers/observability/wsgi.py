@@ -66,7 +66,15 @@ class WSGIObservabilityMiddleware:
                 if key in environ
             }
         )
-        record = RequestRecord(request_id)
+        trace_headers = {
+            name: environ[key]
+            for name, key in (
+                ("traceparent", "HTTP_TRACEPARENT"),
+                ("tracestate", "HTTP_TRACESTATE"),
+            )
+            if key in environ
+        }
+        record = RequestRecord(request_id, trace_headers=trace_headers or None)
         seen: list[Any] = [None, None]  # status, response content type
 
         def marked_start_response(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
