@@ -17,7 +17,8 @@
    NUL, out-of-range numbers), odd query strings, odd values of the example headers and of
    ``inference-header-content-length``/``content-encoding``/``content-type``, and bodies that are
    empty, random bytes, JSON documents, or mutated (flipped, truncated, spliced, grown) copies of
-   those and of the examples' bodies. Every answer must be a
+   those and of the examples' bodies, a quarter of them gzip-compressed (``content-encoding:
+   gzip``). Every answer must be a
    :class:`~tfio_handlers.pipeline.Response` the adapters can send, of status below 500 (or 501), a
    4xx with the JSON body ``{"error": "..."}``; an exception escaping the handler (which the
    adapters turn into a 500) or a 500 fails.
@@ -29,9 +30,10 @@ with Hypothesis' smallest failing request.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -412,7 +414,20 @@ def _requests(endpoint: Endpoint, examples: Sequence[_Request]) -> st.SearchStra
         max_size=4,
     )
     bodies = st.builds(_mutate, seed, operations)
-    return st.builds(_Request, st.sampled_from(methods), paths, queries, headers, bodies)
+    requests = st.builds(_Request, st.sampled_from(methods), paths, queries, headers, bodies)
+    return st.builds(_gzipped, requests, st.sampled_from((False, False, False, True)))
+
+
+def _gzipped(request: _Request, gzipped: bool) -> _Request:
+    """``request`` with its body gzip-compressed and ``content-encoding: gzip``, when ``gzipped``:
+    the mutated examples then reach the handler's decoding behind ``Content-Encoding``."""
+    if not gzipped:
+        return request
+    headers = (
+        *((k, v) for k, v in request.headers if k != "content-encoding"),
+        ("content-encoding", "gzip"),
+    )
+    return replace(request, headers=headers, body=gzip.compress(request.body, mtime=0))
 
 
 def check_routes(
