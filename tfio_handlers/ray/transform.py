@@ -21,7 +21,6 @@ Ray would pickle the Python objects anyway.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import pickle
 from collections.abc import Generator, Mapping, Sequence
@@ -41,8 +40,6 @@ from ..transform.records import read_batches
 from .command import init_ray, replica_env
 
 __all__ = ["BatchActor", "RayTransformJob", "ray_transform_job"]
-
-log = logging.getLogger("tfio_handlers.transform")
 
 READ_CPUS = 0.25
 """CPUs a file-reading task claims: reading is cheap next to answering, and on a small machine the
