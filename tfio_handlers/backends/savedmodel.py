@@ -34,6 +34,7 @@ __all__ = [
     "load_servable",
     "quiet_tensorflow_startup",
     "shape_text",
+    "tensorflow",
 ]
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,7 @@ def _read_signature_defs(path: Path) -> dict[str, SignatureDef]:
 
 
 def load_servable(name: str, version: int, path: Path) -> Servable:
-    import tensorflow as tf
+    tf = tensorflow()
 
     try:
         signature_defs = _read_signature_defs(path)
@@ -344,9 +345,23 @@ def quiet_tensorflow_startup(env: Mapping[str, str] | None = None) -> Iterator[N
 # -- thread pools ---------------------------------------------------------------------------------
 
 
+def tensorflow() -> Any:
+    """TensorFlow, imported on first use (``import tfio_handlers`` never does); without it, a 503
+    saying which extra brings it, rather than a ModuleNotFoundError from deep inside a worker."""
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "The embedded backend needs TensorFlow, which is not installed: "
+            "pip install 'tfio-handlers[tensorflow]' (or serve a TF Serving model server with "
+            "--backend grpc://host:port or http://host:port)"
+        ) from exc
+    return tf
+
+
 def configure_threads(inter: int | None, intra: int | None) -> None:
     """Set TensorFlow's thread pools (0 or ``None``: TensorFlow's default), before it starts."""
-    import tensorflow as tf
+    tf = tensorflow()
 
     threading_config = tf.config.threading
     for what, value, setter, getter in (
