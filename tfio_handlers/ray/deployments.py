@@ -140,7 +140,11 @@ def _front_pipeline(env: Mapping[str, str], model: DeploymentHandle[Any]) -> Pip
     return Pipeline(backend, settings=settings, registry=registry, user_code=user_code)
 
 
-def _build_pipeline(env: Mapping[str, str], model: DeploymentHandle[Any] | None) -> Pipeline:
+def replica_pipeline(
+    env: Mapping[str, str], model: DeploymentHandle[Any] | None = None
+) -> Pipeline:
+    """A replica's (or a Ray Data actor's) pipeline from its whole environment; with ``model``,
+    the split mode's front, calling the model deployment."""
     from ..bootstrap import configure_logging, load_config, pipeline_from_config
 
     configure_logging(env)
@@ -176,7 +180,7 @@ class Ingress:
     ) -> None:
         environment = _environment(env)
         # Off the event loop: a model server that is still starting is waited for in there.
-        self.pipeline = await asyncio.to_thread(_build_pipeline, environment, model)
+        self.pipeline = await asyncio.to_thread(replica_pipeline, environment, model)
         self.asgi = ASGIApp(self.pipeline)
         _ReplicaApp.app = self.asgi
 

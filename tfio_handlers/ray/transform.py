@@ -38,6 +38,7 @@ from ..transform.job import Answered, TransformJob
 from ..transform.progress import Progress
 from ..transform.records import read_batches
 from .command import init_ray, replica_env
+from .deployments import replica_pipeline
 
 __all__ = ["BatchActor", "RayTransformJob", "ray_transform_job"]
 
@@ -60,11 +61,7 @@ class BatchActor:
     def __init__(
         self, env: Mapping[str, str], options: TransformOptions, setups: Sequence[FileSetup]
     ) -> None:
-        from ..bootstrap import configure_logging, load_config, pipeline_from_config
-
-        environment = {**os.environ, **env}
-        configure_logging(environment)
-        self.pipeline = pipeline_from_config(load_config(environment))
+        self.pipeline = replica_pipeline({**os.environ, **env})
         self.answerer = BatchAnswerer(self.pipeline, options)
         self.setups = setups
 
