@@ -212,7 +212,7 @@ class Observer:
                 )  # fmt: skip
             if record.user_code_failed:
                 metrics.user_code_errors.labels(model).inc()
-        if tracing.tracer() is not None:
+        if tracing.enabled():
             stages = (
                 (context.decode_seconds, context.model_seconds, context.encode_seconds)
                 if context is not None

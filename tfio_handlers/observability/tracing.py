@@ -11,9 +11,9 @@ The stages are attributes, not child spans: the pipeline measures their duration
 times, and a span with made-up times would mislead more than it helps.
 
 Without ``opentelemetry-api`` nothing is imported and this costs one check per process. With the API
-but no SDK configured, the API's no-op tracer takes the span. Export is the application's business:
-configure a ``TracerProvider`` (``opentelemetry-sdk``, or ``opentelemetry-instrument``) as for any
-Python service.
+but no tracer provider set, no span is built (one ``isinstance`` per request). Export is the
+application's business: configure a ``TracerProvider`` (``opentelemetry-sdk``, or
+``opentelemetry-instrument``) as for any Python service.
 """
 
 from __future__ import annotations
@@ -23,20 +23,39 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TRACE_HEADERS", "record_span", "tracer"]
+__all__ = ["TRACE_HEADERS", "enabled", "record_span", "tracer"]
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 """The W3C trace-context headers a span's parent is read from (lower-case)."""
 
 
 @functools.cache
-def tracer() -> Any | None:
-    """The library's tracer, or ``None`` without ``opentelemetry-api``."""
+def _api() -> Any | None:
+    """``opentelemetry.trace``, or ``None`` without ``opentelemetry-api``."""
     try:
         from opentelemetry import trace
     except ImportError:
         return None
-    return trace.get_tracer("tfio_handlers")
+    return trace
+
+
+@functools.cache
+def tracer() -> Any | None:
+    """The library's tracer, or ``None`` without ``opentelemetry-api``."""
+    trace = _api()
+    return None if trace is None else trace.get_tracer("tfio_handlers")
+
+
+def enabled() -> bool:
+    """Whether a span would go anywhere: the API is installed and the application set a tracer
+    provider. Checked per request, so a provider set after start-up counts; until then a request
+    builds no span (the API's default provider would drop it)."""
+    trace = _api()
+    if trace is None:
+        return False
+    return not isinstance(
+        trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    )
 
 
 def record_span(
