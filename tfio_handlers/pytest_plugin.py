@@ -25,9 +25,12 @@ installing tfio-handlers never breaks a test run that lacks the ``testing`` extr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tfio_handlers.registry import Kind, Registry
 
 __all__ = ["CodecCase", "RouteCase", "codec_cases", "route_cases"]
 
@@ -58,9 +61,11 @@ class CodecCase:
         check_codec(self.media_type, plugin=self.plugin, registry=installed_registry(), **options)
 
 
-def codec_cases(names: tuple[str, ...] = (), kind: str = "plugin") -> list[CodecCase]:
-    """The codecs of the installed registry: of plugins of ``kind`` (``"plugin"``, ``"builtin"`` or
-    ``"all"``), only those ``names`` when given, each canonical media type once."""
+def _installed(
+    names: tuple[str, ...], kind: str
+) -> tuple[Registry, dict[str, Kind], dict[str, Kind]]:
+    """The installed registry (entry points loaded), all its plugins, and those of ``kind``
+    (``"plugin"``, ``"builtin"`` or ``"all"``), only ``names`` when given."""
     from tfio_handlers.registry import Kind, Registry
 
     registry = Registry()
@@ -71,11 +76,20 @@ def codec_cases(names: tuple[str, ...] = (), kind: str = "plugin") -> list[Codec
         "all": {Kind.PLUGIN, Kind.BUILTIN},
     }[kind]
     plugins = dict(registry.plugins())
+    chosen = {
+        name: plugin_kind
+        for name, plugin_kind in plugins.items()
+        if plugin_kind in kinds and (not names or name in names)
+    }
+    return registry, plugins, chosen
+
+
+def codec_cases(names: tuple[str, ...] = (), kind: str = "plugin") -> list[CodecCase]:
+    """The codecs of the installed registry: of plugins of ``kind`` (``"plugin"``, ``"builtin"`` or
+    ``"all"``), only those ``names`` when given, each canonical media type once."""
+    registry, plugins, chosen = _installed(names, kind)
     cases: list[CodecCase] = []
-    for name, plugin_kind in plugins.items():
-        if plugin_kind not in kinds or (names and name not in names):
-            continue
-        plugin = registry.pm.get_plugin(name)
+    for name, plugin_kind in chosen.items():
         for impl in registry.pm.hook.register_codecs.get_hookimpls():
             if impl.plugin_name != name:
                 continue
@@ -87,7 +101,6 @@ def codec_cases(names: tuple[str, ...] = (), kind: str = "plugin") -> list[Codec
             impl.function(register=register)
             for media_type in dict.fromkeys(seen):
                 cases.append(CodecCase(name, media_type, plugin_kind.name.lower()))
-        del plugin
     for name in names:
         if name not in plugins:
             cases.append(CodecCase(name, "-", kind, missing=True))
@@ -123,21 +136,12 @@ class RouteCase:
 def route_cases(names: tuple[str, ...] = (), kind: str = "plugin") -> list[RouteCase]:
     """The route plugins of the installed registry: of ``kind`` (``"plugin"``, ``"builtin"`` or
     ``"all"``), only those ``names`` when given."""
-    from tfio_handlers.registry import Kind, Registry
-
-    registry = Registry()
-    registry.load_entry_points()
-    kinds = {
-        "plugin": {Kind.PLUGIN},
-        "builtin": {Kind.BUILTIN},
-        "all": {Kind.PLUGIN, Kind.BUILTIN},
-    }[kind]
-    plugins = dict(registry.plugins())
+    registry, plugins, chosen = _installed(names, kind)
     with_routes = {impl.plugin_name for impl in registry.pm.hook.register_routes.get_hookimpls()}
     cases = [
         RouteCase(name, plugin_kind.name.lower())
-        for name, plugin_kind in plugins.items()
-        if plugin_kind in kinds and name in with_routes and (not names or name in names)
+        for name, plugin_kind in chosen.items()
+        if name in with_routes
     ]
     cases.extend(RouteCase(name, kind, missing=True) for name in names if name not in plugins)
     return cases
