@@ -60,13 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="Prometheus metrics at GET /metrics (default: TFIO_HANDLERS_METRICS, else on)",
     )
-    ray_serve = serve.add_argument_group("Ray Serve (pip install 'tfio-handlers[ray]')")
-    ray_serve.add_argument("--ray", action="store_true", help="serve on Ray Serve (docs/ray.md)")
-    ray_serve.add_argument(
-        "--ray-address",
-        default=None,
-        metavar="ADDRESS",
-        help="join a running Ray cluster ('auto', or ray://host:10001); default: start a local Ray",
+    ray_serve = _add_ray_options(
+        serve,
+        "Ray Serve (pip install 'tfio-handlers[ray]')",
+        "serve on Ray Serve (docs/ray.md)",
+        claimer="replica",
+        object_store_mb=256,
     )
     ray_serve.add_argument(
         "--replicas", type=int, default=None, help="replicas of the app (default 1)"
@@ -77,20 +76,6 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="split mode: serve the model in a deployment of its own with N replicas",
-    )
-    ray_serve.add_argument(
-        "--ray-num-cpus",
-        type=float,
-        default=0.5,
-        metavar="CPUS",
-        help="CPUs each replica claims from Ray's scheduler (default 0.5)",
-    )
-    ray_serve.add_argument(
-        "--ray-object-store-mb",
-        type=int,
-        default=256,
-        metavar="MB",
-        help="a local Ray's object store (default 256)",
     )
     ray_serve.add_argument(
         "--ray-dashboard", action="store_true", help="start a local Ray with its dashboard"
@@ -269,17 +254,12 @@ def _add_transform_parser(commands: Any) -> None:
         help="auto: a bar on a terminal with tqdm installed, else a log line every 10 s",
     )
     transform.add_argument("--log-level", default="info")
-    on_ray = transform.add_argument_group("Ray Data (pip install 'tfio-handlers[ray]')")
-    on_ray.add_argument(
-        "--ray",
-        action="store_true",
-        help="run the job on Ray Data: bodies answered by a pool of actors (docs/ray.md)",
-    )
-    on_ray.add_argument(
-        "--ray-address",
-        default=None,
-        metavar="ADDRESS",
-        help="join a running Ray cluster ('auto', or ray://host:10001); default: start a local Ray",
+    on_ray = _add_ray_options(
+        transform,
+        "Ray Data (pip install 'tfio-handlers[ray]')",
+        "run the job on Ray Data: bodies answered by a pool of actors (docs/ray.md)",
+        claimer="actor",
+        object_store_mb=512,
     )
     on_ray.add_argument(
         "--ray-actors",
@@ -288,20 +268,41 @@ def _add_transform_parser(commands: Any) -> None:
         metavar="N",
         help="actors answering bodies, each with its own pipeline and model (default 2)",
     )
-    on_ray.add_argument(
+
+
+def _add_ray_options(
+    parser: argparse.ArgumentParser,
+    title: str,
+    ray_help: str,
+    *,
+    claimer: str,
+    object_store_mb: int,
+) -> Any:
+    """The Ray options ``serve`` and ``transform`` share, in a group of their own (defined here:
+    building the parser must not import Ray); the group, for the command's own Ray options."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--ray", action="store_true", help=ray_help)
+    group.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="join a running Ray cluster ('auto', or ray://host:10001); default: start a local Ray",
+    )
+    group.add_argument(
         "--ray-num-cpus",
         type=float,
         default=0.5,
         metavar="CPUS",
-        help="CPUs each actor claims from Ray's scheduler (default 0.5)",
+        help=f"CPUs each {claimer} claims from Ray's scheduler (default 0.5)",
     )
-    on_ray.add_argument(
+    group.add_argument(
         "--ray-object-store-mb",
         type=int,
-        default=512,
+        default=object_store_mb,
         metavar="MB",
-        help="a local Ray's object store (default 512)",
+        help=f"a local Ray's object store (default {object_store_mb})",
     )
+    return group
 
 
 def _model_env(args: argparse.Namespace) -> dict[str, str]:
