@@ -1,26 +1,33 @@
 """Merging alike requests into one and splitting the response back into each caller's rows.
 
-Predict requests are merged by concatenating every input along dimension 0 (the scheduler only
-merges requests whose inputs have the same names, dtypes and shapes after dimension 0); classify
-and regress requests by concatenating their examples (the context, when there is one, is the
-first request's: the scheduler merges only requests with identical contexts). A response is split
-by rows: each caller gets exactly its own rows of every output, in the layout the inner backend
-wrote (typed fields or ``tensor_content``). A response whose outputs are not row-aligned cannot be
-split: ``None``, and the scheduler runs each request again alone.
+Predict requests come in two forms, merged and split alike: :class:`~tfio_handlers.protocol.
+arrays.PredictArrays` (what the pipeline sends: :func:`merge_arrays` and :func:`split_prediction`,
+no ``TensorProto`` built, each caller's outputs views of the merged ones) and ``PredictRequest``
+messages (the gRPC adapter, callers of ``predict``: :func:`merge_predict` and
+:func:`split_predict`). Either is merged by concatenating every input along dimension 0 (the
+scheduler only merges requests whose inputs have the same names, dtypes and shapes after
+dimension 0); classify and regress requests by concatenating their examples (the context, when
+there is one, is the first request's: the scheduler merges only requests with identical
+contexts). A response is split by rows: each caller gets exactly its own rows of every output, in
+the layout the inner backend wrote (arrays, typed fields or ``tensor_content``). A response whose
+outputs are not row-aligned cannot be split: ``None``, and the scheduler runs each request again
+alone (one rule for every form, :func:`_row_aligned`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from google.protobuf.message import Message
 
+from ...protocol.arrays import PredictArrays, Prediction
 from ...protos import (
     ClassificationResponse,
+    ModelSpec,
     PredictRequest,
     PredictResponse,
     RegressionResponse,
@@ -34,7 +41,61 @@ from ...tensors import (
     typed_field,
 )
 
-__all__ = ["merge_examples", "merge_predict", "split_examples", "split_predict"]
+__all__ = [
+    "merge_arrays",
+    "merge_examples",
+    "merge_predict",
+    "split_examples",
+    "split_predict",
+    "split_prediction",
+]
+
+
+def _row_aligned(shapes: Iterable[tuple[int, ...]], total: int) -> bool:
+    """Whether every output has ``total`` rows in dimension 0 (a scalar has none): the one rule
+    for whether a merged answer can be split back into its callers' rows."""
+    return all(shape and shape[0] == total for shape in shapes)
+
+
+def merge_arrays(requests: Sequence[PredictArrays]) -> PredictArrays:
+    """One predict request of ``requests``: each input concatenated along dimension 0 (one copy),
+    the model spec and output filter of the first."""
+    first = requests[0]
+    inputs = {
+        name: np.concatenate([request.inputs[name] for request in requests])
+        for name in first.inputs
+    }
+    return PredictArrays(inputs, first.model_spec, first.output_filter)
+
+
+def split_prediction(prediction: Prediction, rows: Sequence[int]) -> list[Prediction] | None:
+    """Each caller's rows of every output (``rows[i]`` rows for caller ``i``, in order), as
+    views of the merged outputs; ``None`` when an output is a scalar or its dimension 0 is not the
+    total row count. Each answer has its own copy of the model spec that answered, and the merged
+    answer's layout: a :class:`Prediction` made from a ``PredictResponse`` (a remote inner
+    backend) is split as that message, by :func:`split_predict`."""
+    message = prediction.message
+    if message is not None:
+        pieces = split_predict(message, rows)
+        return None if pieces is None else [Prediction.from_message(p) for p in pieces]
+    outputs = prediction.outputs
+    if not _row_aligned((array.shape for array in outputs.values()), sum(rows)):
+        return None
+    answers = []
+    offset = 0
+    for count in rows:
+        end = offset + count
+        spec = ModelSpec()
+        spec.CopyFrom(prediction.model_spec)
+        answers.append(
+            Prediction(
+                {name: array[offset:end] for name, array in outputs.items()},
+                spec,
+                typed_fields=prediction.typed_fields,
+            )
+        )
+        offset = end
+    return answers
 
 
 def merge_predict(requests: Sequence[PredictRequest]) -> PredictRequest:
@@ -54,13 +115,10 @@ def merge_predict(requests: Sequence[PredictRequest]) -> PredictRequest:
 def split_predict(response: PredictResponse, rows: Sequence[int]) -> list[PredictResponse] | None:
     """Each caller's rows of every output (``rows[i]`` rows for caller ``i``, in order); ``None``
     when an output is a scalar or its dimension 0 is not the total row count."""
-    total = sum(rows)
-    outputs: list[_Output] = []
-    for alias, tensor in response.outputs.items():
-        array = to_ndarray(tensor)
-        if array.ndim == 0 or array.shape[0] != total:
-            return None
-        outputs.append(_Output.of(alias, tensor, array))
+    arrays = {alias: to_ndarray(tensor) for alias, tensor in response.outputs.items()}
+    if not _row_aligned((array.shape for array in arrays.values()), sum(rows)):
+        return None
+    outputs = [_Output.of(alias, response.outputs[alias], array) for alias, array in arrays.items()]
     answers = []
     offset = 0
     for count in rows:

@@ -24,6 +24,7 @@ from typing import Any, Final
 from ...config import env_int
 from ...errors import BackendUnavailable, HTTPError, InternalError
 from ...observability.metrics import active as observed_metrics
+from ...protocol.arrays import PredictArrays, Prediction
 from ...protos import (
     DEFAULT_SIGNATURE,
     ClassificationRequest,
@@ -41,7 +42,14 @@ from ...protos import (
     coerce,
 )
 from ..base import Backend, ResolvedModel
-from .merge import merge_examples, merge_predict, split_examples, split_predict
+from .merge import (
+    merge_arrays,
+    merge_examples,
+    merge_predict,
+    split_examples,
+    split_predict,
+    split_prediction,
+)
 
 __all__ = [
     "BATCH_TIMEOUT_MICROS_ENV",
@@ -100,7 +108,8 @@ class _Task:
     """One caller's request, waiting in a batch."""
 
     kind: str
-    """``predict``, ``classify`` or ``regress``."""
+    """``arrays`` (:class:`PredictArrays`), ``predict`` (a ``PredictRequest``), ``classify`` or
+    ``regress``."""
     request: Any
     rows: int
     key: tuple[Any, ...] | None
@@ -180,6 +189,9 @@ class BatchingBackend(Backend):
         self._counts = {"requests": 0, "batches": 0, "batched": 0, "solo": 0, "reruns": 0}
         self._waiting = 0
         """Requests in open or ready batches, not yet running (the queue depth metric)."""
+        self._running = 0
+        """Batches running now, in batch threads or (no-wait mode) in their callers' threads: at
+        most ``num_batch_threads``."""
 
     def __repr__(self) -> str:
         return (
@@ -203,24 +215,56 @@ class BatchingBackend(Backend):
             c = dict(self._counts)
         return BatchStats(c["requests"], c["batches"], c["batched"], c["solo"], c["reruns"])
 
+    @property
+    def no_wait(self) -> bool:
+        """Whether this is the no-wait mode (``batch_timeout_micros=0``): a batch runs as soon as
+        a batch thread is free, and requests gather in it only while every thread is busy."""
+        return self._timeout <= 0
+
     # -- the Backend interface ------------------------------------------------------------------
+
+    def predict_arrays(self, request: PredictArrays) -> Prediction:
+        """Predict on arrays, merged with concurrent alike requests: what the pipeline calls.
+
+        No ``TensorProto`` is built: the arrays are concatenated, ``inner.predict_arrays`` runs
+        once, and each caller gets views of its own rows of the outputs (see the package
+        docstring). In the no-wait mode a request that finds a batch thread free runs in the
+        calling thread, with no hand-off.
+        """
+        result: Prediction = self._resolve(
+            "arrays", request, lambda: self._arrays_task(request, may_block=True)
+        )
+        return result
+
+    async def apredict_arrays(self, request: PredictArrays) -> Prediction:
+        """:meth:`predict_arrays`, awaited without a thread per caller (the batch runs in a batch
+        thread; a cancelled caller is dropped from its batch if the batch has not started)."""
+        task = self._arrays_task(request, may_block=False)
+        result: Prediction = await self._aresolve(task)
+        return result
 
     def predict(self, request: PredictRequest) -> PredictResponse:
         """Predict, merged with concurrent alike requests (see the package docstring)."""
-        task = self._predict_task(coerce(request, PredictRequest), may_block=True)
-        result: PredictResponse = self._resolve(task)
+        message = coerce(request, PredictRequest)
+        result: PredictResponse = self._resolve(
+            "predict", message, lambda: self._predict_task(message, may_block=True)
+        )
         return result
 
     def classify(self, request: ClassificationRequest) -> ClassificationResponse:
         """Classify, merged with concurrent requests for the same signature."""
-        task = self._examples_task("classify", coerce(request, ClassificationRequest))
-        result: ClassificationResponse = self._resolve(task)
+        message = coerce(request, ClassificationRequest)
+        result: ClassificationResponse = self._resolve(
+            "classify", message, lambda: self._examples_task("classify", message)
+        )
         return result
 
     def regress(self, request: RegressionRequest) -> RegressionResponse:
         """Regress, merged with concurrent requests for the same signature."""
-        task = self._examples_task("regress", coerce(request, RegressionRequest))
-        result: RegressionResponse = self._resolve(task)
+        message = coerce(request, RegressionRequest)
+        result: RegressionResponse = self._resolve(
+            "regress", message, lambda: self._examples_task("regress", message)
+        )
         return result
 
     async def apredict(self, request: PredictRequest) -> PredictResponse:
@@ -241,21 +285,59 @@ class BatchingBackend(Backend):
         result: RegressionResponse = await self._aresolve(task)
         return result
 
-    def _resolve(self, task: _Task) -> Any:
+    def _resolve(self, kind: str, request: Any, task_of: Callable[[], _Task]) -> Any:
+        """A sync caller's answer. In the no-wait mode, when nothing waits and a batch thread's
+        place is free, ``request`` runs at once on ``inner`` in the calling thread, holding that
+        place (requests arriving meanwhile gather in a batch); else it becomes a task
+        (``task_of()``) and joins a batch."""
+        if self._enter_idle():
+            try:
+                return self._call(kind)(request)
+            finally:
+                self._leave(in_caller=True)
+        task = task_of()
         if task.key is None:
             self._count_solo()
             return self._call(task.kind)(task.request)
-        return self._submit(task).result()
+        mine = self._submit(task, may_run=True)
+        if mine is not None:
+            self._run_batch(mine, in_caller=True)
+        return task.future.result()
 
     async def _aresolve(self, task: _Task) -> Any:
         if task.key is None:
             self._count_solo()
+            if task.kind == "arrays":
+                return await self.inner.apredict_arrays(task.request)
             if task.kind == "predict":
                 return await self.inner.apredict(task.request)
             if task.kind == "classify":
                 return await self.inner.aclassify(task.request)
             return await self.inner.aregress(task.request)
-        return await asyncio.wrap_future(self._submit(task))
+        self._submit(task, may_run=False)
+        return await asyncio.wrap_future(task.future)
+
+    def _enter_idle(self) -> bool:
+        """In the no-wait mode, take a batch thread's place for a request to run alone now, when
+        one is free and no batch waits; counted as a request run alone."""
+        if not self.no_wait:
+            return False
+        with self._cond:
+            if self._closed or self._running >= self.num_batch_threads or self._ready or self._open:
+                return False
+            self._running += 1
+            self._counts["requests"] += 1
+            self._counts["solo"] += 1
+            return True
+
+    def _leave(self, *, in_caller: bool) -> None:
+        """Give back a batch thread's place. ``in_caller``: it was held in a caller's thread,
+        which wakes a batch thread for the batches that gathered meanwhile (a batch thread looks
+        for them itself)."""
+        with self._cond:
+            self._running -= 1
+            if in_caller and (self._ready or self._open):
+                self._cond.notify()
 
     def _count_solo(self) -> None:
         with self._cond:
@@ -335,30 +417,63 @@ class BatchingBackend(Backend):
 
     # -- tasks ------------------------------------------------------------------------------------
 
+    def _arrays_task(self, request: PredictArrays, *, may_block: bool) -> _Task:
+        """The task of a predict request on arrays: :meth:`_predict_like_task` on each input's
+        numpy dtype and shape."""
+        inputs = [(name, array.dtype, array.shape) for name, array in request.inputs.items()]
+        return self._predict_like_task(
+            "arrays", request, request.model_spec, request.output_filter, inputs, may_block
+        )
+
     def _predict_task(self, request: PredictRequest, *, may_block: bool) -> _Task:
-        """The task of a predict request, keyed when it may be merged (see the package docstring).
+        """The task of a ``PredictRequest``: :meth:`_predict_like_task` on each tensor's
+        ``DataType`` and dimensions (an unknown rank counts as a scalar: it runs alone)."""
+        inputs = [
+            (
+                name,
+                int(tensor.dtype),
+                ()
+                if tensor.tensor_shape.unknown_rank
+                else tuple(d.size for d in tensor.tensor_shape.dim),
+            )
+            for name, tensor in request.inputs.items()
+        ]
+        return self._predict_like_task(
+            "predict", request, request.model_spec, tuple(request.output_filter), inputs, may_block
+        )
+
+    def _predict_like_task(
+        self,
+        kind: str,
+        request: Any,
+        spec: Any,
+        output_filter: tuple[str, ...],
+        inputs: Sequence[tuple[str, Any, tuple[int, ...]]],
+        may_block: bool,
+    ) -> _Task:
+        """The task of a predict request of either form, keyed when it may be merged (see the
+        package docstring): ``inputs`` are ``(name, dtype, shape)``; the key holds the model,
+        version choice, signature, output filter and every input's name, dtype and shape after
+        dimension 0.
 
         ``may_block``: whether the signatures may be fetched from the inner backend now (not on an
         event loop); otherwise an uncached model's request runs alone this time.
         """
-        inputs = request.inputs
         rows = -1
         shapes = []
-        for name in sorted(inputs):
-            tensor = inputs[name]
-            dims = tuple(d.size for d in tensor.tensor_shape.dim)
-            if not dims or tensor.tensor_shape.unknown_rank or (rows >= 0 and dims[0] != rows):
-                return _Task("predict", request, 0, None)
+        for name, dtype, dims in sorted(inputs, key=lambda item: item[0]):
+            if not dims or (rows >= 0 and dims[0] != rows):
+                return _Task(kind, request, 0, None)
             rows = dims[0]
-            shapes.append((name, int(tensor.dtype), dims[1:]))
+            shapes.append((name, dtype, dims[1:]))
         if rows < 1 or rows >= self.max_batch_size:
-            return _Task("predict", request, max(rows, 0), None)
-        spec = request.model_spec
+            return _Task(kind, request, max(rows, 0), None)
         model = (spec.name, _version_choice(spec), spec.signature_name or DEFAULT_SIGNATURE)
-        if not self._is_batchable(model, frozenset(inputs), may_block=may_block):
-            return _Task("predict", request, rows, None)
-        key = ("predict", *model, tuple(request.output_filter), tuple(shapes))
-        return _Task("predict", request, rows, key)
+        names = frozenset(name for name, _, _ in shapes)
+        if not self._is_batchable(model, names, may_block=may_block):
+            return _Task(kind, request, rows, None)
+        key = (kind, *model, output_filter, tuple(shapes))
+        return _Task(kind, request, rows, key)
 
     def _examples_task(self, kind: str, request: Any) -> _Task:
         which = request.input.WhichOneof("kind")
@@ -403,8 +518,13 @@ class BatchingBackend(Backend):
 
     # -- scheduling -------------------------------------------------------------------------------
 
-    def _submit(self, task: _Task) -> Future[Any]:
-        """Add ``task`` to the open batch of its key (or a new one) and return its future."""
+    def _submit(self, task: _Task, *, may_run: bool) -> _Batch | None:
+        """Add ``task`` to the open batch of its key (or a new one).
+
+        Returns the batch when the caller is to run it itself, now, in its own thread: in the
+        no-wait mode, when ``may_run`` (a thread that may block), a batch thread's place is free
+        and the task's batch is the next one due. Otherwise ``None``: a batch thread runs it.
+        """
         key = task.key
         assert key is not None
         with self._cond:
@@ -414,24 +534,36 @@ class BatchingBackend(Backend):
             self._start_workers()
             batch = self._open.get(key)
             if batch is not None and batch.rows + task.rows > self.max_batch_size:
-                del self._open[key]  # full enough: it runs now, this task starts the next one
+                del self._open[key]  # full enough: it runs next, this task starts the next one
                 self._ready.append(batch)
-                self._cond.notify()
+                self._notify_if_free()
                 batch = None
             if batch is None:
                 self._check_queue()
                 batch = _Batch(key, time.monotonic() + self._timeout)
                 self._open[key] = batch
-                self._cond.notify_all()  # a new deadline: waiting threads recompute their wait
+                if not self.no_wait:
+                    self._cond.notify_all()  # a new deadline: waiting threads recompute their wait
             batch.tasks.append(task)
             batch.rows += task.rows
             self._waiting += 1
             _observe_depth(self._waiting)
-            if batch.rows >= self.max_batch_size or self._timeout <= 0:
+            if batch.rows >= self.max_batch_size:
                 del self._open[key]
                 self._ready.append(batch)
-                self._cond.notify()
-        return task.future
+            elif not self.no_wait:
+                return None
+            if self._running >= self.num_batch_threads:
+                return None  # the batch that finishes first wakes a thread for this one
+            if may_run and self.no_wait and self._due() is batch:
+                return self._take(batch)
+            self._cond.notify()
+        return None
+
+    def _notify_if_free(self) -> None:
+        """Wake a batch thread if one may run a batch now (the caller holds ``_cond``)."""
+        if self._running < self.num_batch_threads:
+            self._cond.notify()
 
     def _check_queue(self) -> None:
         limit = self.max_enqueued_batches
@@ -446,25 +578,42 @@ class BatchingBackend(Backend):
             self._workers.append(worker)
             worker.start()
 
+    def _due(self) -> _Batch | None:
+        """The batch a free thread runs next, if any is due (the caller holds ``_cond``): the
+        first full one, else the open one whose deadline passed first (in the no-wait mode every
+        open batch is due)."""
+        if self._ready:
+            return self._ready[0]
+        if not self._open:
+            return None
+        batch = min(self._open.values(), key=lambda b: b.deadline)
+        return batch if batch.deadline <= time.monotonic() else None
+
     def _next_batch(self) -> _Batch | None:
-        """The next batch to run (waiting for one), or ``None`` once closed."""
+        """The next batch for a batch thread to run (waiting for one, and for a place among the
+        ``num_batch_threads`` running), or ``None`` once closed."""
         with self._cond:
             while not self._closed:
-                if self._ready:
-                    return self._taken(self._ready.popleft())
+                if self._running >= self.num_batch_threads:
+                    self._cond.wait()  # callers run batches (no-wait mode); one will wake us
+                    continue
+                due = self._due()
+                if due is not None:
+                    return self._take(due)
                 if not self._open:
                     self._cond.wait()
                     continue
-                key, batch = min(self._open.items(), key=lambda item: item[1].deadline)
-                wait = batch.deadline - time.monotonic()
-                if wait <= 0:
-                    del self._open[key]
-                    return self._taken(batch)
-                self._cond.wait(wait)
+                soonest = min(batch.deadline for batch in self._open.values())
+                self._cond.wait(soonest - time.monotonic())
         return None
 
-    def _taken(self, batch: _Batch) -> _Batch:
-        """``batch`` leaves the queue to run (the caller holds ``_cond``)."""
+    def _take(self, batch: _Batch) -> _Batch:
+        """``batch`` leaves the queue to run, holding a place (the caller holds ``_cond``)."""
+        if self._ready and self._ready[0] is batch:
+            self._ready.popleft()
+        else:
+            del self._open[batch.key]
+        self._running += 1
         self._waiting -= len(batch.tasks)
         _observe_depth(self._waiting)
         return batch
@@ -474,12 +623,21 @@ class BatchingBackend(Backend):
             batch = self._next_batch()
             if batch is None:
                 return
-            try:
-                self._run(batch)
-            except BaseException as exc:  # never lose a caller, whatever happened
-                log.exception("Batch of %d requests failed unexpectedly", len(batch.tasks))
-                for task in batch.tasks:
-                    _fail(task.future, InternalError(f"Batch failed: {type(exc).__name__}: {exc}"))
+            self._run_batch(batch, in_caller=False)
+
+    def _run_batch(self, batch: _Batch, *, in_caller: bool) -> None:
+        """Run a taken batch and give its place back (``in_caller``: in a caller's thread, the
+        no-wait mode's; see :meth:`_leave`)."""
+        try:
+            self._run(batch)
+        except BaseException as exc:  # never lose a caller, whatever happened
+            log.exception("Batch of %d requests failed unexpectedly", len(batch.tasks))
+            for task in batch.tasks:
+                _fail(task.future, InternalError(f"Batch failed: {type(exc).__name__}: {exc}"))
+            if in_caller and not isinstance(exc, Exception):
+                raise
+        finally:
+            self._leave(in_caller=in_caller)
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -500,7 +658,9 @@ class BatchingBackend(Backend):
             self._counts["batched"] += len(tasks)
         kind = tasks[0].kind
         try:
-            if kind == "predict":
+            if kind == "arrays":
+                responses: list[Any] | None = self._run_arrays(tasks)
+            elif kind == "predict":
                 responses = self._run_predict(tasks)
             else:
                 responses = self._run_examples(kind, tasks)
@@ -521,6 +681,8 @@ class BatchingBackend(Backend):
             task.future.set_result(response)
 
     def _call(self, kind: str) -> Callable[[Any], Any]:
+        if kind == "arrays":
+            return self.inner.predict_arrays
         if kind == "predict":
             return self.inner.predict
         return self.inner.classify if kind == "classify" else self.inner.regress
@@ -532,6 +694,11 @@ class BatchingBackend(Backend):
             _fail(task.future, exc)
         else:
             task.future.set_result(response)
+
+    def _run_arrays(self, tasks: Sequence[_Task]) -> list[Prediction] | None:
+        merged = merge_arrays([task.request for task in tasks])
+        prediction = self.inner.predict_arrays(merged)
+        return split_prediction(prediction, [task.rows for task in tasks])
 
     def _run_predict(self, tasks: Sequence[_Task]) -> list[PredictResponse] | None:
         merged = merge_predict([task.request for task in tasks])
