@@ -43,6 +43,7 @@ from ..protocol.tfs_json import (
     classify_request_from_json,
     predict_arrays_from_json,
     regress_request_from_json,
+    simd,
 )
 from ..protocol.tfs_json import parse as tfs_parse
 from ..protocol.tfs_json.parse import Decline, parse_first
@@ -93,6 +94,10 @@ def decode_json(body: bytes, media_type: MediaType, context: Context) -> Any:
     if key is not None:
         _refuse_values_after_request(data, key)
         return _decode_tfs(data, key, context)
+    fast = _plain_numbers(data, context)
+    if fast is not None:
+        context.response_form = context.response_form or context.settings.json_response_style
+        return fast
     document, end = parse_first(data)
     context.response_form = context.response_form or context.settings.json_response_style
     if _CONTENT.search(data, end) is not None:
@@ -120,6 +125,33 @@ def decode_json(body: bytes, media_type: MediaType, context: Context) -> Any:
 
 _CONTENT = re.compile(rb"[^ \t\n\r]")
 """Anything but JSON whitespace."""
+
+
+def _plain_numbers(data: bytes, context: Context) -> Any:
+    """A plain numeric body for a predict signature of one float or double input, as the array
+    the exact path below would build from it, or ``None`` to run that path.
+
+    ``[[0.1, 0.2], ...]`` bodies are SageMaker's usual form, and the exact path builds one Python
+    float per number; :func:`~tfio_handlers.protocol.tfs_json.simd.decode_plain` copies the
+    numbers in C when it can prove that :func:`~tfio_handlers.protocol.requests.typed_array`
+    would give the very same array from the parsed list (the one cast policy). A flat list is one
+    instance, as below. The array is what this codec decodes into; it goes to ``build_request``,
+    never to user code (an ``input_fn`` or ``input_handler`` reads the body itself). Without a
+    signature, for another dtype or method, the exact path types the list (float32 inferred
+    without a signature).
+    """
+    match = _CONTENT.search(data)
+    if match is None or data[match.start()] != 0x5B:  # '['
+        return None
+    signature = context.signature
+    if signature is None or len(signature.inputs) != 1 or choose_method(context) != "predict":
+        return None
+    array = simd.decode_plain(data, signature, limits=context.limits)
+    if array is None:
+        return None
+    return array.reshape(1, -1) if array.ndim == 1 else array
+
+
 _JSON_LINES = MediaType(JSON_LINES)
 
 

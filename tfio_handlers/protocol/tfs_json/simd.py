@@ -31,6 +31,11 @@ Numbers are converted as the exact path converts them: a literal is read as the 
 integer literal as an integer, then rounded to double), then cast to the dtype (float32: round to
 nearest even, the ``(float)(double)v`` of TF Serving).
 
+:func:`decode_plain` is the same fast path for SageMaker's plain bodies (a bare nested array of
+numbers on ``/invocations``), which the one cast policy types instead of TF Serving's rules: it
+answers only for a float or double input and values below 2**53 in magnitude (see its
+docstring).
+
 simdjson parsers are reused, one per thread: a parser cannot parse again while proxies of its last
 document live, and a new parser per call costs 7-16 ms on large bodies. A parser keeps the memory
 of the largest body it parsed (about 2.5x the body), per thread, so bodies over
@@ -40,9 +45,9 @@ of the largest body it parsed (about 2.5x the body), per thread, so bodies over
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -72,6 +77,7 @@ __all__ = [
     "FastPredict",
     "JsonForm",
     "available",
+    "decode_plain",
     "decode_predict",
 ]
 
@@ -191,6 +197,67 @@ def decode_predict(
     outside the module docstring's list, malformed ones included; this function never raises
     for a body.
     """
+    return _run(
+        body,
+        limits,
+        lambda module, parser, data, limits: _decode(
+            module, parser, _Request(data, signatures, signature_name, limits)
+        ),
+    )
+
+
+def decode_plain(
+    body: bytes | bytearray | memoryview | str,
+    signature: SignatureDef | Message,
+    *,
+    limits: Limits | None = None,
+) -> npt.NDArray[Any] | None:
+    """The tensor of a plain body that is one nested JSON array of numbers, for ``signature``'s
+    only input when it is float or double, typed by the one cast policy; or ``None``.
+
+    A plain body (``[[0.1, 0.2], [0.3, 0.4]]``, SageMaker's list of lists on ``/invocations``)
+    is typed by :mod:`tfio_handlers.tensors.casting`, not by TF Serving's rules, and the exact
+    path for it is :func:`~tfio_handlers.formats.json.decode_json` then
+    :func:`~tfio_handlers.protocol.requests.typed_array`. This answers only what it proves that
+    path would answer with the very same array, besides everything :func:`decode_predict` needs
+    of the array itself (numbers only, rectangular, within ``limits``; no ``NaN``/``Infinity``
+    token, bool, null or string):
+
+    * the signature has exactly one input, of dtype float or double (an integer input takes
+      ``1.0`` as ``1`` by the cast policy, which simdjson's buffers cannot tell from ``1``);
+    * every value is below 2**53 in magnitude. numpy reads a list of integer literals as int64
+      and casts that to float32 once, where simdjson rounds an integer to double first: from
+      2**53 on the two roundings may differ, and a double tells no integer literal from a float.
+      Below it, every integer is exact in a double, and a float32 cannot overflow.
+
+    The shape is the nested array's (a flat list stays rank 1: adding the batch dimension is the
+    codec's rule). ``None`` without pysimdjson, and for every other body; never raises for a body.
+    """
+    resolved = _signature_input(signature, None)
+    if resolved is None or resolved[1] not in _PLAIN_DTYPES:
+        return None
+    np_dtype = _DTYPES[resolved[1]][1]
+    return _run(
+        body,
+        limits,
+        lambda module, parser, data, limits: _decode_plain(module, parser, data, limits, np_dtype),
+    )
+
+
+_PLAIN_DTYPES: Final = frozenset({DT_FLOAT, DT_DOUBLE})
+_EXACT_INTEGERS: Final = float(2**53)
+
+_T = TypeVar("_T")
+
+
+def _run(
+    body: bytes | bytearray | memoryview | str,
+    limits: Limits | None,
+    decode: Callable[[Any, Any, bytes, Limits], _T | None],
+) -> _T | None:
+    """``decode(module, parser, data, limits)`` with the body as bytes and a parser free to use:
+    this thread's, or one of its own for a huge body or a re-entered call; ``None`` without
+    pysimdjson, for an empty body and for one over ``limits.max_body_bytes``."""
     module = _module()
     if module is None or not body:
         return None
@@ -206,14 +273,13 @@ def decode_predict(
     limits = _DEFAULT_LIMITS if limits is None else limits
     if len(data) > limits.max_body_bytes:
         return None
-    request = _Request(data, signatures, signature_name, limits)
     if len(data) > KEEP_PARSER_MAX_BYTES or getattr(_local, "busy", False):
         # A parser of its own: a huge body's buffers are not kept by the thread, and a re-entered
         # call must not touch the parser whose proxies are alive.
-        return _decode(module, module.Parser(), request)
+        return decode(module, module.Parser(), data, limits)
     _local.busy = True
     try:
-        return _decode(module, _parser(module), request)
+        return decode(module, _parser(module), data, limits)
     finally:
         _local.busy = False
 
@@ -223,6 +289,27 @@ class _Request(NamedTuple):
     signatures: Mapping[str, SignatureDef] | Message
     signature_name: str | None
     limits: Limits
+
+
+def _decode_plain(
+    module: Any, parser: Any, body: bytes, limits: Limits, np_dtype: np.dtype[Any]
+) -> npt.NDArray[Any] | None:
+    # As in _decode: the proxy lives in this frame only.
+    value: Any = None
+    try:
+        value = _parse(module, parser, body)
+        numbers = _numbers(module, body, value, "d", limits)
+        value = None
+        if numbers is None:
+            return None
+        flat, dims = numbers
+        high, low = _extremes(flat)
+        if high >= _EXACT_INTEGERS or low <= -_EXACT_INTEGERS:
+            return None
+        array = flat if flat.dtype == np_dtype else flat.astype(np_dtype)
+        return array.reshape(dims)
+    finally:
+        value = None
 
 
 def _parse(module: Any, parser: Any, body: bytes) -> Any:
@@ -282,32 +369,47 @@ def _decode(module: Any, parser: Any, request: _Request) -> FastPredict | None:
 
         value = doc[tensor_key]
         doc = None
-        if type(value) is not module.Array:
-            return None
-        dims = _first_shape(value, module.Array)
-        if dims is None or len(dims) > request.limits.max_depth:
-            return None
-        count = 1
-        for d in dims:
-            count *= d
-        if count > request.limits.max_elements:
-            return None
-        try:
-            buffer = value.as_buffer(of_type=buffer_type)
-        except (ValueError, TypeError, RuntimeError, OverflowError):
-            return None
-        flat = np.frombuffer(buffer, _BUFFER_DTYPE[buffer_type])
-        if flat.size != count or not _rectangular(body, value, dims):
-            return None
+        numbers = _numbers(module, body, value, buffer_type, request.limits)
         value = None
-        if buffer_type == "d" and not flat.all() and _big_exponent(body):
+        if numbers is None:
             return None
+        flat, dims = numbers
         array = _convert(flat, np_dtype, bounds)
         if array is None:
             return None
         return FastPredict(array.reshape(dims), form, body_signature, input_name)
     finally:
         doc = value = None
+
+
+def _numbers(
+    module: Any, body: bytes, value: Any, buffer_type: str, limits: Limits
+) -> tuple[npt.NDArray[Any], tuple[int, ...]] | None:
+    """The numbers of the nested array ``value`` (a proxy into ``body``'s document) as a flat
+    float64, int64 or uint64 array (``buffer_type``), and its shape; ``None`` unless ``value`` is
+    a non-empty rectangular array of numbers only, within ``limits``, proved so completely, with
+    no zero written with a 3-digit exponent. Every ``[`` ``]`` ``,`` of ``body`` outside ``value``
+    must be one of :func:`_rectangular`'s known few."""
+    if type(value) is not module.Array:
+        return None
+    dims = _first_shape(value, module.Array)
+    if dims is None or len(dims) > limits.max_depth:
+        return None
+    count = 1
+    for d in dims:
+        count *= d
+    if count > limits.max_elements:
+        return None
+    try:
+        buffer = value.as_buffer(of_type=buffer_type)
+    except (ValueError, TypeError, RuntimeError, OverflowError):
+        return None
+    flat = np.frombuffer(buffer, _BUFFER_DTYPE[buffer_type])
+    if flat.size != count or not _rectangular(body, value, dims):
+        return None
+    if buffer_type == "d" and not flat.all() and _big_exponent(body):
+        return None
+    return flat, dims
 
 
 def _signature_input(
@@ -483,20 +585,20 @@ def _convert(
     if np_dtype.kind == "f":  # float64 -> float32
         # Beyond float32's range (inf, or a value rounding to its largest) the exact path's
         # behaviour is its own to give; within it the cast cannot overflow.
-        if flat.size <= _SMALL:  # numpy's reductions cost microseconds of overhead each
-            values = flat.tolist()
-            high, low = max(values), min(values)
-        else:
-            high, low = float(flat.max()), float(flat.min())
+        high, low = _extremes(flat)
         if high > _FLOAT32_MAX or low < -_FLOAT32_MAX:
             return None
         return flat.astype(np_dtype)
     if bounds is not None:
-        if flat.size <= _SMALL:
-            values = flat.tolist()
-            high, low = max(values), min(values)
-        else:
-            high, low = int(flat.max()), int(flat.min())
+        high, low = _extremes(flat)
         if low < bounds[0] or high > bounds[1]:
             return None
     return flat.astype(np_dtype)
+
+
+def _extremes(flat: npt.NDArray[Any]) -> tuple[Any, Any]:
+    """The largest and the smallest value of the non-empty ``flat``, as Python numbers."""
+    if flat.size <= _SMALL:  # numpy's reductions cost microseconds of overhead each
+        values = flat.tolist()
+        return max(values), min(values)
+    return flat.max().item(), flat.min().item()
