@@ -7,6 +7,10 @@ Servers, each one process tree with TensorFlow and the same two SavedModels (``m
   ``/v1/models/M:predict`` (TF Serving REST) and ``/invocations`` (SageMaker);
 * **tfio-handlers + batching**: the same with ``SAGEMAKER_TFS_ENABLE_BATCHING=true`` (its default
   sizes), iris at concurrency 64 only (the issue's batching goal);
+* **tfio-handlers, 2 workers**: ``tfio-handlers serve --workers 2`` pinned to the first two CPUs
+  (the others get the first), iris at concurrency 16 and 64 on both routes, in alternation with
+  the one-worker server (issue 17 item 4); the generator keeps its CPU, which it then shares with
+  the second worker. ``run.py --groups workers`` runs these cells alone.
 * **legacy**: ``legacy_server.py`` (Flask on gunicorn ``gthread``), the baseline of ``RESULTS.md``;
 * **naive FastAPI**: ``peer_servers/naive_fastapi.py``, 20 lines, the model called on the event loop;
 * **KServe** (V1): ``peer_servers/kserve_v1.py``, a ``kserve.Model`` calling the signature;
@@ -113,6 +117,14 @@ CONTENDERS = [
 BATCHING = Contender(
     "tfio /invocations + batching", "tfio+batching", lambda m: "/invocations", "tfs", True
 )
+WORKERS_SERVER = "tfio-2-workers"
+WORKERS = [
+    Contender("tfio /v1, 2 workers", WORKERS_SERVER, lambda m: f"/v1/models/{m}:predict", "tfs"),
+    Contender(
+        "tfio /invocations, 2 workers", WORKERS_SERVER, lambda m: "/invocations", "tfs", True
+    ),
+]
+WORKERS_CELLS = (("iris 1×4", 16), ("iris 1×4", 64))
 
 
 # -- peer venvs ----------------------------------------------------------------------------------------
@@ -248,13 +260,15 @@ def _argv(
         "iris": f"{models['iris']}:predict",
         "dense784": f"{models['dense784']}:serving_default",
     }
-    if name in ("tfio", "tfio+batching"):
+    if name in ("tfio", "tfio+batching", WORKERS_SERVER):
         argv = [sys.executable, "-m", "tfio_handlers", "serve", "--host", "127.0.0.1"]
         argv += ["--port", "{port}"]
         for model, path in models.items():
             argv += ["--model", f"{model}={path.parent}"]
         if name == "tfio+batching":
             env["SAGEMAKER_TFS_ENABLE_BATCHING"] = "true"
+        if name == WORKERS_SERVER:
+            argv += ["--workers", "2"]
         return argv, env
     if name == "legacy":
         argv = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1"]
@@ -299,22 +313,68 @@ def _mlserver_settings(folder: Path, port: int, models: dict[str, Path]) -> None
         (folder / model / "model-settings.json").write_text(json.dumps(model_settings))
 
 
+def server_cpus(name: str) -> set[int] | None:
+    """The CPUs ``name`` is pinned to: the first two for the 2-worker server, else the first."""
+    server_cpu, generator_cpu = http_bench._cpus()
+    if server_cpu is None or generator_cpu is None:
+        return None
+    return {server_cpu, generator_cpu} if name == WORKERS_SERVER else {server_cpu}
+
+
+def _start_pinned(
+    name: str, argv: list[str], env: dict[str, str], cpus: set[int] | None, logs: Path
+) -> http_bench.Server:
+    """``http_bench._start`` with a set of CPUs (the 2-worker server gets two)."""
+    handle = (logs / f"{name}.log").open("wb")
+
+    def pin() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+        os.setsid()
+
+    process = subprocess.Popen(
+        argv, cwd=http_bench.ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=pin
+    )
+    return http_bench.Server(name, 0, process, logs / f"{name}.log")
+
+
+def _wait_every_worker(server: http_bench.Server, contender: Contender, timeout: float) -> None:
+    """Until 20 answers in a row on new connections are 200: every worker has its model (a
+    connection goes to whichever worker accepts it, and a loading one answers 503)."""
+    model = REQUESTS["iris 1×4"][0]
+    url = server.url + contender.path(model)
+    body = _body(contender.form, "iris 1×4")
+    deadline = time.monotonic() + timeout
+    in_a_row = 0
+    while in_a_row < 20:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.name}: not every worker answers:\n{server.log_tail()}")
+        try:
+            status, _ = _post(url, body, contender.headers(model), timeout=5)
+        except OSError:
+            status = 0
+        in_a_row = in_a_row + 1 if status == 200 else 0
+        if status != 200:
+            time.sleep(0.1)
+
+
 def start(
     name: str, models: dict[str, Path], root: Path, pythons: dict[str, Path], logs: Path
 ) -> Started:
-    """Start ``name`` alone on the server CPU; cold start = process start to the first answer."""
-    server_cpu, _ = http_bench._cpus()
+    """Start ``name`` alone on its CPUs; cold start = process start to the first answer."""
     argv, env = _argv(name, models, root, pythons)
     port = http_bench._free_port()
     if name == "MLServer":
         _mlserver_settings(root / "mlserver", port, models)
     argv = [a.replace("{port}", str(port)) for a in argv]
-    contender = next(c for c in [*CONTENDERS, BATCHING] if c.server == name)
+    contender = next(c for c in [*CONTENDERS, BATCHING, *WORKERS] if c.server == name)
     began = time.monotonic()
-    server = http_bench._start(name, argv, env, server_cpu, logs)
-    server.port = port  # _start chose its own port for '{port}': ours was substituted already
+    server = _start_pinned(name, argv, env, server_cpus(name), logs)
+    server.port = port
     try:
         answered = _wait_first_answer(server, contender, 150)
+        if name == WORKERS_SERVER:
+            _wait_every_worker(server, contender, 150)
     except BaseException:
         http_bench._stop(server)
         raise
@@ -416,7 +476,7 @@ def bench_peers(repeats: int, warmup: float, duration: float, cold_repeats: int)
         else:
             pythons[peer] = python
             versions[peer] = why
-    names = ["tfio", "legacy", "naive FastAPI", *pythons, "tfio+batching"]
+    names = ["tfio", "legacy", "naive FastAPI", *pythons, "tfio+batching", WORKERS_SERVER]
     with tempfile.TemporaryDirectory(prefix="tfio-bench-peers-") as tmp:
         root = Path(tmp)
         built = bench_models.build_all(root / "models")
@@ -496,8 +556,151 @@ def bench_peers(repeats: int, warmup: float, duration: float, cold_repeats: int)
                         one["first_body"] = ""
                         key = (contender.name, "iris 1×4 batching", 64)
                         runs.setdefault(key, []).append(one)
+                _workers_runs(started, bodies, repeat, warmup, duration, runs)
             rss = {name: tree_peak_rss_mib(one.server.process.pid) for name, one in started.items()}
     _tables(result, runs, cold, rss, versions, notes, repeats, warmup, duration)
+    _workers_table(result, runs)
+    return result
+
+
+def _workers_runs(
+    started: dict[str, Started],
+    bodies: dict[tuple[str, str], Path],
+    repeat: int,
+    warmup: float,
+    duration: float,
+    runs: dict[tuple[str, str, int], list[dict[str, Any]]],
+) -> None:
+    """One repeat of the workers cells: 1 and 2 workers, both routes, in a rotated order."""
+    if "tfio" not in started or WORKERS_SERVER not in started:
+        return
+    contenders = [CONTENDERS[0], CONTENDERS[1], *WORKERS]
+    for index, (label, concurrency) in enumerate(WORKERS_CELLS):
+        shift = (repeat + index) % len(contenders)
+        for contender in contenders[shift:] + contenders[:shift]:
+            one = run_load(
+                started[contender.server],
+                contender,
+                label,
+                bodies[("tfs", label)],
+                concurrency,
+                warmup,
+                duration,
+            )
+            one["first_body"] = ""
+            runs.setdefault((contender.name, f"{label} workers", concurrency), []).append(one)
+
+
+def _workers_table(
+    result: GroupResult, runs: dict[tuple[str, str, int], list[dict[str, Any]]]
+) -> None:
+    if not any(label.endswith(" workers") for _, label, _ in runs):
+        return
+    one_cpus, two_cpus = server_cpus("tfio"), server_cpus(WORKERS_SERVER)
+    _, generator_cpu = http_bench._cpus()
+    table = Table(
+        "Workers: iris, `tfio-handlers serve` with 1 worker and with `--workers 2`",
+        [
+            "route, concurrency",
+            "1 worker req/s",
+            "2 workers req/s",
+            "2 ÷ 1",
+            "p50 / p99 (ms), 1 → 2",
+            "server CPU per request, 1 → 2",
+            "server CPU use, 1 → 2",
+            "gen CPU, 1 → 2",
+        ],
+    )
+    for label, concurrency in WORKERS_CELLS:
+        for route, (one_name, two_name) in zip(
+            ("/v1", "/invocations"),
+            ((CONTENDERS[0].name, WORKERS[0].name), (CONTENDERS[1].name, WORKERS[1].name)),
+            strict=True,
+        ):
+            one = runs.get((one_name, f"{label} workers", concurrency))
+            two = runs.get((two_name, f"{label} workers", concurrency))
+            if not one or not two:
+                continue
+            rps1, rps2 = _median(one, "rps"), _median(two, "rps")
+            cpu1 = _median(one, "server_cpu_per_request_ms")
+            cpu2 = _median(two, "server_cpu_per_request_ms")
+            table.rows.append(
+                [
+                    f"{route}, c={concurrency}",
+                    f"{rps1:.0f}",
+                    f"{rps2:.0f}",
+                    fmt_ratio(rps2 / rps1),
+                    f"{_median(one, 'p50_ms'):.2f} / {_median(one, 'p99_ms'):.2f} → "
+                    f"{_median(two, 'p50_ms'):.2f} / {_median(two, 'p99_ms'):.2f}",
+                    f"{cpu1:.2f} → {cpu2:.2f} ms",
+                    f"{rps1 * cpu1 / 1000:.2f} → {rps2 * cpu2 / 1000:.2f} CPUs",
+                    f"{_median(one, 'cpu_share'):.0%} → {_median(two, 'cpu_share'):.0%}",
+                ]
+            )
+            result.raw[f"workers 1 {route} c={concurrency}"] = one
+            result.raw[f"workers 2 {route} c={concurrency}"] = two
+            result.goals.append(
+                Goal(
+                    f"workers: iris {route}, c={concurrency}, 2 workers ÷ 1 worker req/s",
+                    fmt_ratio(rps2 / rps1),
+                    None,
+                    "information: the generator shares the second worker's CPU",
+                )
+            )
+    table.notes.append(
+        f"1 worker pinned to CPU {sorted(one_cpus or [])}, 2 workers (`--workers 2`, uvicorn's "
+        f"supervisor, prometheus-client's multi-process metrics) to CPUs {sorted(two_cpus or [])}; "
+        f"the load generator on CPU {generator_cpu} in both, so with 2 workers it takes part of "
+        "the second worker's CPU: 2x is out of reach on a 2-core machine, read the server CPU use "
+        "(req/s × CPU per request) beside the ratio. Runs alternate between the two servers and "
+        "routes in a rotated order; medians."
+    )
+    result.tables.append(table)
+
+
+def bench_workers(repeats: int, warmup: float, duration: float) -> GroupResult:
+    """The workers cells alone: ``tfio-handlers serve`` with 1 and 2 workers (``run.py --groups
+    workers``)."""
+    import models as bench_models
+
+    result = GroupResult("workers")
+    with tempfile.TemporaryDirectory(prefix="tfio-bench-workers-") as tmp:
+        root = Path(tmp)
+        built = bench_models.build_all(root / "models")
+        logs = root / "logs"
+        logs.mkdir()
+        label = "iris 1×4"
+        body = root / "iris.json"
+        body.write_bytes(_body("tfs", label))
+        bodies = {("tfs", label): body}
+        _warm_imports({})
+        runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+        with _servers(["tfio", WORKERS_SERVER], built, root, {}, logs) as (started, failed):
+            if failed:
+                raise RuntimeError(f"did not start: {failed}")
+            output = REQUESTS[label][3]
+            answers = [
+                main_output(
+                    run_load(started[c.server], c, label, body, 1, 0.0, 0.2)["first_body"], output
+                )
+                for c in [CONTENDERS[0], CONTENDERS[1], *WORKERS]
+            ]
+            if not all(np.array_equal(a, answers[0]) for a in answers):
+                raise AssertionError("1 and 2 workers answer differently")
+            result.checks.append("workers: 1 and 2 workers give the same probabilities")
+            for repeat in range(repeats):
+                _workers_runs(started, bodies, repeat, warmup, duration, runs)
+            cold = {name: one.cold_start_s for name, one in started.items()}
+            rss = {name: tree_peak_rss_mib(one.server.process.pid) for name, one in started.items()}
+    _workers_table(result, runs)
+    table = Table("Cold start and peak RSS, 1 and 2 workers", ["server", "cold start (s)", "RSS"])
+    for name in cold:
+        table.rows.append([name, f"{cold[name]:.2f}", f"{rss[name]:.0f} MiB"])
+    table.notes.append(
+        f"Median of {repeats} runs of {duration:g} s after {warmup:g} s of warm-up. Cold start: to "
+        "the first answer (the 2-worker server then waits until every worker answers)."
+    )
+    result.tables.append(table)
     return result
 
 
@@ -616,7 +819,7 @@ def _tables(
         "Cold start to the first answer, and peak RSS",
         ["server", "cold start (s)", "peak RSS of the process tree"],
     )
-    for name in ("tfio", "tfio+batching", "legacy", *PEERS):
+    for name in ("tfio", "tfio+batching", WORKERS_SERVER, "legacy", *PEERS):
         if name in cold:
             values = cold[name]
             spread = f" ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else ""

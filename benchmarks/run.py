@@ -52,10 +52,14 @@ GROUPS = (
     "transform",
     "ray-transform",
     "peers",
+    "workers",
+    "tf-call",
 )
 # Run only when named: it installs KServe and MLServer in venvs of their own (cached) and writes to
-# its own file: ``run.py --groups peers --output benchmarks/RESULTS-peers.md``.
-ON_REQUEST = ("peers",)
+# its own file: ``run.py --groups peers --output benchmarks/RESULTS-peers.md``. ``tf-call`` too:
+# ``run.py --groups tf-call --output benchmarks/RESULTS-tf-call.md``. ``workers``: the peers
+# group's 1-vs-2-workers cells alone (``--no-write`` to check them).
+ON_REQUEST = ("peers", "workers", "tf-call")
 
 # Statements whose cold import is measured (fresh interpreters): the foundation's three, plus what a
 # request needs without TensorFlow.
@@ -275,6 +279,26 @@ def group_peers(opts: argparse.Namespace) -> GroupResult:
     return peers.bench_peers(3, 1.0, 4.0, cold_repeats=3)
 
 
+def group_workers(opts: argparse.Namespace) -> GroupResult:
+    """Issue 17 item 4: ``tfio-handlers serve`` with 1 and 2 workers, iris over HTTP (the peers
+    group runs the same cells next to the peers)."""
+    import peers
+
+    if opts.quick:
+        return peers.bench_workers(1, 0.5, 2.0)
+    return peers.bench_workers(3, 1.0, 4.0)
+
+
+def group_tf_call(opts: argparse.Namespace) -> GroupResult:
+    """Issue 17 item 3: what TensorFlow's own per-call cost is made of and what lowers it, a fresh
+    process per setting (``tf_call.py``)."""
+    import tf_call
+
+    if opts.quick:
+        return tf_call.bench_tf_call(1, 3, 0.02)
+    return tf_call.bench_tf_call(3, 5, 0.05)
+
+
 # -- report ------------------------------------------------------------------------------------------
 
 
@@ -421,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         "transform": group_transform,
         "ray-transform": group_ray_transform,
         "peers": group_peers,
+        "workers": group_workers,
+        "tf-call": group_tf_call,
     }
     for name in GROUPS:
         if name not in wanted:
