@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -33,13 +33,14 @@ from .hookspecs import Answer
 from .media import ANY, JSON, MediaType, parse_accept, parse_media_type
 from .observability.requests import REQUEST_ID_HEADER
 from .observability.requests import current as current_request
-from .protocol.arrays import PredictArrays, as_response_message
+from .protocol.arrays import PredictArrays, Prediction, as_response_message
 from .protos import (
     ClassificationRequest,
     PredictRequest,
     RegressionRequest,
 )
 from .registry import Kind, Registry
+from .steps import Steps, arun_steps, run_steps
 from .usercode import USER_FAILURES, UserCode, call_user, user_answer
 from .workpool import WorkPool
 
@@ -117,6 +118,44 @@ def _lower_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> di
     """Header names lower-cased; from a mapping or from ``(name, value)`` pairs (ASGI)."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     return {str(k).lower(): str(v) for k, v in items}
+
+
+LOOP_BODY_BYTES = 64 * 1024
+"""The largest body an ASGI request may have to be decoded and answered on the event loop (see
+:meth:`Pipeline.answers_on_loop`); bigger ones are worked in the pool's threads."""
+
+LOOP_ANSWER_BYTES = 256 * 1024
+"""Answers whose arrays hold more bytes than this are written in the pool's threads, not on the
+event loop, even for a small request."""
+
+
+def _small_answer(answer: Answer) -> bool:
+    """Whether ``answer`` may be written on the event loop: at most :data:`LOOP_ANSWER_BYTES` of
+    output (a message's serialized size; arrays' bytes, a string counted by its length), judged
+    without copying anything."""
+    if isinstance(answer, Message):
+        return answer.ByteSize() <= LOOP_ANSWER_BYTES
+    if not isinstance(answer, Prediction):
+        return False
+    message = answer.message
+    if message is not None:
+        return message.ByteSize() <= LOOP_ANSWER_BYTES
+    total = 0
+    for array in answer.outputs.values():
+        if array.dtype.kind != "O":
+            total += array.nbytes
+        elif array.size > LOOP_ANSWER_BYTES // 8:
+            return False
+        else:
+            total += sum(len(v) if isinstance(v, (bytes, str)) else 8 for v in array.flat)
+        if total > LOOP_ANSWER_BYTES:
+            return False
+    return True
+
+
+def _add_model_seconds(context: Context, seconds: float) -> None:
+    previous = context.model_seconds
+    context.model_seconds = seconds if previous is None else previous + seconds
 
 
 class Pipeline:
@@ -212,8 +251,14 @@ class Pipeline:
     def invoke(self, body: bytes, headers: Mapping[str, str] | Any) -> Response:
         """Answer a SageMaker ``/invocations`` request (sync: for WSGI servers and plain code).
 
-        Runs in the calling thread; :meth:`ainvoke` and the WSGI adapter call it in :attr:`work`.
+        Runs in the calling thread; the WSGI adapter calls it in :attr:`work`, and :meth:`ainvoke`
+        does for the requests it does not answer on the event loop.
         """
+        return run_steps(self._invocation(body, headers), self.call_backend)
+
+    def _invocation(self, body: bytes, headers: Mapping[str, str] | Any) -> Steps[Response]:
+        """``/invocations``, written once for both drivers (:mod:`tfio_handlers.steps`): yields the
+        backend request, is sent its answer."""
         codec = "-"
         try:
             headers = _lower_headers(headers)
@@ -228,7 +273,9 @@ class Pipeline:
                 return self._invoke_with_output_handler(body, media_type, accept, context)
             self._load_signatures(context)
             request = self._decode(body, media_type, context)
-            response = self._call(request, context)
+            started = perf_counter()
+            response = yield request
+            _add_model_seconds(context, perf_counter() - started)
             return self._encode(response, accept, context)
         except HTTPError as exc:
             if isinstance(exc, UserCodeError):
@@ -305,17 +352,79 @@ class Pipeline:
             return OCTET_STREAM
 
     async def ainvoke(self, body: bytes, headers: Mapping[str, str] | Any) -> Response:
-        """Answer ``/invocations`` without ever running its work on the event loop.
+        """Answer ``/invocations`` from an event loop, never blocking it for long.
 
-        The whole request (content decoding, the codecs, user code, the model call and the writing
-        of the answer) runs in :attr:`work`, so however big the answer, the event loop stays free
-        for ``/ping`` and other requests, and an adapter's timeout around this await covers all of
-        it. A saturated pool answers 503 with ``Retry-After`` at once.
+        A small request that only the built-in codecs handle, without user code (see
+        :meth:`answers_on_loop`), is decoded and answered on the loop and only its model call
+        leaves it (:meth:`acall_backend`): no thread hop for its own work, and the model calls of
+        concurrent requests can be batched. Any other request runs whole in :attr:`work`, so
+        however big it is and whatever user code does, the loop stays free for ``/ping`` and
+        other requests. Either way the request holds one of :attr:`work`'s slots, and a saturated
+        pool answers 503 with ``Retry-After`` at once.
         """
         try:
-            return await self.work.run(self.invoke, body, headers)
+            if not self.answers_on_loop(body, headers):
+                return await self.work.run(self.invoke, body, headers)
+            with self.work.slot():
+                return await self.arun(self._invocation(body, headers))
         except HTTPError as exc:
             return Response.error(exc)
+
+    def answers_on_loop(self, body: bytes, headers: Mapping[str, str] | Any) -> bool:
+        """Whether ``/invocations`` may decode and encode this request on the event loop.
+
+        Only when its work is small and known: no user code, a body of at most
+        :data:`LOOP_BODY_BYTES` with no ``Content-Encoding`` to inflate, and a content type and
+        negotiated answer type that only the built-in codecs handle (a plugin's codec may do
+        anything, as user code may). Unparseable headers say no: the pool path answers them.
+        """
+        if self.user_code is not None or len(body) > LOOP_BODY_BYTES:
+            return False
+        lowered = _lower_headers(headers)
+        if lowered.get("content-encoding"):
+            return False
+        try:
+            content_type = lowered.get("content-type") or lowered.get("contenttype") or JSON
+            essence = parse_media_type(content_type).essence
+            accept = self.registry.negotiate(
+                lowered.get("accept") or self.settings.default_accept, self.settings.default_accept
+            )
+        except HTTPError:
+            return False
+        return self.registry.built_in(essence, decode=True) and self.registry.built_in(
+            accept.essence, decode=False
+        )
+
+    async def arun(self, steps: Steps[T]) -> T:
+        """Drive a request handler on the event loop: its backend calls awaited, an answer of more
+        than :data:`LOOP_ANSWER_BYTES` written in :attr:`work`'s threads (the caller holds a
+        slot)."""
+        return await arun_steps(steps, self.acall_backend, self._offload, _small_answer)
+
+    async def _offload(self, resume: Callable[[], tuple[bool, Any]]) -> tuple[bool, Any]:
+        return await self.work.run_held(resume)
+
+    def call_backend(self, request: Request) -> Answer:
+        """The backend call of a decoded request: predict on arrays (a ``PredictRequest`` is read
+        into arrays first, sharing its buffers), classify and regress on their messages."""
+        if isinstance(request, PredictArrays):
+            return self.backend.predict_arrays(request)
+        if isinstance(request, PredictRequest):
+            return self.backend.predict_arrays(PredictArrays.from_message(request))
+        if isinstance(request, ClassificationRequest):
+            return self.backend.classify(request)
+        return self.backend.regress(request)
+
+    async def acall_backend(self, request: Request) -> Answer:
+        """:meth:`call_backend`, awaited: the backend's async twins (the embedded backend's model
+        threads, the batching queue, a remote server's I/O)."""
+        if isinstance(request, PredictArrays):
+            return await self.backend.apredict_arrays(request)
+        if isinstance(request, PredictRequest):
+            return await self.backend.apredict_arrays(PredictArrays.from_message(request))
+        if isinstance(request, ClassificationRequest):
+            return await self.backend.aclassify(request)
+        return await self.backend.aregress(request)
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -339,22 +448,11 @@ class Pipeline:
         return build_request(value, context)
 
     def _call(self, request: Request, context: Context) -> Answer:
-        """The backend call: predict on arrays (a ``PredictRequest`` is read into arrays first,
-        sharing its buffers), classify and regress on their messages. Its time is added to
-        ``context.model_seconds``."""
+        """:meth:`call_backend`, its time added to ``context.model_seconds`` (for user code's
+        calls: ``output_handler``'s pipeline, ``transform_fn``'s ``predict``)."""
         started = perf_counter()
-        answer: Answer
-        if isinstance(request, PredictArrays):
-            answer = self.backend.predict_arrays(request)
-        elif isinstance(request, PredictRequest):
-            answer = self.backend.predict_arrays(PredictArrays.from_message(request))
-        elif isinstance(request, ClassificationRequest):
-            answer = self.backend.classify(request)
-        else:
-            answer = self.backend.regress(request)
-        elapsed = perf_counter() - started
-        previous = context.model_seconds
-        context.model_seconds = elapsed if previous is None else previous + elapsed
+        answer = self.call_backend(request)
+        _add_model_seconds(context, perf_counter() - started)
         return answer
 
     def _encode(self, response: Answer, accept: MediaType, context: Context) -> Response:

@@ -93,6 +93,7 @@ class _Link:
 
     function: Callable[..., Any]
     essence: str
+    kind: Kind
 
 
 def _essence(media_type: str) -> str:
@@ -394,7 +395,9 @@ class Registry:
         for kind, function in wildcards:
             ordered.append((kind, 1, 0, function, essence))
         ordered.sort(key=lambda item: (item[0], item[1], item[2]))
-        return tuple(_Link(function, canonical) for _, _, _, function, canonical in ordered)
+        return tuple(
+            _Link(function, canonical, kind) for kind, _, _, function, canonical in ordered
+        )
 
     def check(self) -> None:
         """Raise :class:`PluginConflict` when two plugins of one kind claim the same media type."""
@@ -486,6 +489,16 @@ class Registry:
             f"Unsupported Media Type: {media_type.essence}. Supported types: "
             + ", ".join(self.decodable())
         )
+
+    def built_in(self, essence: str, *, decode: bool) -> bool:
+        """Whether only built-in codecs would decode (or encode) ``essence``: work whose cost the
+        project knows, which the pipeline may do on the event loop for a small request. A plugin
+        or user function in the chain, or no codec at all, says no."""
+        chains = self._decode_chains if decode else self._encode_chains
+        chain = chains.get(essence)
+        if chain is None:
+            chain = self._resolve(essence, decode=decode)
+        return bool(chain) and all(link.kind is Kind.BUILTIN for link in chain)
 
     def negotiate(self, accept: str | None, default: str) -> MediaType:
         """Choose the response media type for ``accept`` among the registered encoders.

@@ -92,6 +92,12 @@ class WorkPool:
         until the function has returned."""
         return await asyncio.wrap_future(self.submit(function, *args))
 
+    async def run_held(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in the pool's threads, awaited, for a caller that already holds a
+        slot (:meth:`slot`): no second slot is taken, so the threads never outnumber the slots."""
+        future = self._pool().submit(contextvars.copy_context().run, function, *args)
+        return await asyncio.wrap_future(future)
+
     def _pool(self) -> ThreadPoolExecutor:
         executor = self._executor
         if executor is not None and self._pid == os.getpid():

@@ -210,6 +210,10 @@ def test_unexpected_errors_are_logged_not_sent(caplog: pytest.LogCaptureFixture)
         settings = Settings.from_env({})
         backend = Broken()
 
+        @staticmethod
+        def call_backend(request: object) -> object:
+            raise AssertionError("no model call for a status request")
+
     with caplog.at_level(logging.ERROR):
         answer = handle_tfs_rest(FakePipeline(), "GET", "/v1/models/m", b"")  # type: ignore[arg-type]
     assert answer.status == 500

@@ -26,7 +26,7 @@ from ..content_coding import decode_content_encoding
 from ..errors import BadRequest, HTTPError, InternalError
 from ..media import JSON
 from ..observability.requests import current as current_request
-from ..pipeline import Pipeline, Response
+from ..pipeline import LOOP_BODY_BYTES, Pipeline, Response
 from ..protocol.responses import check_tfs_json_answer
 from ..protocol.tfs_json import (
     classification_result_to_json,
@@ -45,6 +45,7 @@ from ..protos import (
     to_json,
     unpack_signature_def_map,
 )
+from ..steps import Steps, run_steps
 
 __all__ = [
     "TFSRoute",
@@ -80,24 +81,41 @@ def _decode_component(text: str) -> str:
     return unquote_to_bytes(text).decode("utf-8", "replace")
 
 
+_ROUTE_CACHE_SIZE = 1024
+"""Distinct ``(method, path)`` pairs remembered by :func:`match_tfs_route` (then forgotten at
+once): a request's path is matched by the route's work chooser, its handler and the metrics."""
+
+_routes: dict[tuple[str, str], TFSRoute] = {}
+
+
 def match_tfs_route(method: str, path: str) -> TFSRoute:
     """Dispatch ``method path`` as TF Serving does; raises BadRequest with its messages."""
-    malformed = BadRequest(f"Malformed request: {method} {path}")
+    key = (method, path)
+    found = _routes.get(key)
+    if found is None:
+        found = _match(method, path)
+        if len(_routes) >= _ROUTE_CACHE_SIZE:
+            _routes.clear()
+        _routes[key] = found
+    return found
+
+
+def _match(method: str, path: str) -> TFSRoute:
     if method == "POST":
         match = _POST.fullmatch(path)
         if match is None or match.group(4) not in ("predict", "classify", "regress"):
-            raise malformed
+            raise _malformed(method, path)
         action = match.group(4)
     elif method == "GET":
         match = _GET.fullmatch(path)
         if match is None:
-            raise malformed
+            raise _malformed(method, path)
         if not match.group(1):
             raise BadRequest("Missing model name in request.")
         # The regex ignores case but the dispatch compares exactly: ``/METADATA`` asks for status.
         action = "metadata" if match.group(4) == "metadata" else "status"
     else:
-        raise malformed
+        raise _malformed(method, path)
     version: int | None = None
     if match.group(2) is not None:
         digits = match.group(2)
@@ -106,6 +124,10 @@ def match_tfs_route(method: str, path: str) -> TFSRoute:
         version = int(digits)
     label = _decode_component(match.group(3)) if match.group(3) is not None else None
     return TFSRoute(action, _decode_component(match.group(1)), version, label)
+
+
+def _malformed(method: str, path: str) -> BadRequest:
+    return BadRequest(f"Malformed request: {method} {path}")
 
 
 def _spec(route: TFSRoute) -> ModelSpec:
@@ -151,7 +173,8 @@ def _metadata_json(response: Message) -> bytes:
     return text.encode("utf-8")
 
 
-def _answer(route: TFSRoute, body: bytes, pipeline: Pipeline) -> bytes:
+def _answer(route: TFSRoute, body: bytes, pipeline: Pipeline) -> Steps[bytes]:
+    """The JSON answer to ``route``, yielding its model call (see :mod:`tfio_handlers.steps`)."""
     backend: Any = pipeline.backend
     spec = _spec(route)
     if route.action == "status":
@@ -168,20 +191,20 @@ def _answer(route: TFSRoute, body: bytes, pipeline: Pipeline) -> bytes:
     if route.action == "predict":
         request, form = predict_arrays_from_json(body, signatures, model_spec=spec, limits=limits)
         timer.decoded()
-        predicted = backend.predict_arrays(request)
+        predicted = yield request
         timer.called()
         check_tfs_json_answer(predicted, limits)
         return timer.encoded(predict_response_to_json(predicted, form, strict=strict))
     if route.action == "classify":
         classify = classify_request_from_json(body, signatures, model_spec=spec, limits=limits)
         timer.decoded()
-        classified = backend.classify(classify)
+        classified = yield classify
         timer.called()
         check_tfs_json_answer(classified, limits)
         return timer.encoded(classification_result_to_json(classified.result, strict=strict))
     regress = regress_request_from_json(body, signatures, model_spec=spec, limits=limits)
     timer.decoded()
-    regressed = backend.regress(regress)
+    regressed = yield regress
     timer.called()
     check_tfs_json_answer(regressed, limits)
     return timer.encoded(regression_result_to_json(regressed.result, strict=strict))
@@ -233,13 +256,24 @@ def handle_tfs_rest(
     ``headers`` (lower-cased names) matter only for ``Content-Encoding``: a gzip or deflate body is
     inflated, bounded by the body limit, as TF Serving's HTTP server does.
     """
+    return run_steps(_handled(pipeline, method, path, body, headers), pipeline.call_backend)
+
+
+def _handled(
+    pipeline: Pipeline,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str] | None,
+) -> Steps[Response]:
+    """:func:`handle_tfs_rest`, written once for both drivers: yields its model call."""
     try:
         limits = pipeline.settings.limits
         encoding = (headers or {}).get("content-encoding")
         body = decode_content_encoding(body, encoding, limits.max_body_bytes)
         limits.check_body(len(body))
         route = match_tfs_route(method, path)
-        payload = _answer(route, body, pipeline)
+        payload = yield from _answer(route, body, pipeline)
         return Response(200, payload, [("content-type", JSON)], f"tfs:{route.action}")
     except HTTPError as exc:
         return Response.error(exc, "tfs")
@@ -272,11 +306,20 @@ async def ahandle_tfs_rest(
     body: bytes,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """:func:`handle_tfs_rest` off the event loop: model calls in the pipeline's work pool (503 with
-    ``Retry-After`` when it is saturated), status and metadata in a worker thread."""
+    """:func:`handle_tfs_rest` from an event loop, never blocking it for long.
+
+    A model call with a small body (at most :data:`~tfio_handlers.pipeline.LOOP_BODY_BYTES`, no
+    ``Content-Encoding``) is decoded and answered on the loop, its model call awaited (see
+    :meth:`Pipeline.ainvoke <tfio_handlers.pipeline.Pipeline.ainvoke>`); a bigger one runs whole
+    in the pipeline's work pool. Both hold a slot of the pool (503 with ``Retry-After`` when it is
+    saturated). Status and metadata run in a worker thread, beside the pool.
+    """
     if not needs_model(method, path):
         return await asyncio.to_thread(handle_tfs_rest, pipeline, method, path, body, headers)
     try:
-        return await pipeline.work.run(handle_tfs_rest, pipeline, method, path, body, headers)
+        if len(body) > LOOP_BODY_BYTES or (headers or {}).get("content-encoding"):
+            return await pipeline.work.run(handle_tfs_rest, pipeline, method, path, body, headers)
+        with pipeline.work.slot():
+            return await pipeline.arun(_handled(pipeline, method, path, body, headers))
     except HTTPError as exc:
         return Response.error(exc, "tfs")

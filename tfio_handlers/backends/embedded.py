@@ -33,12 +33,15 @@ Where it differs from TF Serving, on purpose:
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -107,6 +110,8 @@ INTRA_OP_ENV = "SAGEMAKER_TFS_INTRA_OP_PARALLELISM"
 
 OutputLayout = Literal["typed", "content"]
 
+T = TypeVar("T")
+
 
 # -- the backend ------------------------------------------------------------------------------------
 
@@ -126,6 +131,10 @@ class EmbeddedBackend(Backend):
     ``inter_op_threads``/``intra_op_threads`` size TensorFlow's thread pools (default: the
     ``SAGEMAKER_TFS_INTER_OP_PARALLELISM``/``SAGEMAKER_TFS_INTRA_OP_PARALLELISM`` environment
     variables, else TensorFlow's choice); they apply only if TensorFlow has not run anything yet.
+    ``model_threads`` (default: the CPUs this process may run on) is how many model calls the async
+    twins (:meth:`apredict_arrays`, :meth:`aclassify`, :meth:`aregress`) run at once, first come
+    first served: TensorFlow spreads one call over the cores itself, and more threads than cores
+    only make calls wait for each other and for the GIL in a random order (the tail latency).
     ``method_name_check`` is TF Serving's ``--enable_signature_method_name_check``.
     ``output_layout`` chooses typed fields (TF Serving's default) or ``tensor_content`` for predict
     outputs. A version that fails to load at construction, like a missing path, raises
@@ -147,9 +156,15 @@ class EmbeddedBackend(Backend):
         intra_op_threads: int | None = None,
         method_name_check: bool = False,
         output_layout: OutputLayout = "typed",
+        model_threads: int | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
+        if model_threads is not None and model_threads < 1:
+            raise ValueError(f"model_threads must be at least 1, not {model_threads}")
+        self.model_threads = model_threads or _usable_cpus()
+        self._model_pool: ThreadPoolExecutor | None = None
+        self._model_pool_pid = 0
         environ = os.environ if env is None else env
         if output_layout not in ("typed", "content"):
             raise ValueError(f"output_layout must be 'typed' or 'content', not {output_layout!r}")
@@ -490,10 +505,46 @@ class EmbeddedBackend(Backend):
             self._manager.add_status(response, state)
         return response
 
+    # -- async twins: the model threads ------------------------------------------------------------
+
+    async def apredict(self, request: PredictRequest) -> PredictResponse:
+        """:meth:`predict` on a model thread (see ``model_threads``)."""
+        return await self._on_model_thread(self.predict, request)
+
+    async def apredict_arrays(self, request: PredictArrays) -> Prediction:
+        """:meth:`predict_arrays` on a model thread (see ``model_threads``)."""
+        return await self._on_model_thread(self.predict_arrays, request)
+
+    async def aclassify(self, request: ClassificationRequest) -> ClassificationResponse:
+        """:meth:`classify` on a model thread (see ``model_threads``)."""
+        return await self._on_model_thread(self.classify, request)
+
+    async def aregress(self, request: RegressionRequest) -> RegressionResponse:
+        """:meth:`regress` on a model thread (see ``model_threads``)."""
+        return await self._on_model_thread(self.regress, request)
+
+    async def _on_model_thread(self, function: Callable[[Any], T], request: Any) -> T:
+        """``function(request)`` queued for the model threads, in the caller's context (its
+        request id); a cancelled caller's call is dropped if it has not started."""
+        pool = self._model_pool
+        if pool is None or self._model_pool_pid != os.getpid():
+            with self._lock:  # made per process: a pool inherited through fork has no threads
+                if self._model_pool is None or self._model_pool_pid != os.getpid():
+                    self._model_pool = ThreadPoolExecutor(
+                        self.model_threads, thread_name_prefix="tfio-model"
+                    )
+                    self._model_pool_pid = os.getpid()
+                pool = self._model_pool
+        future = pool.submit(contextvars.copy_context().run, function, request)
+        return await asyncio.wrap_future(future)
+
     def close(self) -> None:
         """Stop polling and drop the loaded models; later calls raise :class:`BackendUnavailable`."""
         with self._lock:
             self._closed = True
+            if self._model_pool is not None and self._model_pool_pid == os.getpid():
+                self._model_pool.shutdown(wait=False, cancel_futures=True)
+            self._model_pool = None
         self._manager.close()
         self.invalidate_signatures()
 
@@ -502,6 +553,14 @@ class EmbeddedBackend(Backend):
             return "EmbeddedBackend(closed)"
         models = ", ".join(f"{name}:{self.versions(name)}" for name in self.model_names)
         return f"EmbeddedBackend({models})"
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the platform tells)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _enum_name(dtype: int) -> str:
