@@ -8,17 +8,33 @@
     reaches it runs at once.
 ``batch_timeout_micros`` (default 1000)
     How long a batch waits for more requests after its first one arrived, before it runs anyway.
-``num_batch_threads`` (default: the CPU count)
+    ``0`` selects the **no-wait mode** (below).
+``num_batch_threads`` (default: the CPU count; 1 in the no-wait mode)
     How many batches run at the same time (each in a thread of its own, calling ``inner``).
 ``max_enqueued_batches`` (default: unbounded)
     How many batches may wait for a thread; beyond it a request fails at once with
     :class:`~tfio_handlers.errors.BackendUnavailable` (503), TF Serving's "The batch scheduling
     queue to which this task was submitted is full".
 
+The no-wait mode (``batch_timeout_micros=0``, ``SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS=0``). No
+request ever waits for a timer: a batch runs as soon as a batch thread is free. A request that
+finds a place free and no batch waiting runs at once on ``inner``, in the caller's own thread
+(its async twin for an async caller), costing what it costs unbatched but for a lock; requests
+that arrive while all ``num_batch_threads`` places are busy gather in the open batch of their key
+(up to ``max_batch_size`` rows) and run together as soon as a place frees. So at concurrency 1
+nothing waits, and under load batches form by themselves while the model runs, as large as the
+load makes them. One place (the default) makes them largest: TensorFlow already spreads one call
+over the cores, and the next batch gathers while this one runs.
+
 What is merged. Predict requests for the same model, version (or label), signature and output
 filter whose inputs have the same names, dtypes and shapes after dimension 0 (every input with the
-same dimension 0, the request's row count) are concatenated along dimension 0, run as one
-request, and each caller gets exactly its own rows of every output. Classify and regress requests
+same dimension 0, the request's row count) are concatenated along dimension 0, run as one request,
+and each caller gets exactly its own rows of every output. Predict requests on arrays
+(:meth:`BatchingBackend.predict_arrays`, what the pipeline calls) are merged by ``np.concatenate``
+and answered by one ``inner.predict_arrays`` call, each caller getting views of its rows (no
+``TensorProto`` is built); ``PredictRequest`` messages (:meth:`BatchingBackend.predict`, the gRPC
+adapter's) are merged as messages; the two forms are never merged together. Either way each answer
+carries the model spec the merged call answered with, as unbatched. Classify and regress requests
 for the same model, version and signature are merged by concatenating their examples (their
 contexts, if any, must be identical) and each caller gets its own results. Anything else runs
 alone, unchanged, straight on ``inner`` in the caller's thread (or its async twin): a request of
@@ -39,10 +55,11 @@ Serving: only requests that are alike are merged, so a request-shaped error is e
 Batching assumes what TF Serving assumes: a model maps each input row to its output row
 independently of the other rows.
 
-Callers. :meth:`BatchingBackend.predict` (and classify, regress) blocks the calling thread until
-its batch has run; :meth:`BatchingBackend.apredict` awaits without holding a thread (a cancelled
-caller is dropped from its batch if the batch has not started). Any number of threads and event
-loops may call at once.
+Callers. :meth:`BatchingBackend.predict_arrays` and :meth:`BatchingBackend.predict` (and classify,
+regress) block the calling thread until its batch has run; :meth:`BatchingBackend.apredict_arrays`
+and :meth:`BatchingBackend.apredict` (and the other twins) await without holding a thread (a
+cancelled caller is dropped from its batch if the batch has not started). Any number of threads
+and event loops may call at once.
 
 Settings from the environment, as SageMaker's TF Serving container reads them:
 :func:`from_env` wraps a backend when ``SAGEMAKER_TFS_ENABLE_BATCHING`` is true, with

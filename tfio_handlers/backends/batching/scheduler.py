@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -168,7 +168,10 @@ class BatchingBackend(Backend):
             raise ValueError(f"max_batch_size must be at least 1, not {max_batch_size}")
         if batch_timeout_micros < 0:
             raise ValueError(f"batch_timeout_micros must be >= 0, not {batch_timeout_micros}")
-        threads = num_batch_threads or os.cpu_count() or 1
+        # The no-wait mode defaults to one batch at a time: TensorFlow spreads a call over the
+        # cores itself, and the batches gathered while one runs are the largest (measured: see
+        # the package docstring).
+        threads = num_batch_threads or (1 if batch_timeout_micros == 0 else os.cpu_count() or 1)
         if threads < 1:
             raise ValueError(f"num_batch_threads must be at least 1, not {threads}")
         if max_enqueued_batches is not None and max_enqueued_batches < 1:
@@ -239,8 +242,9 @@ class BatchingBackend(Backend):
     async def apredict_arrays(self, request: PredictArrays) -> Prediction:
         """:meth:`predict_arrays`, awaited without a thread per caller (the batch runs in a batch
         thread; a cancelled caller is dropped from its batch if the batch has not started)."""
-        task = self._arrays_task(request, may_block=False)
-        result: Prediction = await self._aresolve(task)
+        result: Prediction = await self._aresolve(
+            "arrays", request, lambda: self._arrays_task(request, may_block=False)
+        )
         return result
 
     def predict(self, request: PredictRequest) -> PredictResponse:
@@ -269,20 +273,26 @@ class BatchingBackend(Backend):
 
     async def apredict(self, request: PredictRequest) -> PredictResponse:
         """:meth:`predict`, awaited without a thread per caller."""
-        task = self._predict_task(coerce(request, PredictRequest), may_block=False)
-        result: PredictResponse = await self._aresolve(task)
+        message = coerce(request, PredictRequest)
+        result: PredictResponse = await self._aresolve(
+            "predict", message, lambda: self._predict_task(message, may_block=False)
+        )
         return result
 
     async def aclassify(self, request: ClassificationRequest) -> ClassificationResponse:
         """:meth:`classify`, awaited without a thread per caller."""
-        task = self._examples_task("classify", coerce(request, ClassificationRequest))
-        result: ClassificationResponse = await self._aresolve(task)
+        message = coerce(request, ClassificationRequest)
+        result: ClassificationResponse = await self._aresolve(
+            "classify", message, lambda: self._examples_task("classify", message)
+        )
         return result
 
     async def aregress(self, request: RegressionRequest) -> RegressionResponse:
         """:meth:`regress`, awaited without a thread per caller."""
-        task = self._examples_task("regress", coerce(request, RegressionRequest))
-        result: RegressionResponse = await self._aresolve(task)
+        message = coerce(request, RegressionRequest)
+        result: RegressionResponse = await self._aresolve(
+            "regress", message, lambda: self._examples_task("regress", message)
+        )
         return result
 
     def _resolve(self, kind: str, request: Any, task_of: Callable[[], _Task]) -> Any:
@@ -304,16 +314,19 @@ class BatchingBackend(Backend):
             self._run_batch(mine, in_caller=True)
         return task.future.result()
 
-    async def _aresolve(self, task: _Task) -> Any:
+    async def _aresolve(self, kind: str, request: Any, task_of: Callable[[], _Task]) -> Any:
+        """An async caller's answer: :meth:`_resolve`'s rules, with the inner backend's async
+        twin where a request runs alone (a lone request in the no-wait mode costs what it costs
+        unbatched) and a batch thread where it joins a batch."""
+        if self._enter_idle():
+            try:
+                return await self._acall(kind)(request)
+            finally:
+                self._leave(in_caller=True)
+        task = task_of()
         if task.key is None:
             self._count_solo()
-            if task.kind == "arrays":
-                return await self.inner.apredict_arrays(task.request)
-            if task.kind == "predict":
-                return await self.inner.apredict(task.request)
-            if task.kind == "classify":
-                return await self.inner.aclassify(task.request)
-            return await self.inner.aregress(task.request)
+            return await self._acall(kind)(request)
         self._submit(task, may_run=False)
         return await asyncio.wrap_future(task.future)
 
@@ -686,6 +699,13 @@ class BatchingBackend(Backend):
         if kind == "predict":
             return self.inner.predict
         return self.inner.classify if kind == "classify" else self.inner.regress
+
+    def _acall(self, kind: str) -> Callable[[Any], Awaitable[Any]]:
+        if kind == "arrays":
+            return self.inner.apredict_arrays
+        if kind == "predict":
+            return self.inner.apredict
+        return self.inner.aclassify if kind == "classify" else self.inner.aregress
 
     def _run_alone(self, task: _Task) -> None:
         try:
