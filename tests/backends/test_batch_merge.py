@@ -11,13 +11,17 @@ import pytest
 
 from tfio_handlers import protos as P
 from tfio_handlers.backends.batching.merge import (
+    merge_arrays,
     merge_examples,
     merge_predict,
     split_examples,
     split_predict,
+    split_prediction,
 )
+from tfio_handlers.protocol.arrays import PredictArrays, Prediction
 from tfio_handlers.protos import (
     ClassificationResponse,
+    ModelSpec,
     PredictRequest,
     PredictResponse,
     RegressionRequest,
@@ -102,3 +106,52 @@ def test_examples_merged_and_split() -> None:
     split = split_examples("classify", classified, [2, 1])
     assert split is not None
     assert [len(p.result.classifications) for p in split] == [2, 1]
+
+
+def test_merge_arrays_concatenates_rows() -> None:
+    spec = ModelSpec(name="m", signature_name="s")
+    requests = [
+        PredictArrays({"x": np.arange(start, start + 4).reshape(2, 2)}, spec, ("y",))
+        for start in (0, 10)
+    ]
+    merged = merge_arrays(requests)
+    assert merged.model_spec == spec and merged.output_filter == ("y",)
+    assert merged.inputs["x"].tolist() == [[0, 1], [2, 3], [10, 11], [12, 13]]
+    assert merged.inputs["x"].dtype == requests[0].inputs["x"].dtype
+
+
+@pytest.mark.parametrize("typed", [True, False], ids=["typed", "content"])
+def test_split_prediction_gives_views_and_the_model_spec(typed: bool) -> None:
+    spec = ModelSpec(name="m", signature_name="s")
+    spec.version.value = 3
+    outputs = {"y": np.arange(8.0, dtype=np.float32).reshape(4, 2), "z": np.arange(4)}
+    pieces = split_prediction(Prediction(outputs, spec, typed_fields=typed), [1, 3])
+    assert pieces is not None
+    for piece, rows in zip(pieces, (slice(0, 1), slice(1, 4)), strict=True):
+        assert piece.model_spec == spec and piece.model_spec is not spec
+        assert piece.typed_fields == typed
+        for name, array in outputs.items():
+            assert piece.outputs[name].tolist() == array[rows].tolist()
+            assert np.shares_memory(piece.outputs[name], array)  # a view, no copy
+        whole = Prediction({k: v[rows] for k, v in outputs.items()}, spec, typed_fields=typed)
+        assert piece.to_message() == whole.to_message()
+
+
+def test_split_prediction_of_a_message_keeps_its_layout() -> None:
+    """A remote backend's answer (made from a ``PredictResponse``) is split as that message."""
+    response = PredictResponse()
+    response.model_spec.name = "m"
+    response.outputs["y"].CopyFrom(to_tensor_proto(np.arange(6).reshape(3, 2), typed_fields=True))
+    pieces = split_prediction(Prediction.from_message(response), [2, 1])
+    assert pieces is not None
+    expected = split_predict(response, [2, 1])
+    assert expected is not None
+    assert [p.to_message() for p in pieces] == expected
+
+
+def test_split_prediction_refuses_outputs_that_are_not_row_aligned() -> None:
+    assert split_prediction(Prediction({"y": np.zeros((3, 2))}), [1, 1]) is None
+    assert split_prediction(Prediction({"y": np.float32(1)}), [1, 1]) is None
+    message = PredictResponse()
+    message.outputs["y"].CopyFrom(to_tensor_proto(np.zeros((3, 2), np.float32)))
+    assert split_prediction(Prediction.from_message(message), [1, 1]) is None
