@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
@@ -51,6 +51,9 @@ from ..protocol.tfs_json.rapidjson_reader import JsonObject
 from ..protos import POOL, ModelSpec, TensorProto
 from .jsonlines import MEDIA_TYPE as JSON_LINES
 from .jsonlines import decode_jsonlines
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 __all__ = ["decode_json", "encode_json"]
 
@@ -127,7 +130,7 @@ _CONTENT = re.compile(rb"[^ \t\n\r]")
 """Anything but JSON whitespace."""
 
 
-def _plain_numbers(data: bytes, context: Context) -> Any:
+def _plain_numbers(data: bytes, context: Context) -> NDArray[Any] | None:
     """A plain numeric body for a predict signature of one float or double input, as the array
     the exact path below would build from it, or ``None`` to run that path.
 
