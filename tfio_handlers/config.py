@@ -216,6 +216,12 @@ class Settings:
     metrics: bool = True
     """``TFIO_HANDLERS_METRICS``: count requests and answer ``GET /metrics`` (Prometheus; needs the
     ``metrics`` extra, else ``/metrics`` answers 501). ``0`` turns both off."""
+    gc_freeze: bool = True
+    """``TFIO_HANDLERS_GC_FREEZE``: once a served app's pipeline is built (TensorFlow imported,
+    the models loaded), move every object alive to the garbage collector's permanent generation
+    (``gc.freeze()``), so that its full collections stop walking TensorFlow's millions of objects:
+    each took tens to hundreds of milliseconds, every request in flight waiting (p99 at
+    concurrency 64: 170-300 ms, 45 ms frozen). ``0`` leaves the collector alone."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -275,5 +281,6 @@ class Settings:
                 "TFIO_HANDLERS_MAX_CONNECTIONS",
             ),
             metrics=_flag(env, "TFIO_HANDLERS_METRICS", default=base.metrics),
+            gc_freeze=_flag(env, "TFIO_HANDLERS_GC_FREEZE", default=base.gc_freeze),
         )
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ decision about a request is made here or in the pipeline, so both behave the sam
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -142,6 +143,15 @@ def internal_error(where: str) -> Response:
     return Response.error(InternalError("Internal error"))
 
 
+def freeze_heap() -> None:
+    """Collect once, then hand every object alive to the collector's permanent generation
+    (``gc.freeze()``): TensorFlow and the loaded models are alive for the whole process, and
+    walking them made each full collection a pause of every request in flight (see
+    :attr:`~tfio_handlers.config.Settings.gc_freeze`)."""
+    gc.collect()
+    gc.freeze()
+
+
 class ServingState:
     """The pipeline, built now or in the background, and whether the server is draining.
 
@@ -190,7 +200,10 @@ class ServingState:
 
             def load() -> None:
                 try:
-                    self._pipeline = factory()
+                    pipeline = factory()
+                    if pipeline.settings.gc_freeze:
+                        freeze_heap()
+                    self._pipeline = pipeline
                 except BaseException as exc:
                     log.exception("Loading the model failed")
                     self._error = exc
