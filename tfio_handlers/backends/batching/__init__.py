@@ -64,7 +64,8 @@ and event loops may call at once.
 Settings from the environment, as SageMaker's TF Serving container reads them:
 :func:`from_env` wraps a backend when ``SAGEMAKER_TFS_ENABLE_BATCHING`` is true, with
 ``SAGEMAKER_TFS_MAX_BATCH_SIZE``, ``SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS``,
-``SAGEMAKER_TFS_NUM_BATCH_THREADS`` and ``SAGEMAKER_TFS_MAX_ENQUEUED_BATCHES``. One departure: that
+``SAGEMAKER_TFS_NUM_BATCH_THREADS`` and ``SAGEMAKER_TFS_MAX_ENQUEUED_BATCHES``
+(``SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS=0``: the no-wait mode). One departure: that
 container defaults the queue bound to the CPU count, which refuses requests (503) as soon as more
 than ``2 * max_batch_size`` wait on a two-core machine; here the queue is unbounded unless the
 variable is set.
