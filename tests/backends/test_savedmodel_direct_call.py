@@ -62,11 +62,28 @@ MULTI_FEEDS = {
     "b": np.array([7, -2], np.int64),
     "c": np.array([b"x", "é".encode()], object),
 }
+ECHO_FEEDS = {
+    "f32": np.array([1.5, -0.0], np.float32),
+    "f64": np.array([1e-300, np.pi]),
+    "f16": np.array([0.1, 65504], np.float16),
+    "i32": np.array([-(2**31), 7], np.int32),
+    "i64": np.array([2**62, -1], np.int64),
+    "u8": np.array([0, 255], np.uint8),
+    "flag": np.array([True, False]),
+    "text": np.array([b"\x00\xff", b""], object),
+}
 
 
 @pytest.mark.parametrize(
     ("which", "signature", "feeds"),
-    [("iris", "predict", {"inputs": IRIS_ROWS}), ("multi", "serving_default", MULTI_FEEDS)],
+    [
+        ("iris", "predict", {"inputs": IRIS_ROWS}),
+        ("multi", "serving_default", MULTI_FEEDS),
+        ("multi", "echo", ECHO_FEEDS),
+        # a view that is not contiguous, and a list: converted as convert_to_tensor converts them
+        ("iris", "predict", {"inputs": np.asfortranarray(IRIS_ROWS)[:, ::-1]}),
+        ("iris", "predict", {"inputs": IRIS_ROWS.tolist()}),
+    ],
 )
 def test_run_skips_the_full_call_with_the_same_outputs(
     which: str,
@@ -81,6 +98,19 @@ def test_run_skips_the_full_call_with_the_same_outputs(
     calls = _refuse_full_call(runner, monkeypatch)
     _same(runner.run(feeds), want)
     assert calls == []
+    assert runner.direct is not None
+
+
+def test_the_input_is_copied(multi: savedmodel.Servable) -> None:
+    """The tensor does not share the request's buffer (``convert_to_tensor`` copies too): an
+    identity's output keeps its values when the array fed is changed afterwards."""
+    runner = multi.runners["echo"]
+    feeds = {name: value.copy() for name, value in ECHO_FEEDS.items()}
+    got = runner.run(feeds)
+    feeds["f32"][:] = 7
+    feeds["u8"][:] = 7
+    assert np.asarray(got["f32_out"]).tolist() == ECHO_FEEDS["f32"].tolist()
+    assert np.asarray(got["u8_out"]).tolist() == ECHO_FEEDS["u8"].tolist()
 
 
 def test_a_watching_gradient_tape_gets_the_full_call(

@@ -132,7 +132,8 @@ class _Direct:
     ``ConcreteFunction._call_flat`` ends, in eager mode with no gradient tape watching, in
     ``context.call_function(name, inputs + captures, count)``; on the way it resolves distributed
     variables, checks for tapes and watched variables, enters three context managers and packs the
-    outputs with the function type: about 40% of a small model's call (``benchmarks/tf_call.py``).
+    outputs with the function type: about a third of a small model's call
+    (``benchmarks/tf_call.py``).
     """
 
     name: bytes
@@ -222,39 +223,25 @@ class Runner:
         The flat call skips the structured-signature binding of ``function(**feeds)`` (about a
         quarter of a small model's call time); it is used only where the function's flat inputs
         are the sorted aliases, and abandoned for good if it ever fails for a reason other than
-        the model's own error. Where :attr:`direct` is set, the flat call goes straight to the
-        eager context's ``call_function``, the call ``_call_flat`` itself ends in when no
-        gradient tape watches and eager mode is on (both checked on every call; otherwise
-        ``_call_flat`` runs): the same op on the same tensors, without the Python in between
-        (about 40% of a small model's call).
+        the model's own error. Where :attr:`direct` is set, the call goes straight to the eager
+        context's ``call_function``, the call ``_call_flat`` itself ends in when eager mode is on
+        and no gradient tape watches (both checked on every call; otherwise the flat call
+        runs): the same op on the same tensors, without the Python in between, about a third
+        off a small model's call (``benchmarks/RESULTS-tf-call.md``).
         """
         import tensorflow as tf
 
         try:
+            if self.direct is not None:
+                outputs = self._run_direct(self.direct, feeds)
+                if outputs is not None:
+                    return outputs
             if self.flat:
                 try:
                     tensors = [
                         tf.convert_to_tensor(feeds[spec.alias], dtype=spec_dtype)
                         for spec, spec_dtype in zip(self.inputs, self.tf_dtypes, strict=True)
                     ]
-                    direct = self.direct
-                    if direct is not None:
-                        from tensorflow.python.eager import context, record
-
-                        ctx = context.context()
-                        if ctx.executing_eagerly() and not record.could_possibly_record():
-                            try:
-                                flat = ctx.call_function(
-                                    direct.name, tensors + direct.captured, direct.count
-                                )
-                                return dict(zip(direct.output_names, flat, strict=True))
-                            except (TypeError, ValueError, AttributeError, KeyError):
-                                log.debug(
-                                    "Direct call of signature %r failed; using the flat call",
-                                    self.name,
-                                    exc_info=True,
-                                )
-                                self.direct = None
                     outputs = self.function._call_flat(tensors, self.function.captured_inputs)
                     return dict(outputs)
                 except (TypeError, ValueError, AttributeError, KeyError):
@@ -269,6 +256,40 @@ class Runner:
             raise _from_tf_error(exc) from exc
         except (TypeError, ValueError) as exc:  # binding errors the checks did not foresee
             raise BadRequest(str(exc)) from exc
+
+    def _run_direct(self, direct: _Direct, feeds: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The direct call of :meth:`run`; ``None`` where it does not apply to this call (then
+        the flat call runs). TensorFlow's op errors propagate; any other failure of the call
+        itself abandons the direct call for good."""
+        try:
+            import tensorflow as tf
+            from tensorflow.python.eager import context, record
+            from tensorflow.python.framework import constant_op
+
+            ctx = context.context()
+            if not ctx.executing_eagerly() or record.could_possibly_record():
+                return None
+            try:
+                # for an ndarray in eager mode, convert_to_tensor ends in convert_to_eager_tensor
+                # (a copy included): called here without the dispatch, half the cost
+                tensors = [
+                    constant_op.convert_to_eager_tensor(value, ctx, spec_dtype)
+                    if type(value) is np.ndarray
+                    else tf.convert_to_tensor(value, dtype=spec_dtype)
+                    for value, spec_dtype in zip(
+                        [feeds[spec.alias] for spec in self.inputs], self.tf_dtypes, strict=True
+                    )
+                ]
+            except (TypeError, ValueError, KeyError):
+                return None  # the flat call converts again and decides, as before
+            flat = ctx.call_function(direct.name, tensors + direct.captured, direct.count)
+            return dict(zip(direct.output_names, flat, strict=True))
+        except (ImportError, TypeError, ValueError, AttributeError, KeyError):
+            log.debug(
+                "Direct call of signature %r failed; using the flat call", self.name, exc_info=True
+            )
+            self.direct = None
+            return None
 
 
 def _tensor_info_dims(info: Any) -> tuple[int, ...] | None:
