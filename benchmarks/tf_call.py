@@ -2,7 +2,7 @@
 ``tf-call`` group of ``benchmarks/run.py``, written to ``RESULTS-tf-call.md``.
 
 ``.venv/bin/python benchmarks/run.py --groups tf-call --output benchmarks/RESULTS-tf-call.md``
-(about 3 minutes; ``--quick`` about 1.5).
+(about 6 minutes on 2 cores; ``--quick`` about 2).
 
 One signature call of the benchmark models (``models.py``): iris ``predict`` 1×4, ``dense784``
 1×784 and 100×784. Two kinds of contender:
@@ -10,17 +10,23 @@ One signature call of the benchmark models (``models.py``): iris ``predict`` 1×
 * **process settings**, which must be set before TensorFlow starts or before the model is loaded:
   TensorFlow's thread pools (inter/intra-op 1, 2, default), oneDNN off (``TF_ENABLE_ONEDNN_OPTS=0``),
   XLA auto-clustering (``tf.config.optimizer.set_jit(True)``), Grappler off
-  (``set_experimental_options({"disable_meta_optimizer": True})``). Each runs in a fresh process
+  (``set_experimental_options({"disable_meta_optimizer": True})``), and the process pinned to one
+  CPU (TensorFlow then sizes both pools 1). Each runs in a fresh process
   (``--child``), the settings in rotated order, ``rounds`` times; the ratio of a setting is its
   ``Runner.run`` median over the default process's of the same round, and the table shows the
   median of those ratios.
-* **call paths**, in one process (interleaved with :func:`harness.compare`): ``Runner.run`` as it is
-  now; the flat call it made before (``convert_to_tensor`` + ``ConcreteFunction._call_flat``); the
-  keyword call ``function(x=...)``; the flat call on a tensor made beforehand (what conversion
-  costs); ``AtomicFunction.call_preflattened``; the function executed directly
-  (``execute.execute`` of the function's op, the call ``_call_flat`` ends in when no gradient
-  tape watches); an XLA re-wrap (``tf.function(jit_compile=True)`` around the signature); a TF1
+* **call paths**, in one process (unpinned, and pinned to one CPU as the HTTP benchmarks pin
+  servers), interleaved: ``Runner.run`` as it is now (the direct call,
+  ``convert_to_eager_tensor`` + ``context.call_function``); the flat call it made before
+  (``convert_to_tensor`` + ``ConcreteFunction._call_flat``); the keyword call
+  ``function(x=...)``; the direct call with ``convert_to_tensor``; the flat call and
+  ``AtomicFunction.call_preflattened`` on a tensor made beforehand (what conversion costs);
+  ``execute.execute`` with attributes read once and an ``EagerTensor`` without the copy; an XLA
+  re-wrap (``tf.function(jit_compile=True)`` around the signature); a TF1
   ``Session.make_callable`` on the same SavedModel (where it loads).
+
+Each timed batch reports wall and process CPU time per call; ``Runner.run`` is also timed from
+4 threads at once (a server's pool at concurrency).
 
 Every contender's outputs are compared with ``Runner.run``'s in the default process: bit for bit,
 or the largest absolute difference is reported.
@@ -29,6 +35,7 @@ or the largest absolute difference is reported.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -36,12 +43,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import GroupResult, Table, compare, fmt_ratio, fmt_time
+from harness import GroupResult, Table, fmt_ratio, fmt_time
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -53,16 +61,23 @@ CASES: dict[str, tuple[str, str, str, tuple[int, int]]] = {
     "dense784 100×784": ("dense784", "serving_default", "x", (100, 784)),
 }
 
+PINNED = "pinned to 1 CPU (pools sized 1 by TF)"
+PATHS_IN = ("default", PINNED)
+"""The settings whose processes time every call path, not only ``Runner.run``."""
+
 # setting → (environment, threads (inter, intra) or None, optimizer call or None)
 SETTINGS: dict[str, tuple[dict[str, str], tuple[int, int] | None, str | None]] = {
     "default": ({}, None, None),
     "threads 1/1": ({}, (1, 1), None),
     "threads 2/2": ({}, (2, 2), None),
     "threads 1/2": ({}, (1, 2), None),
+    PINNED: ({}, None, "pin"),
     "oneDNN off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, None, None),
     "XLA auto-clustering": ({}, None, "jit"),
     "Grappler off": ({}, None, "no-grappler"),
 }
+THREADS = 4
+"""Callers at once in the concurrent contender (a server's pool at concurrency)."""
 
 
 def features(case: str) -> np.ndarray:
@@ -160,7 +175,10 @@ def _contenders(
     alias = runner.inputs[0].alias
     x = features(case)
     feeds = {alias: x}
-    contenders: dict[str, Callable[[], Any]] = {"Runner.run": lambda: runner.run(feeds)}
+    contenders: dict[str, Callable[[], Any]] = {
+        "Runner.run": lambda: runner.run(feeds),
+        f"Runner.run × {THREADS} threads": lambda: runner.run(feeds),
+    }
     if not every_path:
         return contenders
     function = runner.function
@@ -174,14 +192,24 @@ def _contenders(
         return dict(function._call_flat(tensors, function.captured_inputs))
 
     direct = _direct(runner)
+    atomic_name = atomic.name
+
+    def direct_converted() -> Any:
+        from tensorflow.python.eager import context
+
+        tensors = [tf.convert_to_tensor(x, dtype=dtype), *captured]
+        flat = context.context().call_function(atomic_name, tensors, runner.direct.count)
+        return dict(zip(runner.direct.output_names, flat, strict=True))
+
     contenders |= {
+        "direct call, convert_to_tensor": direct_converted,
         "flat call (before)": before,
         "keyword call": lambda: function(**feeds),
         "flat call, tensor made beforehand": lambda: dict(function._call_flat([made], captured)),
         "AtomicFunction.call_preflattened, tensor made beforehand": (
             lambda: atomic.call_preflattened([made, *captured])
         ),
-        "direct execute + EagerTensor without copy": lambda: direct(feeds),
+        "execute.execute + EagerTensor without copy": lambda: direct(feeds),
     }
     builders: dict[str, Callable[[], Callable[[dict[str, np.ndarray]], Any]]] = {
         "XLA re-wrap (jit_compile=True)": lambda: _xla(runner, case),
@@ -200,8 +228,59 @@ def _contenders(
     return contenders
 
 
+def _concurrently(call: Callable[[], Any], number: int) -> None:
+    """``number`` calls of ``call`` spread over :data:`THREADS` threads."""
+    import threading
+
+    def work() -> None:
+        for _ in range(number // THREADS):
+            call()
+
+    threads = [threading.Thread(target=work) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _time(
+    contenders: dict[str, Callable[[], Any]], repeats: int, target: float
+) -> dict[str, dict[str, float]]:
+    """Median wall and process CPU seconds per call, contenders interleaved (rotated) per repeat;
+    a ``… × N threads`` contender's batch is spread over :data:`THREADS` threads."""
+    numbers: dict[str, int] = {}
+    for name, fn in contenders.items():
+        fn()
+        began = time.perf_counter()
+        fn()
+        numbers[name] = max(THREADS, int(target / max(time.perf_counter() - began, 1e-7)))
+    walls: dict[str, list[float]] = {name: [] for name in contenders}
+    cpus: dict[str, list[float]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn, number = contenders[name], numbers[name]
+            gc.collect()
+            wall, cpu = time.perf_counter(), time.process_time()
+            if name.endswith("threads"):
+                number -= number % THREADS
+                _concurrently(fn, number)
+            else:
+                for _ in range(number):
+                    fn()
+            walls[name].append((time.perf_counter() - wall) / number)
+            cpus[name].append((time.process_time() - cpu) / number)
+    return {
+        name: {"wall": statistics.median(walls[name]), "cpu": statistics.median(cpus[name])}
+        for name in names
+    }
+
+
 def child(setting: str, models: Path, out: Path, repeats: int, target: float) -> dict[str, Any]:
     _, threads, optimizer = SETTINGS[setting]
+    if optimizer == "pin":
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import tensorflow as tf
 
     from tfio_handlers.backends import savedmodel
@@ -221,13 +300,12 @@ def child(setting: str, models: Path, out: Path, repeats: int, target: float) ->
     for case, (model, signature, _, _) in CASES.items():
         runner = servables[model].runners[signature]
         contenders = _contenders(
-            runner, case, models / model / "1", threads, setting == "default", figures["failed"]
+            runner, case, models / model / "1", threads, setting in PATHS_IN, figures["failed"]
         )
         for label, fn in contenders.items():
             for output, value in _numpy(fn()).items():
                 arrays[f"{case}|{label}|{output}"] = value
-        timings = compare(contenders, repeats, target=target, budget=30.0)
-        figures["timings"][case] = {label: t.median for label, t in timings.items()}
+        figures["timings"][case] = _time(contenders, repeats, target)
     np.savez(out, **arrays)
     return figures
 
@@ -295,58 +373,79 @@ def bench_tf_call(rounds: int, repeats: int, target: float) -> GroupResult:
         worst = [f for f in found if f != "identical"]
         return worst[0] if worst else "identical"
 
-    def median_of(setting: str, case: str, label: str) -> float:
-        return statistics.median(r["timings"][case][label] for r in runs[setting])
+    def median_of(setting: str, case: str, label: str, metric: str = "wall") -> float:
+        return statistics.median(r["timings"][case][label][metric] for r in runs[setting])
 
-    paths = Table(
-        "Call paths, one process (default settings)",
-        ["call path", *[f"{case}" for case in CASES], "outputs"],
-    )
-    default_runs = runs["default"]
-    labels = list(default_runs[0]["timings"]["iris 1×4"])
-    for label in [
-        *labels,
-        *(lab for lab in default_runs[0]["timings"]["dense784 1×784"] if lab not in labels),
-    ]:
-        row = [label]
-        sameness = []
-        for case in CASES:
-            if label not in default_runs[0]["timings"][case]:
-                row.append("n/a")
+    def ratio_of(setting: str, case: str, label: str) -> float:
+        """Default's time over this setting's, the median over rounds of the in-round ratio."""
+        return 1 / statistics.median(
+            r["timings"][case][label]["wall"] / d["timings"][case][label]["wall"]
+            for r, d in zip(runs[setting], runs["default"], strict=True)
+        )
+
+    concurrent = f"Runner.run × {THREADS} threads"
+    for where in PATHS_IN:
+        paths = Table(
+            f"Call paths, one process ({where}): wall time per call (ratio), CPU time per call",
+            ["call path", *CASES, "outputs"],
+        )
+        where_runs = runs[where]
+        labels = [
+            *where_runs[0]["timings"]["iris 1×4"],
+            *(
+                label
+                for label in where_runs[0]["timings"]["dense784 1×784"]
+                if label not in where_runs[0]["timings"]["iris 1×4"]
+            ),
+        ]
+        for label in labels:
+            if label == concurrent:
                 continue
-            ours = median_of("default", case, label)
-            base = median_of("default", case, "flat call (before)")
-            row.append(f"{fmt_time(ours)} ({fmt_ratio(base / ours)})")
-            sameness.append(
-                f"{case.split()[0]} {case.split()[-1]}: {outputs_of('default', case, label)}"
-            )
-        distinct = {s.split(": ", 1)[1] for s in sameness}
-        row.append("identical" if distinct == {"identical"} else "; ".join(sameness))
-        paths.rows.append(row)
-    paths.notes.append(
-        "Median seconds per call over the rounds' medians; in brackets, the old flat call's time "
-        "over this one's (above 1: faster than the flat call `Runner.run` made before)."
-    )
-    for key, why in sorted(default_runs[0]["failed"].items()):
-        case, label = key.split("|")
-        paths.notes.append(f"{label} on {case}: fails: `{why}`")
-    result.tables.append(paths)
+            row = [label]
+            sameness = []
+            for case in CASES:
+                if label not in where_runs[0]["timings"][case]:
+                    row.append("n/a")
+                    continue
+                ours = median_of(where, case, label)
+                base = median_of(where, case, "flat call (before)")
+                cpu = median_of(where, case, label, "cpu")
+                row.append(f"{fmt_time(ours)} ({fmt_ratio(base / ours)}), CPU {fmt_time(cpu)}")
+                sameness.append(
+                    f"{case.split()[0]} {case.split()[-1]}: {outputs_of(where, case, label)}"
+                )
+            distinct = {s.split(": ", 1)[1] for s in sameness}
+            row.append("identical" if distinct == {"identical"} else "; ".join(sameness))
+            paths.rows.append(row)
+        paths.notes.append(
+            f"Medians over {rounds} rounds of the median of {repeats} interleaved repeats; in "
+            "brackets, the old flat call's wall time over this one's (above 1: faster than the "
+            "flat call `Runner.run` made before this change). CPU: the process's CPU time per "
+            "call (TensorFlow's pool threads included)."
+        )
+        for key, why in sorted(where_runs[0]["failed"].items()):
+            case, label = key.split("|")
+            paths.notes.append(f"{label} on {case}: fails: `{why}`")
+        result.tables.append(paths)
 
     settings = Table(
-        "Process settings: `Runner.run` in a fresh process per setting",
-        ["setting", *CASES, "outputs"],
+        "Process settings: `Runner.run` in a fresh process per setting, wall time per call "
+        "(ratio to the default process), CPU time per call",
+        [
+            "setting",
+            *(f"{case}, {who}" for case in CASES for who in ("1 caller", f"{THREADS} threads")),
+            "outputs",
+        ],
     )
     for setting in names:
         row = [setting]
         for case in CASES:
-            ratios = [
-                r["timings"][case]["Runner.run"] / d["timings"][case]["Runner.run"]
-                for r, d in zip(runs[setting], runs["default"], strict=True)
-            ]
-            row.append(
-                f"{fmt_time(median_of(setting, case, 'Runner.run'))} "
-                f"({fmt_ratio(1 / statistics.median(ratios))})"
-            )
+            for label in ("Runner.run", concurrent):
+                row.append(
+                    f"{fmt_time(median_of(setting, case, label))} "
+                    f"({fmt_ratio(ratio_of(setting, case, label))}), "
+                    f"CPU {fmt_time(median_of(setting, case, label, 'cpu'))}"
+                )
         sameness = [
             f"{case.split()[0]} {case.split()[-1]}: {outputs_of(setting, case, 'Runner.run')}"
             for case in CASES
@@ -356,8 +455,10 @@ def bench_tf_call(rounds: int, repeats: int, target: float) -> GroupResult:
         settings.rows.append(row)
     settings.notes.append(
         f"{rounds} rounds, the settings' processes in an order rotated per round; in brackets, the "
-        "default process's time over this setting's, the median over rounds of the ratio within a "
-        "round (above 1: faster). Outputs compared with the default process's `Runner.run`."
+        "default process's wall time over this setting's, the median over rounds of the ratio "
+        f"within a round (above 1: faster). {THREADS} threads: {THREADS} threads calling "
+        "`Runner.run` at once (a server's pool at concurrency), time per call = wall time / "
+        "calls. Outputs compared with the default process's `Runner.run`, bit for bit."
     )
     result.tables.append(settings)
     result.raw = {"runs": runs}
