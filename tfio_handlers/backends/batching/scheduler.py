@@ -332,7 +332,8 @@ class BatchingBackend(Backend):
 
     def _enter_idle(self) -> bool:
         """In the no-wait mode, take a batch thread's place for a request to run alone now, when
-        one is free and no batch waits; counted as a request run alone."""
+        one is free and no batch waits; counted as a request run alone (and a batch of one in
+        the batch size metric, as a batch thread would count it)."""
         if not self.no_wait:
             return False
         with self._cond:
@@ -341,7 +342,10 @@ class BatchingBackend(Backend):
             self._running += 1
             self._counts["requests"] += 1
             self._counts["solo"] += 1
-            return True
+        metrics = observed_metrics()
+        if metrics is not None:
+            metrics.batch_size.observe(1)
+        return True
 
     def _leave(self, *, in_caller: bool) -> None:
         """Give back a batch thread's place. ``in_caller``: it was held in a caller's thread,
