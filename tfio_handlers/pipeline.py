@@ -47,7 +47,7 @@ from .workpool import WorkPool
 if TYPE_CHECKING:
     from .backends.base import Backend
 
-__all__ = ["Pipeline", "Response"]
+__all__ = ["Pipeline", "Response", "SignaturesOf"]
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +129,25 @@ LOOP_ANSWER_BYTES = 256 * 1024
 event loop, even for a small request."""
 
 
-def _small_answer(answer: Answer) -> bool:
-    """Whether ``answer`` may be written on the event loop: at most :data:`LOOP_ANSWER_BYTES` of
-    output (a message's serialized size; arrays' bytes, a string counted by its length), judged
+@dataclass(frozen=True, slots=True)
+class SignaturesOf:
+    """What a request handler yields for a model version's signatures: the backend caches them,
+    but a remote backend may have to ask its model server first, which must not block the event
+    loop (see :meth:`Pipeline.acall_backend`)."""
+
+    model_name: str | None
+    version: int | None
+    label: str | None
+
+
+def _small_answer(answer: Any) -> bool:
+    """Whether the handler may go on on the event loop after ``answer``: at most
+    :data:`LOOP_ANSWER_BYTES` of output (a message's serialized size; arrays' bytes, a string counted by its length), judged
     without copying anything."""
     if isinstance(answer, Message):
         return answer.ByteSize() <= LOOP_ANSWER_BYTES
     if not isinstance(answer, Prediction):
-        return False
+        return True  # a model's signatures: nothing is written from them
     message = answer.message
     if message is not None:
         return message.ByteSize() <= LOOP_ANSWER_BYTES
@@ -271,7 +282,10 @@ class Pipeline:
             accept = self.registry.negotiate(context.accept_header, self.settings.default_accept)
             if self.user_code is not None and self.user_code.output_handler is not None:
                 return self._invoke_with_output_handler(body, media_type, accept, context)
-            self._load_signatures(context)
+            resolved = yield SignaturesOf(
+                context.model_name, context.model_version, context.version_label
+            )
+            self._use_signatures(context, resolved)
             request = self._decode(body, media_type, context)
             started = perf_counter()
             response = yield request
@@ -404,9 +418,13 @@ class Pipeline:
     async def _offload(self, resume: Callable[[], tuple[bool, Any]]) -> tuple[bool, Any]:
         return await self.work.run_held(resume)
 
-    def call_backend(self, request: Request) -> Answer:
-        """The backend call of a decoded request: predict on arrays (a ``PredictRequest`` is read
-        into arrays first, sharing its buffers), classify and regress on their messages."""
+    def call_backend(self, request: Request | SignaturesOf) -> Any:
+        """A handler's backend call (see :mod:`tfio_handlers.steps`): a model version's signatures
+        (:class:`SignaturesOf`, cached by the backend), or a decoded request: predict on arrays
+        (a ``PredictRequest`` is read into arrays first, sharing its buffers), classify and
+        regress on their messages."""
+        if isinstance(request, SignaturesOf):
+            return self.backend.signatures(request.model_name, request.version, request.label)
         if isinstance(request, PredictArrays):
             return self.backend.predict_arrays(request)
         if isinstance(request, PredictRequest):
@@ -415,9 +433,14 @@ class Pipeline:
             return self.backend.classify(request)
         return self.backend.regress(request)
 
-    async def acall_backend(self, request: Request) -> Answer:
-        """:meth:`call_backend`, awaited: the backend's async twins (the embedded backend's model
-        threads, the batching queue, a remote server's I/O)."""
+    async def acall_backend(self, request: Request | SignaturesOf) -> Any:
+        """:meth:`call_backend`, awaited: the backend's async twins (cached signatures at once;
+        the embedded backend's model threads, the batching queue, a remote server's I/O), so
+        nothing blocks the event loop."""
+        if isinstance(request, SignaturesOf):
+            return await self.backend.asignatures(
+                request.model_name, request.version, request.label
+            )
         if isinstance(request, PredictArrays):
             return await self.backend.apredict_arrays(request)
         if isinstance(request, PredictRequest):
@@ -451,7 +474,7 @@ class Pipeline:
         """:meth:`call_backend`, its time added to ``context.model_seconds`` (for user code's
         calls: ``output_handler``'s pipeline, ``transform_fn``'s ``predict``)."""
         started = perf_counter()
-        answer = self.call_backend(request)
+        answer: Answer = self.call_backend(request)
         _add_model_seconds(context, perf_counter() - started)
         return answer
 

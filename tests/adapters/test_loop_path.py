@@ -53,6 +53,25 @@ class ThreadRecordingBackend(EmbeddedBackend):
             self.finished.set()
 
 
+class RemoteLikeBackend(ThreadRecordingBackend):
+    """Notes whether its signatures were fetched on an event loop: a remote backend's first fetch
+    is a call to its model server (Ray Serve's handles refuse a sync call there outright)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fetched_on_loop: list[bool] = []
+
+    def signatures(self, *args: Any, **kwargs: Any) -> Any:
+        cached = self.signatures_cached(*args, **kwargs)
+        if not cached:
+            try:
+                asyncio.get_running_loop()
+                self.fetched_on_loop.append(True)
+            except RuntimeError:
+                self.fetched_on_loop.append(False)
+        return super().signatures(*args, **kwargs)
+
+
 class PluginCodec:
     """A third-party codec: its work is not the project's to judge, so it never runs on the loop."""
 
@@ -138,6 +157,23 @@ def test_small_requests_never_start_the_pool_and_call_the_model_on_its_threads(
     assert pipeline.work._executor is None  # no request's own work went to the pool's threads
     assert len(recording.threads) == 3
     assert all(name.startswith("tfio-model") for name in recording.threads)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/invocations", b"[1.0]"), ("/v1/models/half_plus_two:predict", b'{"instances": [1.0]}')],
+)
+def test_uncached_signatures_are_fetched_off_the_loop(
+    half_plus_two_model: Path, path: str, body: bytes
+) -> None:
+    backend = RemoteLikeBackend({"half_plus_two": half_plus_two_model.parent})
+    try:
+        backend.invalidate_signatures()
+        status, _, answer = asyncio.run(call(ASGIApp(pipeline_for(backend)), "POST", path, body))
+        assert status == 200, answer
+        assert backend.fetched_on_loop == [False]
+    finally:
+        backend.close()
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from ..content_coding import decode_content_encoding
 from ..errors import BadRequest, HTTPError, InternalError
 from ..media import JSON
 from ..observability.requests import current as current_request
-from ..pipeline import LOOP_BODY_BYTES, Pipeline, Response
+from ..pipeline import LOOP_BODY_BYTES, Pipeline, Response, SignaturesOf
 from ..protocol.responses import check_tfs_json_answer
 from ..protocol.tfs_json import (
     classification_result_to_json,
@@ -174,7 +174,8 @@ def _metadata_json(response: Message) -> bytes:
 
 
 def _answer(route: TFSRoute, body: bytes, pipeline: Pipeline) -> Steps[bytes]:
-    """The JSON answer to ``route``, yielding its model call (see :mod:`tfio_handlers.steps`)."""
+    """The JSON answer to ``route``, yielding its signatures and its model call (see
+    :mod:`tfio_handlers.steps`)."""
     backend: Any = pipeline.backend
     spec = _spec(route)
     if route.action == "status":
@@ -183,7 +184,7 @@ def _answer(route: TFSRoute, body: bytes, pipeline: Pipeline) -> Steps[bytes]:
     if route.action == "metadata":
         metadata = GetModelMetadataRequest(model_spec=spec, metadata_field=["signature_def"])
         return _metadata_json(backend.get_model_metadata(metadata))
-    resolved = backend.signatures(route.model, route.version, route.label)
+    resolved = yield SignaturesOf(route.model, route.version, route.label)
     signatures = resolved.signature_defs
     strict = pipeline.settings.strict_json
     limits = pipeline.settings.limits
