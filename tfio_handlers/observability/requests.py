@@ -14,7 +14,7 @@ for the metrics and the access line. Standard library only: the pipeline imports
 
 from __future__ import annotations
 
-import os
+import random
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -48,8 +48,14 @@ current: ContextVar[RequestRecord | None] = ContextVar("tfio_handlers_request", 
 
 
 def new_request_id() -> str:
-    """A new id: 32 hex digits of randomness (as a UUID4 has, without its cost)."""
-    return os.urandom(16).hex()
+    """A new id: 32 hex digits of randomness, as a UUID4 has.
+
+    From :mod:`random`, seeded from the system's entropy and seeded again in each forked worker
+    (by :mod:`random` itself), so ids are unique across workers; an id is a label, not a secret.
+    ``os.urandom`` was a system call per request, on which the event loop let another thread
+    take the GIL and then waited to get it back.
+    """
+    return f"{random.getrandbits(128):032x}"
 
 
 def _acceptable(value: str) -> bool:
