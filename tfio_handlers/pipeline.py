@@ -142,8 +142,8 @@ class SignaturesOf:
 
 def _small_answer(answer: Any) -> bool:
     """Whether the handler may go on on the event loop after ``answer``: at most
-    :data:`LOOP_ANSWER_BYTES` of output (a message's serialized size; arrays' bytes, a string counted by its length), judged
-    without copying anything."""
+    :data:`LOOP_ANSWER_BYTES` of output (a message's serialized size; arrays' bytes, a string
+    counted by its length), judged without copying anything."""
     if isinstance(answer, Message):
         return answer.ByteSize() <= LOOP_ANSWER_BYTES
     if not isinstance(answer, Prediction):
@@ -444,7 +444,10 @@ class Pipeline:
         if isinstance(request, PredictArrays):
             return await self.backend.apredict_arrays(request)
         if isinstance(request, PredictRequest):
-            return await self.backend.apredict_arrays(PredictArrays.from_message(request))
+            # Read in a thread: a few bytes of message may declare a tensor of up to the element
+            # limit that one value fills (TensorFlow's broadcast), seconds of work off the loop.
+            read = await self.work.run_held(PredictArrays.from_message, request)
+            return await self.backend.apredict_arrays(read)
         if isinstance(request, ClassificationRequest):
             return await self.backend.aclassify(request)
         return await self.backend.aregress(request)
