@@ -12,6 +12,12 @@ Timed in one process, without a network or a model, so that only our code is mea
   writing to nothing), against the bare app. Their difference is the whole per-request overhead.
 
     python benchmarks/metrics_cost.py [--output benchmarks/RESULTS-metrics.md]
+    python benchmarks/metrics_cost.py --multiprocess  # -> benchmarks/RESULTS-metrics-multiprocess.md
+
+``--multiprocess`` measures prometheus-client's multi-process mode (a worker of ``tfio-handlers
+serve --workers N``): ``PROMETHEUS_MULTIPROC_DIR`` is set to a temporary folder before
+prometheus-client is imported, and a ``metrics alone, direct`` row adds ``Metrics(direct=True)``
+(every request written to the value files at once) to compare with the default.
 
 Each number is the best of 9 interleaved rounds (every row in each) of enough calls to take ~0.1 s:
 the minimum is the cost without the machine's noise, and a noisy moment hits every row alike.
@@ -57,10 +63,10 @@ def best_per_call(call: Callable[[], Any], target: float = 0.1, repeats: int = 7
     return best
 
 
-def metrics_call() -> Callable[[], None]:
+def metrics_call(direct: bool | None = None) -> Callable[[], None]:
     from tfio_handlers.observability.metrics import Metrics
 
-    metrics = Metrics()
+    metrics = Metrics(direct=direct)
 
     def one() -> None:
         metrics.begin()
@@ -134,17 +140,36 @@ def middleware_call(metrics: bool | None) -> Callable[[], None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=HERE / "RESULTS-metrics.md")
+    parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--multiprocess",
+        action="store_true",
+        help="prometheus-client's multi-process mode (PROMETHEUS_MULTIPROC_DIR, a temporary folder)",
+    )
     args = parser.parse_args(argv)
     from importlib.metadata import version
 
+    if args.multiprocess:
+        import os
+        import tempfile
+
+        if "prometheus_client" in sys.modules:
+            raise SystemExit("--multiprocess: prometheus-client must not be imported yet")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-cost-")
+    if args.output is None:
+        name = "RESULTS-metrics-multiprocess.md" if args.multiprocess else "RESULTS-metrics.md"
+        args.output = HERE / name
     calls = [
         ("metrics alone (prometheus-client)", metrics_call()),
         ("no middleware (bare ASGI app)", middleware_call(None)),
         ("middleware, metrics off", middleware_call(False)),
         ("middleware, metrics on", middleware_call(True)),
     ]
+    if args.multiprocess:
+        calls.append(
+            ("metrics alone, direct (value files written per request)", metrics_call(True))
+        )
     # Interleaved rounds, the best of each kept: a noisy moment hits every row alike.
     best = [float("inf")] * len(calls)
     for _ in range(args.rounds):
@@ -153,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = [(name, seconds) for (name, _), seconds in zip(calls, best, strict=True)]
     bare = rows[1][1]
     lines = [
-        "# Observability cost per request",
+        "# Observability cost per request"
+        + (" (prometheus-client's multi-process mode)" if args.multiprocess else ""),
         "",
-        f"`python benchmarks/metrics_cost.py"
+        f"`python benchmarks/metrics_cost.py{' --multiprocess' if args.multiprocess else ''}"
         f"{'' if args.rounds == 9 else f' --rounds {args.rounds}'}` on Python {platform.python_version()}, "
         f"prometheus-client {version('prometheus-client')}, {platform.machine()}, "
         f"{time.strftime('%Y-%m-%d')}. Best of interleaved rounds; see the module docstring for what each row does.",
