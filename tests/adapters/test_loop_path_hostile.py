@@ -9,6 +9,7 @@ test models) on the embedded backend. Time bounds are generous no-hang limits, n
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from tfio_handlers.adapters.asgi import ASGIApp
 from tfio_handlers.backends.embedded import EmbeddedBackend
 from tfio_handlers.config import Settings
-from tfio_handlers.pipeline import Pipeline
+from tfio_handlers.pipeline import LOOP_BODY_BYTES, Pipeline
 from tfio_handlers.protocol import arrays
 from tfio_handlers.protos import PredictRequest
 
@@ -114,3 +115,113 @@ def test_a_tiny_protobuf_body_is_never_broadcast_on_the_loop(
     status, _, answer = asyncio.run(call(ASGIApp(pipeline), "POST", "/invocations", body, PROTOBUF))
     assert status == 200, answer
     assert read_on_loop == [False]
+
+
+# -- a flood of small bodies that are slow to decode, against a real server --------------------------
+
+
+def _fit(prefix: bytes, unit: bytes, suffix: bytes, size: int) -> bytes:
+    """``prefix unit,unit,... suffix`` of at most ``size`` bytes."""
+    count = (size - len(prefix) - len(suffix)) // (len(unit) + 1)
+    return prefix + b",".join([unit] * count) + suffix
+
+
+SLOW_BODIES = {  # 64 KiB each: decoded on the loop before 4 KiB became its bound
+    # A NaN sends TF Serving's JSON to the exact reader: every instance converted on its own.
+    "instances and a NaN": _fit(b'{"instances":[', b"1", b",NaN]}", 64 * 1024 - 16),
+    # Empty rows: each one walked for its shape.
+    "empty rows": _fit(b'{"instances":[', b"[]", b"]}", 64 * 1024 - 16),
+    # Cut short at the very end: all of it read by the exact reader before the error.
+    "truncated": _fit(b'{"instances":[', b"[1]", b"]", 64 * 1024 - 16),
+}
+
+
+@pytest.fixture(scope="module")
+def server(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from live_server import serve_cli, start_all
+
+    live = serve_cli(
+        "loop-hostile",
+        tmp_path_factory.mktemp("loop_hostile"),
+        ["--model-dir", str(model_root)],
+        {"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": "half_plus_two"},
+    )
+    start_all([live])
+    yield live
+    live.stop()
+
+
+def flood(server: Any, path: str, bodies: list[bytes], seconds: float, clients: int) -> Any:
+    """``clients`` threads posting ``bodies`` in turn for ``seconds`` while /ping is timed; the
+    slowest ping and every answer."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    answers: list[Any] = []
+    stop = time.monotonic() + seconds
+
+    def post(index: int) -> None:
+        turn = index
+        while time.monotonic() < stop:
+            body = bodies[turn % len(bodies)]
+            turn += 1
+            answers.append(server.post(path, body, headers={"Content-Type": "application/json"}))
+
+    pings: list[float] = []
+    with ThreadPoolExecutor(clients) as threads:
+        futures = [threads.submit(post, index) for index in range(clients)]
+        time.sleep(0.3)  # the flood is under way
+        while time.monotonic() < stop:
+            started = time.monotonic()
+            assert server.get("/ping", timeout=30).status == 200
+            pings.append(time.monotonic() - started)
+            time.sleep(0.05)
+        for future in futures:
+            future.result(60)
+    return max(pings), answers
+
+
+def check_answers(answers: list[Any]) -> None:
+    assert answers
+    for answer in answers:
+        assert answer.status == 200 or 400 <= answer.status < 500, answer.body[:300]
+        assert answer.content_type == "application/json"
+        document = json.loads(answer.body)
+        if answer.status != 200:
+            assert list(document) == ["error"], document
+        assert b"Traceback" not in answer.body
+
+
+@pytest.mark.parametrize("path", ["/invocations", "/v1/models/half_plus_two:predict"])
+def test_ping_stays_fast_under_a_flood_of_small_bodies_slow_to_decode(
+    server: Any, path: str
+) -> None:
+    # Served, each cost the loop 140-260 ms (10-20 ms in a pool thread): /ping took about 1 s
+    # under six clients, and the server answered a tenth as many requests.
+    bodies = list(SLOW_BODIES.values())
+    slowest_ping, answers = flood(server, path, bodies, seconds=4.0, clients=6)
+    check_answers(answers)
+    assert slowest_ping < 1.0, f"/ping took {slowest_ping:.2f} s"
+
+
+def test_slow_kinds_of_body_within_the_loop_bound_are_answered_on_it(backend: Any) -> None:
+    """The same kinds of body cut to ``LOOP_BODY_BYTES`` still take the loop path, and answer as
+    the threads do."""
+    pipeline = pipeline_for(backend)
+    app = ASGIApp(pipeline)
+    headers = [(b"content-type", b"application/json")]
+    for name, cut in SLOW_BODIES_AT.items():
+        assert len(cut) <= LOOP_BODY_BYTES and pipeline.answers_on_loop(cut, dict(JSON_HEADERS))
+        status, _, answer = asyncio.run(call(app, "POST", "/invocations", cut, headers))
+        expected = pipeline.invoke(cut, dict(JSON_HEADERS))
+        assert (status, answer) == (expected.status, expected.body), name
+        assert status in (200, 400), answer
+    assert pipeline.work.busy == 0
+
+
+JSON_HEADERS = {"content-type": "application/json"}
+SLOW_BODIES_AT = {
+    "instances and a NaN": _fit(b'{"instances":[', b"1", b",NaN]}", LOOP_BODY_BYTES),
+    "empty rows": _fit(b'{"instances":[', b"[]", b"]}", LOOP_BODY_BYTES),
+    "truncated": _fit(b'{"instances":[', b"[1]", b"]", LOOP_BODY_BYTES),
+}
