@@ -103,9 +103,15 @@ def test_many_threads_count_every_request() -> None:
     assert registry.get_sample_value("tfio_handlers_in_flight_requests") == 0
 
 
-def test_direct_in_multiprocess_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    """Under several workers nothing may wait in one of them: values go to the shared folder."""
+def test_accumulated_in_multiprocess_mode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """Under several workers too the default accumulates (a timer thread flushes each worker:
+    test_metrics_multiprocess_flush.py); ``direct=True`` still writes every request at once."""
     monkeypatch.setenv(metrics_module.MULTIPROC_ENV, str(tmp_path))
-    assert Metrics().direct
+    timed = Metrics()
+    assert not timed.direct
+    timed.close()
+    assert Metrics(direct=True).direct
     monkeypatch.delenv(metrics_module.MULTIPROC_ENV)
     assert not Metrics().direct

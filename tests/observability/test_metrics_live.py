@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,17 +64,34 @@ def _count(samples: dict[frozenset[tuple[str, str]], float], **labels: str) -> f
     return sum(value for key, value in samples.items() if wanted <= key)
 
 
+def _settled(text: str) -> bool:
+    """Whether every worker's counts of the KNOWN requests are in (the last one's stages too)."""
+    requests = _count(_samples(text, "tfio_handlers_requests_total"), route="/invocations")
+    stages = _samples(text, "tfio_handlers_stage_duration_seconds_count")
+    in_flight = sum(_samples(text, "tfio_handlers_in_flight_requests").values()) + sum(
+        float(v) for v in re.findall(r"^tfio_handlers_in_flight_requests (\S+)$", text, re.M)
+    )
+    return requests == 8 and _count(stages, stage="encode") == 8 and in_flight == 0
+
+
 @pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
 def test_metrics_count_exactly_the_requests_sent(servers: dict[str, LiveServer], kind: str) -> None:
     server = servers[kind]
     for (method, path, body, content_type), times in KNOWN.items():
         for _ in range(times):
             server.request(method, path, body or None, {"Content-Type": content_type})
-    # Every worker's answers are counted: with 2 gunicorn workers, some went to each.
-    scrape = server.get("/metrics")
-    assert scrape.status == 200
+    # Every worker's answers are counted: with 2 gunicorn workers, some went to each. A worker
+    # that did not answer the scrape writes its counts within FLUSH_SECONDS: wait for them (a
+    # generous deadline, not a speed check).
+    deadline = time.monotonic() + 30
+    while True:
+        scrape = server.get("/metrics")
+        assert scrape.status == 200
+        text = scrape.body.decode()
+        if _settled(text) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert scrape.headers["content-type"].startswith("text/plain")
-    text = scrape.body.decode()
     requests = _samples(text, "tfio_handlers_requests_total")
     counted = [
         line for line in text.splitlines() if line.startswith("tfio_handlers_requests_total")

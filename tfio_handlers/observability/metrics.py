@@ -27,16 +27,19 @@ name                                       type       labels
 Under more than one worker process (gunicorn, ``uvicorn --workers``) prometheus-client's
 multi-process mode is used when ``PROMETHEUS_MULTIPROC_DIR`` names a folder (``tfio-handlers serve``
 makes one): each worker writes its values there and the worker that answers a scrape sums them, so
-every worker counts. The gauges are ``livesum``: the sum over the live workers.
+every worker counts. The gauges are ``livesum``: the sum over the live workers. A worker counts its
+requests into its files at most :data:`FLUSH_SECONDS` after answering them (:class:`Metrics`).
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import itertools
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +54,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
     "FLUSH_AT",
+    "FLUSH_SECONDS",
     "MULTIPROC_ENV",
     "STATES",
     "Metrics",
@@ -117,6 +121,8 @@ def mark_process_dead(pid: int | None = None) -> None:
     mode), so the ``livesum`` gauges count live workers only."""
     if not multiprocess() or not available():
         return
+    if (pid is None or pid == os.getpid()) and _ACTIVE is not None and _ACTIVE.pid == os.getpid():
+        _ACTIVE.flush()  # its last requests are counted before its gauges leave
     from prometheus_client import multiprocess as mp
 
     mp.mark_process_dead(os.getpid() if pid is None else pid)  # type: ignore[no-untyped-call]
@@ -127,25 +133,28 @@ class Metrics:
 
     What the middleware records per request (:meth:`begin`, :meth:`finish`) goes one of two ways:
 
-    * one process (no :data:`MULTIPROC_ENV`): a tuple per answered request appended to a list (no
-      lock), counted into prometheus-client's metrics many at once when they are read (a collector
-      registered first flushes them at every scrape, :meth:`flush`) or when :data:`FLUSH_AT` wait;
-      the in-flight gauge is requests begun minus ended, from two ``itertools.count``. A request
-      costs an append and two ``next`` calls instead of nine prometheus-client updates, each
-      under its own lock;
-    * multi-process mode: straight into prometheus-client's metrics, whose values live in the
-      shared folder the scraping worker sums (nothing may wait in one worker for a scrape another
-      answers), through each label set's cached child.
+    * accumulated (the default): a tuple per answered request appended to a list (no lock), counted
+      into prometheus-client's metrics many at once by :meth:`flush`; the in-flight gauge is
+      requests begun minus ended minus flushed, from two ``itertools.count``. A request costs an
+      append and two ``next`` calls instead of nine prometheus-client updates, each under its own
+      lock (in multi-process mode, each a write to a memory-mapped file). Flushes happen when the
+      registry is read (a collector registered first), when :data:`FLUSH_AT` requests wait and, in
+      multi-process mode, where a scrape is answered by any one worker reading every worker's
+      files, from a daemon thread of each process every :data:`FLUSH_SECONDS` when anything
+      changed, and at exit (:func:`mark_process_dead`, ``atexit``). A worker's counts and its
+      in-flight gauge there may lag by up to :data:`FLUSH_SECONDS`;
+    * ``direct=True``: straight into prometheus-client's metrics at every request, through each
+      label set's cached child.
 
-    The exposition is the same either way (a test compares them); ``direct`` chooses (default:
-    direct in multi-process mode). ``benchmarks/metrics_cost.py`` measures the cost.
+    The exposition is the same either way (a test compares them). ``benchmarks/metrics_cost.py``
+    (``--multiprocess``) measures the cost.
     """
 
     def __init__(self, direct: bool | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.pid = os.getpid()
-        self.direct = multiprocess() if direct is None else direct
+        self.direct = bool(direct)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         if not self.direct:
@@ -213,13 +222,18 @@ class Metrics:
         self._request_children: dict[tuple[str, str, str, str, str, int], Any] = {}
         self._route_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         self._stage_children: dict[str, tuple[Any, Any, Any]] = {}
-        # One process: the requests answered since the last flush, one tuple each (a list's
+        # Accumulated: the requests answered since the last flush, one tuple each (a list's
         # ``append`` and ``del lst[:n]`` are each atomic, so no lock), and the in-flight counts.
         self._pending: list[tuple[Any, ...]] = []
         self._begun = itertools.count()
         self._ended = itertools.count()  # left without an answer
         self._finished = 0  # flushed answered requests
+        self._in_flight_set = 0  # the in-flight gauge's value, as the last flush set it
         self._flushing = threading.Lock()
+        self._stop = threading.Event()
+        if not self.direct and multiprocess():
+            _TIMED.add(self)
+            self._start_timer()
 
     # -- per request -------------------------------------------------------------------------------
 
@@ -337,10 +351,49 @@ class Metrics:
             self._stage_children[model] = children
         return children
 
+    # -- the timer (multi-process mode) ---------------------------------------------------------
+
+    def _start_timer(self) -> None:
+        """A daemon thread of this process flushing every :data:`FLUSH_SECONDS` when requests
+        wait or the in-flight count changed (a fork's child starts its own: :func:`_forked`)."""
+        self._stop = threading.Event()
+        thread = threading.Thread(
+            target=_tick,
+            args=(weakref.ref(self), self._stop),
+            name="tfio-handlers-metrics-flush",
+            daemon=True,
+        )
+        thread.start()
+
+    def _changed(self) -> bool:
+        """Whether a flush has anything to write: requests waiting, or another in-flight count."""
+        return bool(self._pending) or (
+            _count(self._begun) - _count(self._ended) - self._finished != self._in_flight_set
+        )
+
+    def _forked(self) -> None:
+        """In a fork's child: the parent's waiting requests and in-flight counts are the parent's
+        to flush (prometheus-client's values start again from this process's own files)."""
+        self.pid = os.getpid()
+        self._pending = []
+        self._begun = itertools.count()
+        self._ended = itertools.count()
+        self._finished = 0
+        self._in_flight_set = 0
+        self._flushing = threading.Lock()
+        self._start_timer()
+
+    def close(self) -> None:
+        """Flush, and stop the timer thread (multi-process mode)."""
+        self._stop.set()
+        _TIMED.discard(self)
+        self.flush()
+
     def flush(self) -> None:
         """Count the requests answered since the last flush into prometheus-client's metrics (a
-        no-op when direct). Every read of :attr:`registry` does it first, and :meth:`finish` when
-        :data:`FLUSH_AT` requests wait."""
+        no-op when direct). Every read of :attr:`registry` does it first, :meth:`finish` when
+        :data:`FLUSH_AT` requests wait, and in multi-process mode a timer thread every
+        :data:`FLUSH_SECONDS` and the process's exit."""
         if self.direct:
             return
         import numpy as np
@@ -378,7 +431,9 @@ class Metrics:
                 columns = list(zip(*group, strict=True))
                 for child, column in zip(children, columns[9:12], strict=True):
                     _add(np, child, DURATION_BUCKETS, [v for v in column if v is not None])
-            self.in_flight.set(_count(self._begun) - _count(self._ended) - self._finished)
+            in_flight = _count(self._begun) - _count(self._ended) - self._finished
+            self.in_flight.set(in_flight)
+            self._in_flight_set = in_flight
 
     # -- exposition --------------------------------------------------------------------------------
 
@@ -390,6 +445,7 @@ class Metrics:
         if multiprocess():
             from prometheus_client import multiprocess as mp
 
+            self.flush()  # this worker's counts now; the others' within FLUSH_SECONDS
             registry = CollectorRegistry()
             mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             text = generate_latest(registry)
@@ -401,8 +457,53 @@ class Metrics:
 
 
 FLUSH_AT = 1024
-"""Answered requests that wait, in one process, before the request that makes them this many
-counts them all (a scrape counts them sooner)."""
+"""Answered requests that wait before the request that makes them this many counts them all (a
+scrape, or in multi-process mode the timer, counts them sooner)."""
+
+FLUSH_SECONDS = 1.0
+"""In multi-process mode, how often each process's timer thread flushes (when anything changed):
+the most a worker's counts in the shared folder lag behind its answers."""
+
+_TIMED: weakref.WeakSet[Metrics] = weakref.WeakSet()
+"""The accumulated metrics with a timer thread (multi-process mode), to restart after a fork and
+flush at exit."""
+
+
+def _tick(ref: weakref.ref[Metrics], stop: threading.Event) -> None:
+    """The timer thread: flush ``ref``'s metrics every :data:`FLUSH_SECONDS` when anything changed,
+    until ``stop`` is set or they are gone."""
+    while not stop.wait(FLUSH_SECONDS):
+        metrics = ref()
+        if metrics is None:
+            return
+        try:
+            if metrics._changed():
+                metrics.flush()
+        except Exception:
+            log.exception("Flushing the metrics failed")
+        del metrics
+
+
+def _forked() -> None:
+    """After a fork, in the child: each timed set of metrics starts again (threads do not survive
+    a fork)."""
+    for metrics in list(_TIMED):
+        metrics._forked()
+
+
+def _at_exit() -> None:
+    """At interpreter exit: the waiting requests are counted (multi-process mode)."""
+    for metrics in list(_TIMED):
+        if metrics.pid == os.getpid():
+            try:
+                metrics.flush()
+            except Exception:
+                log.debug("Flushing the metrics at exit failed", exc_info=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+atexit.register(_at_exit)
 
 
 def _count(counter: itertools.count[int]) -> int:
