@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import Message
 
@@ -81,6 +82,12 @@ class PredictArrays:
         return f"PredictArrays({{{shapes}}}, model={self.model_spec.name!r})"
 
 
+def _array(value: Any) -> Array:
+    """An output as an array: a rank-0 output comes from TensorFlow's ``.numpy()`` as a numpy
+    scalar, which the writers (they read ``.shape`` and ``.dtype`` as an array's) once failed on."""
+    return np.asarray(value) if isinstance(value, np.generic) else value
+
+
 class Prediction:
     """A predict answer: named output arrays and the model spec that answered.
 
@@ -100,7 +107,7 @@ class Prediction:
         typed_fields: bool = True,
     ) -> None:
         self._arrays: dict[str, Array] | None = (
-            None if outputs is None else {name: outputs[name] for name in sorted(outputs)}
+            None if outputs is None else {name: _array(outputs[name]) for name in sorted(outputs)}
         )
         self._message = message
         if model_spec is None:
