@@ -126,9 +126,9 @@ LOOP_BODY_BYTES = 4 * 1024
 
 The bound is what a hostile body may cost the loop, not what a typical one does: bodies that leave
 the codecs' fast paths (a ``NaN`` sends TF Serving's JSON to the exact reader, whose instances are
-converted one by one; empty rows; a body cut short at its end) cost up to about 8 µs a byte in
-Python, half a second for 64 KiB, while the loop answers nothing else; 4 KiB keeps it to tens of
-milliseconds."""
+converted one by one; empty rows; a body cut short at its end) cost 2-4 µs a byte in Python,
+130-230 ms for 64 KiB as served, while the loop answers nothing else; 4 KiB keeps it to about
+15 ms. In the pool's threads the same work shares the GIL with the loop, which keeps answering."""
 
 LOOP_ANSWER_BYTES = 256 * 1024
 """Answers whose arrays hold more bytes than this are written in the pool's threads, not on the
