@@ -135,6 +135,12 @@ LOOP_ANSWER_BYTES = 256 * 1024
 event loop, even for a small request."""
 
 
+LOOP_HEADER_BYTES = 1024
+"""The most ``Accept`` and ``Content-Type`` may hold together for a request to be answered on the
+event loop: a header of tens of KiB (thousands of media ranges), new on each request so that no
+cache helps, costs tens of milliseconds to parse and negotiate."""
+
+
 @dataclass(frozen=True, slots=True)
 class SignaturesOf:
     """What a request handler yields for a model version's signatures: the backend caches them,
@@ -394,20 +400,24 @@ class Pipeline:
         """Whether ``/invocations`` may decode and encode this request on the event loop.
 
         Only when its work is small and known: no user code, a body of at most
-        :data:`LOOP_BODY_BYTES` with no ``Content-Encoding`` to inflate, and a content type and
-        negotiated answer type that only the built-in codecs handle (a plugin's codec may do
-        anything, as user code may). Unparseable headers say no: the pool path answers them.
+        :data:`LOOP_BODY_BYTES` with no ``Content-Encoding`` to inflate, ``Accept`` and
+        ``Content-Type`` of at most :data:`LOOP_HEADER_BYTES`, and a content type and negotiated
+        answer type that only the built-in codecs handle (a plugin's codec may do anything, as
+        user code may). Unparseable headers say no: the pool path answers them.
         """
         if self.user_code is not None or len(body) > LOOP_BODY_BYTES:
             return False
         lowered = _lower_headers(headers)
         if lowered.get("content-encoding"):
             return False
+        accept_header = lowered.get("accept") or ""
+        content_type = lowered.get("content-type") or lowered.get("contenttype") or JSON
+        if len(accept_header) + len(content_type) > LOOP_HEADER_BYTES:
+            return False
         try:
-            content_type = lowered.get("content-type") or lowered.get("contenttype") or JSON
             essence = parse_media_type(content_type).essence
             accept = self.registry.negotiate(
-                lowered.get("accept") or self.settings.default_accept, self.settings.default_accept
+                accept_header or self.settings.default_accept, self.settings.default_accept
             )
         except HTTPError:
             return False

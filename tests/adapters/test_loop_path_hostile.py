@@ -366,3 +366,28 @@ def test_a_scalar_input_answers_a_scalar_not_a_500(backend: Any, accept: str) ->
         ahandle_tfs_rest(pipeline, "POST", "/v1/models/half_plus_two:predict", body, {})
     )
     assert (rest.status, json.loads(rest.body)) == (200, {"outputs": 2.0})
+
+
+def test_long_headers_are_parsed_off_the_loop(
+    backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``Accept`` (or ``Content-Type``) of tens of KiB, new on each request so no cache helps,
+    costs tens of milliseconds to parse and negotiate: the request goes to the pool, and the loop
+    never parses it."""
+    pipeline = pipeline_for(backend)
+    parsed_on_loop: list[bool] = []
+    negotiate = pipeline.registry.negotiate
+
+    def recording(accept: Any, default: Any) -> Any:
+        parsed_on_loop.append(on_event_loop())
+        return negotiate(accept, default)
+
+    monkeypatch.setattr(pipeline.registry, "negotiate", recording)
+    app = ASGIApp(pipeline)
+    for index in range(2):
+        ranges = ",".join(f"*/*;q=0.{(i + index) % 9 + 1}" for i in range(3000)).encode()
+        headers = [(b"content-type", b"application/json"), (b"accept", ranges)]
+        status, _, answer = asyncio.run(call(app, "POST", "/invocations", b"[1.0]", headers))
+        assert status == 200, answer
+    assert parsed_on_loop and not any(parsed_on_loop)
+    assert pipeline.answers_on_loop(b"[1.0]", {"accept": "application/json"})
