@@ -8,9 +8,10 @@ traceback and answered 500 without one.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -42,7 +43,7 @@ from .protos import (
 from .registry import Kind, Registry
 from .steps import Steps, arun_steps, run_steps
 from .usercode import USER_FAILURES, UserCode, call_user, user_answer
-from .workpool import WorkPool
+from .workpool import Held, WorkPool
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -391,8 +392,7 @@ class Pipeline:
         try:
             if not self.answers_on_loop(body, headers):
                 return await self.work.run(self.invoke, body, headers)
-            with self.work.slot():
-                return await self.arun(self._invocation(body, headers))
+            return await self.arun(self._invocation(body, headers))
         except HTTPError as exc:
             return Response.error(exc)
 
@@ -426,13 +426,17 @@ class Pipeline:
         )
 
     async def arun(self, steps: Steps[T]) -> T:
-        """Drive a request handler on the event loop: its backend calls awaited, an answer of more
-        than :data:`LOOP_ANSWER_BYTES` written in :attr:`work`'s threads (the caller holds a
-        slot)."""
-        return await arun_steps(steps, self.acall_backend, self._offload, _small_answer)
-
-    async def _offload(self, resume: Callable[[], tuple[bool, Any]]) -> tuple[bool, Any]:
-        return await self.work.run_held(resume)
+        """Drive a request handler on the event loop under a slot of :attr:`work` (503 when none
+        is free): its backend calls awaited, the reading of a protobuf request and an answer of
+        more than :data:`LOOP_ANSWER_BYTES` in the pool's threads. The slot is held until the
+        thread work ends, even past a 504, as on the pool path."""
+        held = self.work.hold()
+        try:
+            return await arun_steps(
+                steps, functools.partial(self.acall_backend, held=held), held.run, _small_answer
+            )
+        finally:
+            held.release()
 
     def call_backend(self, request: Request | SignaturesOf) -> Any:
         """A handler's backend call (see :mod:`tfio_handlers.steps`): a model version's signatures
@@ -449,10 +453,11 @@ class Pipeline:
             return self.backend.classify(request)
         return self.backend.regress(request)
 
-    async def acall_backend(self, request: Request | SignaturesOf) -> Any:
+    async def acall_backend(self, request: Request | SignaturesOf, held: Held | None = None) -> Any:
         """:meth:`call_backend`, awaited: the backend's async twins (cached signatures at once;
         the embedded backend's model threads, the batching queue, a remote server's I/O), so
-        nothing blocks the event loop."""
+        nothing blocks the event loop. ``held``: the slot the request holds (:meth:`arun`), under
+        which a protobuf request is read in a thread; without one, that read takes a slot."""
         if isinstance(request, SignaturesOf):
             return await self.backend.asignatures(
                 request.model_name, request.version, request.label
@@ -462,7 +467,11 @@ class Pipeline:
         if isinstance(request, PredictRequest):
             # Read in a thread: a few bytes of message may declare a tensor of up to the element
             # limit that one value fills (TensorFlow's broadcast), seconds of work off the loop.
-            read = await self.work.run_held(PredictArrays.from_message, request)
+            read = await (
+                held.run(PredictArrays.from_message, request)
+                if held is not None
+                else self.work.run(PredictArrays.from_message, request)
+            )
             return await self.backend.apredict_arrays(read)
         if isinstance(request, ClassificationRequest):
             return await self.backend.aclassify(request)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from .errors import ServerBusy
 
-__all__ = ["WorkPool"]
+__all__ = ["Held", "WorkPool"]
 
 T = TypeVar("T")
 
@@ -92,11 +92,12 @@ class WorkPool:
         until the function has returned."""
         return await asyncio.wrap_future(self.submit(function, *args))
 
-    async def run_held(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(*args)`` in the pool's threads, awaited, for a caller that already holds a
-        slot (:meth:`slot`): no second slot is taken, so the threads never outnumber the slots."""
-        future = self._pool().submit(contextvars.copy_context().run, function, *args)
-        return await asyncio.wrap_future(future)
+    def hold(self) -> Held:
+        """Take a slot (raises ServerBusy when none) for a request worked partly on the event loop
+        and partly in the pool's threads (:meth:`Held.run`); :meth:`Held.release` gives it back,
+        or, when work of the request still runs in a thread, once that work ends."""
+        self._take()
+        return Held(self)
 
     def _pool(self) -> ThreadPoolExecutor:
         executor = self._executor
@@ -107,3 +108,34 @@ class WorkPool:
                 self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="tfio-work")
                 self._pid = os.getpid()
             return self._executor
+
+
+class Held:
+    """A slot of a :class:`WorkPool` held by one request worked on the event loop (see
+    :meth:`WorkPool.hold`): its thread work runs under this slot, and the slot stays taken until
+    that work really ends, even when the request was answered 504 before."""
+
+    __slots__ = ("_pool", "_released", "_running")
+
+    def __init__(self, pool: WorkPool) -> None:
+        self._pool = pool
+        self._running: Future[Any] | None = None
+        self._released = False
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in the pool's threads under this slot (no second slot), awaited;
+        a cancelled await drops the work if it has not started."""
+        future = self._pool._pool().submit(contextvars.copy_context().run, function, *args)
+        self._running = future
+        return await asyncio.wrap_future(future)
+
+    def release(self) -> None:
+        """Give the slot back now, or when the thread work running under it ends (idempotent)."""
+        if self._released:
+            return
+        self._released = True
+        running = self._running
+        if running is not None and not running.done():
+            running.add_done_callback(self._pool._give)
+        else:
+            self._pool._give()

@@ -320,7 +320,6 @@ async def ahandle_tfs_rest(
     try:
         if len(body) > LOOP_BODY_BYTES or (headers or {}).get("content-encoding"):
             return await pipeline.work.run(handle_tfs_rest, pipeline, method, path, body, headers)
-        with pipeline.work.slot():
-            return await pipeline.arun(_handled(pipeline, method, path, body, headers))
+        return await pipeline.arun(_handled(pipeline, method, path, body, headers))
     except HTTPError as exc:
         return Response.error(exc, "tfs")
