@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from servers import asgi_call
 
 from tfio_handlers.adapters.asgi import ASGIApp
 from tfio_handlers.backends.embedded import EmbeddedBackend
@@ -99,33 +100,8 @@ def pipeline_for(backend: Any, **settings: Any) -> Pipeline:
 async def call(
     app: Any, method: str, path: str, body: bytes = b"", headers: list[tuple[bytes, bytes]] = JSON
 ) -> tuple[int, dict[str, str], bytes]:
-    """One request through the ASGI app, as a server sends it."""
-    sent: list[dict[str, Any]] = []
-    delivered = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if delivered:
-            await asyncio.sleep(3600)
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-    }
-    await app(scope, receive, send)
-    start, body_message = sent
-    answer_headers = {k.decode(): v.decode() for k, v in start["headers"]}
-    return start["status"], answer_headers, body_message["body"]
+    """One request through the ASGI app (:func:`servers.asgi_call`), JSON unless told otherwise."""
+    return await asgi_call(app, method, path, body, headers)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import asgi_call as call
 
 from tfio_handlers.adapters.asgi import ASGIApp
 from tfio_handlers.adapters.tfs_rest import ahandle_tfs_rest
@@ -35,42 +36,6 @@ def on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-async def call(
-    app: Any,
-    method: str,
-    path: str,
-    body: bytes = b"",
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    """One request through the ASGI app, as a server sends it."""
-    sent: list[dict[str, Any]] = []
-    delivered = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if delivered:
-            await asyncio.sleep(3600)
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers or [],
-    }
-    await app(scope, receive, send)
-    start, body_message = sent
-    answer_headers = {k.decode(): v.decode() for k, v in start["headers"]}
-    return start["status"], answer_headers, body_message["body"]
 
 
 @pytest.fixture(scope="module")
