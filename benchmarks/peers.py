@@ -656,8 +656,8 @@ def _workers_table(
                 )
             )
     table.notes.append(
-        f"1 worker pinned to CPU {sorted(one_cpus or [])}, 2 workers (`--workers 2`, uvicorn's "
-        f"supervisor, prometheus-client's multi-process metrics) to CPUs {sorted(two_cpus or [])}; "
+        f"1 worker pinned to CPU {sorted(one_cpus or [])}, 2 workers (`--workers 2`, a listening "
+        f"socket each, prometheus-client's multi-process metrics) to CPUs {sorted(two_cpus or [])}; "
         f"the load generator on CPU {generator_cpu} in both, so with 2 workers it takes part of "
         "the second worker's CPU: 2x is out of reach on a 2-core machine, read the server CPU use "
         "(req/s × CPU per request) beside the ratio. Runs alternate between the two servers and "

@@ -93,3 +93,19 @@ class UvicornThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def pid_app() -> Any:
+    """An ASGI app factory for worker tests (``servers:pid_app``): every request is answered with
+    the serving process's id, as text."""
+    import os
+
+    pid = str(os.getpid()).encode()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": pid})
+
+    return app

@@ -259,7 +259,7 @@ def test_sigterm_lets_the_request_in_flight_finish(sagemaker: LiveServer) -> Non
     slow.start()
     time.sleep(0.5)  # the request is in the model's hands
     sagemaker.signal(signal.SIGTERM)
-    time.sleep(1.2)  # uvicorn's supervisor passes SIGTERM on to its workers within ~0.5 s
+    time.sleep(1.2)  # the supervisor passes SIGTERM on to its workers (polls every 0.5 s)
     # A new request while the server drains is turned away: refused, reset, or 503, never served.
     try:
         late = sagemaker.get("/ping", timeout=10)

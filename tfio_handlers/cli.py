@@ -406,14 +406,18 @@ def _serve(args: argparse.Namespace) -> int:
 
         app = ASGIApp(functools.partial(pipeline_from_config, config), registry=config.registry)
         uvicorn.run(observe_asgi(app, config.settings), **options)
-    else:
-        uvicorn.run(
-            "tfio_handlers.observability.apps:asgi_app_from_env",
-            factory=True,
-            workers=workers,
-            **options,
-        )
-    return 0
+        return 0
+    from .adapters.uvicorn_workers import BALANCES_CONNECTIONS, WorkerSupervisor
+
+    app_factory = "tfio_handlers.observability.apps:asgi_app_from_env"
+    if not BALANCES_CONNECTIONS:
+        uvicorn.run(app_factory, factory=True, workers=workers, **options)
+        return 0
+    # A listening socket per worker (SO_REUSEPORT), so the kernel spreads connections over them.
+    try:
+        return WorkerSupervisor(app_factory, workers, options).run()
+    except OSError as exc:
+        return _cannot_start(f"cannot listen on {args.host}:{port}: {exc}")
 
 
 def _transform(args: argparse.Namespace) -> int:
