@@ -219,6 +219,62 @@ def test_ragged_arrays_are_declined(kind: str, value: Any) -> None:
     assert isinstance(exact(body), HTTPError)
 
 
+def _arrays_at(value: list[Any], depth: int) -> list[list[Any]]:
+    """The arrays at ``depth`` of the nested list ``value`` (0: ``value`` itself), in order."""
+    level = [value]
+    for _ in range(depth):
+        level = [child for parent in level for child in parent]
+    return level
+
+
+def _structure_counts(text: str) -> tuple[int, int, int, int]:
+    """Numbers, ``[``, ``]`` and ``,`` of a body: what a global count can see."""
+
+    def leaves(value: Any) -> int:
+        return sum(leaves(item) for item in value) if isinstance(value, list) else 1
+
+    return (
+        leaves(json.loads(text)["instances"]),
+        text.count("["),
+        text.count("]"),
+        text.count(","),
+    )
+
+
+def _moved(shape: tuple[int, ...], depth: int, source: int, target: int) -> list[Any]:
+    """A rectangular array of ``shape`` with the last element of its ``source``-th array at
+    ``depth`` moved to the end of its ``target``-th: every global count is kept, and the first
+    element of each level still reads ``shape``."""
+    value: list[Any] = np.arange(math.prod(shape), dtype=np.float32).reshape(shape).tolist()
+    arrays = _arrays_at(value, depth)
+    arrays[target].append(arrays[source].pop())
+    return value
+
+
+RAGGED_DEPTHS = [
+    (shape, depth, source, target)
+    for shape in ((3, 2), (3, 3, 2), (3, 2, 2, 3))
+    for depth in range(1, len(shape))
+    for source, target in ((1, -1), (-1, 1))
+]
+
+
+@PROOFS
+@pytest.mark.parametrize(("shape", "depth", "source", "target"), RAGGED_DEPTHS)
+def test_ragged_at_every_depth_with_every_count_kept_is_declined(
+    kind: str, shape: tuple[int, ...], depth: int, source: int, target: int
+) -> None:
+    value = _moved(shape, depth, source, target)
+    body = json.dumps({"instances": value})
+    rectangle = json.dumps({"instances": _moved(shape, depth, 0, 0)})
+    # [[1, 2], [3], [4, 5, 6]] for (3, 2): numbers, brackets and commas of a 3x2 array.
+    assert _structure_counts(body) == _structure_counts(rectangle)
+    with proof(kind):
+        assert _simd.decode_predict(body.encode(), SIGS) is None
+        assert check(rectangle.encode()) is not None
+    assert isinstance(exact(body.encode()), HTTPError)
+
+
 DECLINED = {
     "string": b'{"instances": ["a", "b"]}',
     "b64": b'{"instances": [{"b64": "AAAA"}]}',
