@@ -33,13 +33,10 @@ Where it differs from TF Serving, on purpose:
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
@@ -85,6 +82,7 @@ from ..protos import (
 from ..tensors import data_type_of
 from .base import Backend
 from .manager import ModelManager
+from .model_calls import INLINE_BELOW_SECONDS, ModelCalls
 from .model_config import serving_config
 from .model_repository import PathLike
 from .savedmodel import (
@@ -134,7 +132,10 @@ class EmbeddedBackend(Backend):
     ``model_threads`` (default: the CPUs this process may run on) is how many model calls the async
     twins (:meth:`apredict_arrays`, :meth:`aclassify`, :meth:`aregress`) run at once, first come
     first served: TensorFlow spreads one call over the cores itself, and more threads than cores
-    only make calls wait for each other and for the GIL in a random order (the tail latency).
+    only make calls wait for each other and for the GIL in a random order (the tail latency). A
+    call runs on the event loop instead, with no thread hop, when no other call is in flight and
+    calls of its kind took less than ``inline_below_seconds`` on average (0: never;
+    :mod:`.model_calls`).
     ``method_name_check`` is TF Serving's ``--enable_signature_method_name_check``.
     ``output_layout`` chooses typed fields (TF Serving's default) or ``tensor_content`` for predict
     outputs. A version that fails to load at construction, like a missing path, raises
@@ -157,14 +158,13 @@ class EmbeddedBackend(Backend):
         method_name_check: bool = False,
         output_layout: OutputLayout = "typed",
         model_threads: int | None = None,
+        inline_below_seconds: float = INLINE_BELOW_SECONDS,
         env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
-        if model_threads is not None and model_threads < 1:
-            raise ValueError(f"model_threads must be at least 1, not {model_threads}")
-        self.model_threads = model_threads or _usable_cpus()
-        self._model_pool: ThreadPoolExecutor | None = None
-        self._model_pool_pid = 0
+        threads = _usable_cpus() if model_threads is None else model_threads
+        self._model_calls = ModelCalls(threads, inline_below_seconds)
+        self.model_threads = self._model_calls.threads
         environ = os.environ if env is None else env
         if output_layout not in ("typed", "content"):
             raise ValueError(f"output_layout must be 'typed' or 'content', not {output_layout!r}")
@@ -509,42 +509,32 @@ class EmbeddedBackend(Backend):
 
     async def apredict(self, request: PredictRequest) -> PredictResponse:
         """:meth:`predict` on a model thread (see ``model_threads``)."""
-        return await self._on_model_thread(self.predict, request)
+        return await self._call_model(self.predict, request)
 
     async def apredict_arrays(self, request: PredictArrays) -> Prediction:
         """:meth:`predict_arrays` on a model thread (see ``model_threads``)."""
-        return await self._on_model_thread(self.predict_arrays, request)
+        return await self._call_model(self.predict_arrays, request)
 
     async def aclassify(self, request: ClassificationRequest) -> ClassificationResponse:
         """:meth:`classify` on a model thread (see ``model_threads``)."""
-        return await self._on_model_thread(self.classify, request)
+        return await self._call_model(self.classify, request)
 
     async def aregress(self, request: RegressionRequest) -> RegressionResponse:
         """:meth:`regress` on a model thread (see ``model_threads``)."""
-        return await self._on_model_thread(self.regress, request)
+        return await self._call_model(self.regress, request)
 
-    async def _on_model_thread(self, function: Callable[[Any], T], request: Any) -> T:
-        """``function(request)`` queued for the model threads, in the caller's context (its
-        request id); a cancelled caller's call is dropped if it has not started."""
-        pool = self._model_pool
-        if pool is None or self._model_pool_pid != os.getpid():
-            with self._lock:  # made per process: a pool inherited through fork has no threads
-                if self._model_pool is None or self._model_pool_pid != os.getpid():
-                    self._model_pool = ThreadPoolExecutor(
-                        self.model_threads, thread_name_prefix="tfio-model"
-                    )
-                    self._model_pool_pid = os.getpid()
-                pool = self._model_pool
-        future = pool.submit(contextvars.copy_context().run, function, request)
-        return await asyncio.wrap_future(future)
+    async def _call_model(self, function: Callable[[Any], T], request: Any) -> T:
+        """``function(request)`` on a model thread, or inline when that is cheaper
+        (:class:`.ModelCalls`); calls are timed by method, model and signature."""
+        spec = request.model_spec
+        kind = (function.__name__, spec.name, spec.signature_name)
+        return await self._model_calls.run(kind, function, request)
 
     def close(self) -> None:
         """Stop polling and drop the loaded models; later calls raise :class:`BackendUnavailable`."""
         with self._lock:
             self._closed = True
-            if self._model_pool is not None and self._model_pool_pid == os.getpid():
-                self._model_pool.shutdown(wait=False, cancel_futures=True)
-            self._model_pool = None
+        self._model_calls.close()
         self._manager.close()
         self.invalidate_signatures()
 

@@ -1,0 +1,129 @@
+"""Where async model calls run (:class:`tfio_handlers.backends.model_calls.ModelCalls`): inline on
+the event loop when no other call is in flight and calls of the kind are short, else on the model
+threads; real threads and a real event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfio_handlers.backends.model_calls import INLINE_BELOW_SECONDS, ModelCalls
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+
+def where(_: object) -> tuple[str, str]:
+    """The thread a call ran on, and the request id it saw."""
+    return threading.current_thread().name, request_id.get()
+
+
+def slow_where(seconds: float) -> tuple[str, str]:
+    time.sleep(seconds)
+    return where(None)
+
+
+def fail(_: object) -> None:
+    raise RuntimeError("the model refused")
+
+
+def loop_thread() -> str:
+    return threading.current_thread().name
+
+
+@pytest.fixture
+def calls() -> ModelCalls:
+    calls = ModelCalls(threads=2)
+    yield calls
+    calls.close()
+
+
+def test_a_new_kind_goes_to_a_thread_then_runs_inline_once_known_short(calls: ModelCalls) -> None:
+    async def scenario() -> list[tuple[str, str]]:
+        request_id.set("r-1")
+        return [await calls.run("iris", where, None) for _ in range(3)]
+
+    first, second, third = asyncio.run(scenario())
+    assert first == (first[0], "r-1") and first[0].startswith("tfio-model")
+    assert second == third == (loop_thread(), "r-1")  # this thread ran the loop
+
+
+def test_a_slow_kind_stays_on_the_threads(calls: ModelCalls) -> None:
+    seconds = INLINE_BELOW_SECONDS * 5
+
+    async def scenario() -> list[tuple[str, str]]:
+        return [await calls.run("big", slow_where, seconds) for _ in range(3)]
+
+    assert all(name.startswith("tfio-model") for name, _ in asyncio.run(scenario()))
+
+
+def test_while_a_call_is_in_flight_the_next_goes_to_a_thread(calls: ModelCalls) -> None:
+    async def scenario() -> tuple[tuple[str, str], tuple[str, str]]:
+        await calls.run("iris", where, None)  # now known short
+        slow = asyncio.ensure_future(calls.run("big", slow_where, 0.3))
+        await asyncio.sleep(0.05)
+        short = await calls.run("iris", where, None)
+        return short, await slow
+
+    short, slow = asyncio.run(scenario())
+    assert short[0].startswith("tfio-model"), short
+    assert slow[0].startswith("tfio-model"), slow
+
+
+def test_inline_below_0_sends_every_call_to_a_thread() -> None:
+    calls = ModelCalls(threads=1, inline_below=0)
+    try:
+
+        async def scenario() -> list[tuple[str, str]]:
+            return [await calls.run("iris", where, None) for _ in range(4)]
+
+        assert all(name.startswith("tfio-model") for name, _ in asyncio.run(scenario()))
+    finally:
+        calls.close()
+    with pytest.raises(ValueError, match="model_threads"):
+        ModelCalls(threads=0)
+
+
+def test_errors_reach_the_caller_on_both_paths_and_nothing_stays_in_flight(
+    calls: ModelCalls,
+) -> None:
+    async def scenario() -> list[str]:
+        seen = []
+        for _ in range(3):  # a thread first, then inline: the kind is short
+            with pytest.raises(RuntimeError, match="refused") as raised:
+                await calls.run("failing", fail, None)
+            seen.append(str(raised.value))
+        # Nothing counted as in flight after the failures: a short call runs inline.
+        seen.append((await calls.run("iris", where, None))[0])
+        seen.append((await calls.run("iris", where, None))[0])
+        return seen
+
+    *errors, _, inline = asyncio.run(scenario())
+    assert errors == ["the model refused"] * 3
+    assert inline == loop_thread()
+
+
+def test_the_embedded_backend_answers_the_same_inline_and_on_threads(
+    half_plus_two_model: Path,
+) -> None:
+    from tfio_handlers.backends.embedded import EmbeddedBackend
+    from tfio_handlers.protocol.arrays import PredictArrays
+
+    backend = EmbeddedBackend({"half_plus_two": half_plus_two_model.parent})
+    try:
+        request = PredictArrays({"x": np.array([1.0, 2.0], np.float32)})
+
+        async def scenario() -> list[list[float]]:
+            sequential = [await backend.apredict_arrays(request) for _ in range(5)]
+            concurrent = await asyncio.gather(*(backend.apredict_arrays(request) for _ in range(5)))
+            return [p.outputs["y"].tolist() for p in (*sequential, *concurrent)]
+
+        assert asyncio.run(scenario()) == [[2.5, 3.0]] * 10
+        assert backend.predict_arrays(request).outputs["y"].tolist() == [2.5, 3.0]
+    finally:
+        backend.close()
