@@ -196,8 +196,8 @@ def bench_json(repeats: int, target: float) -> GroupResult:
         "legacy = `tf.make_tensor_proto(json.loads(body)[key], dtype=tf.float32)`; raw simdjson "
         "parse = `parser.parse(body)` with a reused parser, building nothing: the floor. "
         "'as served' is the JSON codec the pipeline calls (formats.json → rest_json); 'fast path' is "
-        "`protocol.tfs_json.simd.predict_request`, the simdjson path the codec calls when it has been wired "
-        "in; 'exact path alone' is `rest_json.predict_request_from_json` with the fast path "
+        "`protocol.tfs_json.simd.decode_predict`, the simdjson path the codec calls first when "
+        "pysimdjson is installed; 'exact path alone' is `rest_json.predict_arrays_from_json` with the fast path "
         "switched off (as without pysimdjson): TF Serving's rules in Python, what the fast path "
         "saves."
     )
