@@ -8,6 +8,7 @@ traceback and answered 500 without one.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import logging
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from google.protobuf.message import Message
 
+from .backends.model_calls import sole_request
 from .config import Settings
 from .content_coding import decode_content_encoding
 from .context import Context, parse_custom_attributes
@@ -462,6 +464,20 @@ class Pipeline:
             return await self.backend.asignatures(
                 request.model_name, request.version, request.label
             )
+        # The only request in progress may have its model call run inline (backends.model_calls).
+        # Requests that arrived with this one have tasks that have not run yet: one turn of the
+        # loop lets them start (and take their slots) before this one counts itself alone.
+        alone = self.work.busy <= 1
+        if alone:
+            await asyncio.sleep(0)
+            alone = self.work.busy <= 1
+        token = sole_request.set(alone)
+        try:
+            return await self._acall_model(request, held)
+        finally:
+            sole_request.reset(token)
+
+    async def _acall_model(self, request: Request, held: Held | None) -> Any:
         if isinstance(request, PredictArrays):
             return await self.backend.apredict_arrays(request)
         if isinstance(request, PredictRequest):

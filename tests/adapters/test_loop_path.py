@@ -208,6 +208,37 @@ def test_the_pool_bound_holds_on_the_loop_path(recording: ThreadRecordingBackend
     assert pipeline.work.busy == 0
 
 
+def test_a_lone_request_calls_the_model_inline_and_concurrent_ones_on_the_threads(
+    recording: ThreadRecordingBackend,
+) -> None:
+    """One request at a time: after the first two calls of its kind (on a thread: the first may
+    trace, the second is timed), the model call runs on the event loop's own thread. Many at once:
+    the model threads, as a call inline would make every other request wait for it."""
+    app = ASGIApp(pipeline_for(recording))
+    body = b'{"instances": [1.0, 2.0]}'
+
+    async def one_by_one() -> list[int]:
+        return [
+            (await call(app, "POST", "/v1/models/half_plus_two:predict", body))[0] for _ in range(5)
+        ]
+
+    async def together() -> list[int]:
+        answers = await asyncio.gather(
+            *(call(app, "POST", "/v1/models/half_plus_two:predict", body) for _ in range(8))
+        )
+        return [status for status, _, _ in answers]
+
+    loop_thread = threading.current_thread().name
+    assert asyncio.run(one_by_one()) == [200] * 5
+    first, second, *rest = recording.threads
+    assert first.startswith("tfio-model") and second.startswith("tfio-model")
+    assert rest == [loop_thread] * 3
+    recording.threads.clear()
+    assert asyncio.run(together()) == [200] * 8
+    assert len(recording.threads) == 8
+    assert sum(name == loop_thread for name in recording.threads) <= 1, recording.threads
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [("/invocations", b"[1.0]"), ("/v1/models/half_plus_two:predict", b'{"instances": [1.0]}')],
