@@ -118,12 +118,13 @@ def test_a_worker_that_dies_is_replaced(two_workers: tuple[subprocess.Popen[str]
     assert len(seen) == 2
 
 
-def test_sigterm_stops_every_worker_and_exits_0(
-    two_workers: tuple[subprocess.Popen[str], int],
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_stops_every_worker_and_exits_0(
+    two_workers: tuple[subprocess.Popen[str], int], signum: int
 ) -> None:
     process, port = two_workers
     pids = wait_for_pids(port, 2)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     assert process.wait(20) == 0
     output = process.stdout.read() if process.stdout else ""
     assert "Stopped supervisor" in output, output

@@ -91,8 +91,8 @@ def _run_worker(app: str, options: Mapping[str, Any]) -> None:
 
 class WorkerSupervisor:
     """Starts ``workers`` uvicorn processes serving the app factory ``app`` (an import string) on
-    ``options["host"]``/``options["port"]``, restarts one that dies, and stops them all on SIGINT
-    or SIGTERM, each finishing its requests in flight (uvicorn's graceful shutdown).
+    ``options["host"]``/``options["port"]``, restarts one that dies, and stops them all on SIGINT,
+    SIGTERM or SIGHUP, each finishing its requests in flight (uvicorn's graceful shutdown).
 
     ``options`` are ``uvicorn.Config``'s keyword arguments; they travel to the workers pickled.
     """
@@ -113,7 +113,9 @@ class WorkerSupervisor:
         port = _free_port(host, int(self.options.get("port", 8000)))
         with reuse_port_socket(host, port) as reserved:
             self.options["port"] = reserved.getsockname()[1]
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            # SIGHUP too: uvicorn's supervisor restarted its workers on it; here it stops them
+            # gracefully, rather than the default of killing this process and orphaning them.
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, lambda *_: self._stop.set())
             log.info(
                 "Started supervisor [%d], %d workers on %s:%d",
