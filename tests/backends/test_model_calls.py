@@ -37,9 +37,14 @@ def loop_thread() -> str:
     return threading.current_thread().name
 
 
+SHORT = 0.05
+"""The tests' ``inline_below``: far above a trivial call's time however loaded the machine is, far
+below the slow calls' sleeps."""
+
+
 @pytest.fixture
 def calls() -> ModelCalls:
-    calls = ModelCalls(threads=2)
+    calls = ModelCalls(threads=2, inline_below=SHORT)
     yield calls
     calls.close()
 
@@ -63,7 +68,7 @@ def test_a_slow_first_call_does_not_count(calls: ModelCalls) -> None:
 
     async def scenario() -> list[tuple[str, str]]:
         sole_request.set(True)
-        traced = await calls.run("iris", slow_where, INLINE_BELOW_SECONDS * 50)
+        traced = await calls.run("iris", slow_where, SHORT * 4)
         return [traced, *[await calls.run("iris", where, None) for _ in range(2)]]
 
     _, second, third = asyncio.run(scenario())
@@ -72,7 +77,7 @@ def test_a_slow_first_call_does_not_count(calls: ModelCalls) -> None:
 
 
 def test_a_slow_kind_stays_on_the_threads(calls: ModelCalls) -> None:
-    seconds = INLINE_BELOW_SECONDS * 5
+    seconds = SHORT * 3
 
     async def scenario() -> list[tuple[str, str]]:
         sole_request.set(True)
@@ -85,7 +90,7 @@ def test_while_a_call_is_in_flight_the_next_goes_to_a_thread(calls: ModelCalls) 
     async def scenario() -> tuple[tuple[str, str], tuple[str, str]]:
         sole_request.set(True)
         await calls.run("iris", where, None)  # now known short
-        slow = asyncio.ensure_future(calls.run("big", slow_where, 0.3))
+        slow = asyncio.ensure_future(calls.run("big", slow_where, SHORT * 6))
         await asyncio.sleep(0.05)
         short = await calls.run("iris", where, None)
         return short, await slow
@@ -108,6 +113,7 @@ def test_inline_below_0_sends_every_call_to_a_thread() -> None:
         calls.close()
     with pytest.raises(ValueError, match="model_threads"):
         ModelCalls(threads=0)
+    assert ModelCalls(threads=1).inline_below == INLINE_BELOW_SECONDS
 
 
 def test_a_caller_that_is_not_the_sole_request_always_gets_a_thread(calls: ModelCalls) -> None:
