@@ -46,21 +46,28 @@ BALANCES_CONNECTIONS = sys.platform.startswith("linux") and hasattr(socket, "SO_
 _spawn = multiprocessing.get_context("spawn")  # a fork of a process with threads is unsafe
 
 
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT``, not yet listening.
-
-    Raises ``OSError`` when the port is taken by a socket without ``SO_REUSEPORT`` or another user's.
-    """
+def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (IPv6 for a host with a colon, as uvicorn decides),
+    ``SO_REUSEADDR`` and, if asked, ``SO_REUSEPORT``; not listening."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT``, not yet listening.
+
+    Raises ``OSError`` when the port is taken by a socket without ``SO_REUSEPORT`` or another user's.
+    """
+    return _bound_socket(host, port, reuse_port=True)
 
 
 def _free_port(host: str, port: int) -> int:
@@ -69,10 +76,7 @@ def _free_port(host: str, port: int) -> int:
     A bind without ``SO_REUSEPORT`` fails on a port that any socket holds, so another server
     started on the same port (``SO_REUSEPORT`` or not) is refused instead of quietly sharing it.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
+    with _bound_socket(host, port, reuse_port=False) as probe:
         return int(probe.getsockname()[1])
 
 

@@ -133,9 +133,9 @@ class EmbeddedBackend(Backend):
     twins (:meth:`apredict_arrays`, :meth:`aclassify`, :meth:`aregress`) run at once, first come
     first served: TensorFlow spreads one call over the cores itself, and more threads than cores
     only make calls wait for each other and for the GIL in a random order (the tail latency). A
-    call runs on the event loop instead, with no thread hop, when no other call is in flight and
-    calls of its kind took less than ``inline_below_seconds`` on average (0: never;
-    :mod:`.model_calls`).
+    call runs on the event loop instead, with no thread hop, when the pipeline says its request is
+    the only one in progress, no other call is in flight, and calls of its kind took less than
+    ``inline_below_seconds`` on average (0: never; :mod:`.model_calls`).
     ``method_name_check`` is TF Serving's ``--enable_signature_method_name_check``.
     ``output_layout`` chooses typed fields (TF Serving's default) or ``tensor_content`` for predict
     outputs. A version that fails to load at construction, like a missing path, raises
@@ -508,19 +508,19 @@ class EmbeddedBackend(Backend):
     # -- async twins: the model threads ------------------------------------------------------------
 
     async def apredict(self, request: PredictRequest) -> PredictResponse:
-        """:meth:`predict` on a model thread (see ``model_threads``)."""
+        """:meth:`predict` on a model thread, or inline (see ``model_threads``)."""
         return await self._call_model(self.predict, request)
 
     async def apredict_arrays(self, request: PredictArrays) -> Prediction:
-        """:meth:`predict_arrays` on a model thread (see ``model_threads``)."""
+        """:meth:`predict_arrays` on a model thread, or inline (see ``model_threads``)."""
         return await self._call_model(self.predict_arrays, request)
 
     async def aclassify(self, request: ClassificationRequest) -> ClassificationResponse:
-        """:meth:`classify` on a model thread (see ``model_threads``)."""
+        """:meth:`classify` on a model thread, or inline (see ``model_threads``)."""
         return await self._call_model(self.classify, request)
 
     async def aregress(self, request: RegressionRequest) -> RegressionResponse:
-        """:meth:`regress` on a model thread (see ``model_threads``)."""
+        """:meth:`regress` on a model thread, or inline (see ``model_threads``)."""
         return await self._call_model(self.regress, request)
 
     async def _call_model(self, function: Callable[[Any], T], request: Any) -> T:
