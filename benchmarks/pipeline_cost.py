@@ -10,7 +10,15 @@ Run as a script it measures the ``tfio_handlers`` that ``sys.path`` finds and pr
 :func:`measure` runs it, interleaved, for this checkout and for an older commit exported with
 ``git archive`` (the baseline of the same run: same machine, same moment, same models).
 
+:func:`measure_apps` puts the same question to the served app and to a peer (issue 17): what one
+``POST /v1/models/iris:predict`` costs outside the model call, through the ASGI app that ``serve``
+runs (``ASGIApp(Pipeline(EmbeddedBackend))``, as ``serve_ours.py``) and through the naive FastAPI
+server of the peers benchmark (``peer_servers/naive_fastapi.py``), each with its signature call
+answered from a cache, driven in process (no sockets, no HTTP parser: both run on uvicorn, whose
+cost is the same for both) on one CPU, in interleaved fresh processes.
+
     python benchmarks/pipeline_cost.py MODELS_DIR
+    python benchmarks/pipeline_cost.py --app tfio|naive MODELS_DIR
 """
 
 from __future__ import annotations
@@ -95,7 +103,10 @@ def _script(models_dir: Path) -> dict[str, Any]:
             seen["answer"] = function(**feeds)
             return seen["answer"]
 
-        runner.flat = False  # the keyword call, so the cache below can stand in for it
+        # the keyword call (neither the direct nor the flat one), so the cache below can stand in
+        if hasattr(runner, "direct"):  # the baseline has no direct call
+            runner.direct = None
+        runner.flat = False
         runner.function = remember
         pipeline.invoke(body, headers)
         runner.function = lambda cached=seen["answer"], **feeds: cached
@@ -104,6 +115,136 @@ def _script(models_dir: Path) -> dict[str, Any]:
         out[label] = _best_per_call(lambda b=body, h=headers: pipeline.invoke(b, h))
     backend.close()
     return out
+
+
+APP_BODY = REQUESTS["iris"][1]
+APP_PATH = "/v1/models/iris:predict"
+APPS = ("tfio", "naive FastAPI")
+
+
+async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
+    """One ``POST path`` through an ASGI app, in memory: its status and body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8080),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop() if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def _tfio_app(models_dir: Path) -> Any:
+    """``serve``'s app for iris, its signature call answered from a cache."""
+    import numpy as np
+
+    from tfio_handlers.adapters.asgi import ASGIApp
+    from tfio_handlers.backends.embedded import EmbeddedBackend
+    from tfio_handlers.pipeline import Pipeline
+    from tfio_handlers.protos import ModelSpec
+
+    backend = EmbeddedBackend({"iris": models_dir / "iris"})
+    runner = backend._servable(ModelSpec(name="iris")).runner("predict")
+    answer = runner.run({"inputs": np.zeros((1, 4), "float32")})
+    # the keyword call (neither the direct nor the flat one), so the cache can stand in for it
+    runner.direct = None
+    runner.flat = False
+    runner.function = lambda cached=answer, **feeds: cached
+    return ASGIApp(Pipeline(backend))
+
+
+def _naive_app(models_dir: Path) -> Any:
+    """The naive FastAPI server's app, its signature call answered from a cache."""
+    import importlib.util
+
+    os.environ["BENCH_MODELS"] = f"iris={models_dir / 'iris' / '1'}"
+    spec = importlib.util.spec_from_file_location(
+        "naive_fastapi", HERE / "peer_servers" / "naive_fastapi.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class Cached:
+        def __init__(self, function: Any) -> None:
+            self.structured_input_signature = function.structured_input_signature
+            self.function = function
+            self.answer: Any = None
+
+        def __call__(self, **feeds: Any) -> Any:
+            if self.answer is None:
+                self.answer = self.function(**feeds)
+            return self.answer
+
+    class Model:
+        def __init__(self, real: Any) -> None:
+            self.signatures = {name: Cached(f) for name, f in real.signatures.items()}
+
+    module.models["iris"] = Model(module.models["iris"])
+    return module.app
+
+
+def _app_script(which: str, models_dir: Path) -> dict[str, Any]:
+    """Seconds per ``POST /v1/models/iris:predict`` through ``which`` app, in this process pinned
+    to one CPU, best of 7 batches of about 50 ms."""
+    import asyncio
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    app = _tfio_app(models_dir) if which == "tfio" else _naive_app(models_dir)
+
+    async def main() -> float:
+        for _ in range(50):
+            status, body = await _asgi_post(app, APP_PATH, APP_BODY)
+            if status != 200:
+                raise AssertionError(f"{which}: {status} {body[:300]!r}")
+            await asyncio.sleep(0)  # lets a factory's background load finish
+        n = 1
+        while True:
+            started = time.perf_counter()
+            for _ in range(n):
+                await _asgi_post(app, APP_PATH, APP_BODY)
+            took = time.perf_counter() - started
+            if took >= 0.0125:
+                break
+            n *= 2
+        n = max(1, int(n * 0.05 / took))
+        best = float("inf")
+        for _ in range(7):
+            started = time.perf_counter()
+            for _ in range(n):
+                await _asgi_post(app, APP_PATH, APP_BODY)
+            best = min(best, (time.perf_counter() - started) / n)
+        return best
+
+    try:
+        import uvloop
+
+        seconds = uvloop.run(main())
+    except ImportError:
+        seconds = asyncio.run(main())
+    return {"app": which, "iris": seconds}
 
 
 def _export(commit: str, into: Path) -> Path | None:
@@ -125,15 +266,18 @@ def _export(commit: str, into: Path) -> Path | None:
     return into
 
 
-def _run(code_root: Path | None, models_dir: Path) -> dict[str, Any]:
+def _run(code_root: Path | None, models_dir: Path, app: str | None = None) -> dict[str, Any]:
     env = dict(os.environ)
     if code_root is not None:
         env["PYTHONPATH"] = str(code_root)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # Built-in codecs only: an installed plugin may need a newer library than the baseline.
     env["TFIO_HANDLERS_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    argv = [sys.executable, str(Path(__file__).resolve()), str(models_dir)]
+    if app is not None:
+        argv[2:2] = ["--app", app]
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), str(models_dir)],
+        argv,
         capture_output=True,
         text=True,
         env=env,
@@ -168,5 +312,18 @@ def measure(models_dir: Path, repeats: int = 3) -> dict[str, dict[str, float]] |
     }
 
 
+def measure_apps(models_dir: Path, repeats: int = 3) -> dict[str, float]:
+    """Median seconds per iris request outside the model call, per app of :data:`APPS`, from
+    ``repeats`` interleaved fresh processes each."""
+    runs: dict[str, list[float]] = {name: [] for name in APPS}
+    for repeat in range(repeats):
+        for name in APPS if repeat % 2 == 0 else reversed(APPS):
+            runs[name].append(_run(None, models_dir, "tfio" if name == "tfio" else "naive")["iris"])
+    return {name: statistics.median(values) for name, values in runs.items()}
+
+
 if __name__ == "__main__":
-    print(json.dumps(_script(Path(sys.argv[1]))))
+    if sys.argv[1] == "--app":
+        print(json.dumps(_app_script(sys.argv[2], Path(sys.argv[3]))))
+    else:
+        print(json.dumps(_script(Path(sys.argv[1]))))
