@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .errors import BadRequest, HTTPError
+from .errors import BadRequest, HTTPError, PayloadTooLarge
 
 __all__ = ["JsonResponseStyle", "Limits", "Settings", "env_int", "env_seconds"]
 
@@ -50,16 +50,12 @@ class Limits:
     of shape ``[10**6, 0]``, a million ``[]`` lines) is refused before its examples are made."""
 
     def check_body(self, size: int) -> None:
-        from .errors import PayloadTooLarge
-
         if size > self.max_body_bytes:
             raise PayloadTooLarge(
                 f"Request body of {size} bytes is over the limit of {self.max_body_bytes} bytes"
             )
 
     def check_elements(self, count: int, what: str = "tensor") -> None:
-        from .errors import PayloadTooLarge
-
         if count > self.max_elements:
             raise PayloadTooLarge(
                 f"{what} holds {count} elements, over the limit of {self.max_elements}"
@@ -67,8 +63,6 @@ class Limits:
 
     def check_shape(self, dims: Sequence[int], what: str = "tensor") -> None:
         """Bound a shape by :func:`shape_extent`: its elements, and the rows a zero dimension hides."""
-        from .errors import PayloadTooLarge
-
         extent = shape_extent(dims)
         if extent > self.max_elements:
             raise PayloadTooLarge(
@@ -79,8 +73,6 @@ class Limits:
 
     def check_examples(self, count: int, what: str = "request") -> None:
         """Refuse (413) a classify or regress request of more than ``max_examples`` records."""
-        from .errors import PayloadTooLarge
-
         if count > self.max_examples:
             raise PayloadTooLarge(
                 f"The {what} holds {count} records, over the limit of {self.max_examples} examples "
@@ -93,8 +85,6 @@ class Limits:
         """Refuse an answer that would write more than ``max_response_bytes`` (413), before it is
         written. ``estimate`` is a lower bound of its bytes in ``media_type``; ``what`` names the
         output that costs most (``dims`` its shape) so the client knows what to ask for instead."""
-        from .errors import PayloadTooLarge
-
         if estimate > self.max_response_bytes:
             shape = f" of shape {list(dims)}" if dims is not None else ""
             raise PayloadTooLarge(

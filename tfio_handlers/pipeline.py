@@ -12,6 +12,7 @@ import asyncio
 import functools
 import io
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -104,7 +105,7 @@ class Response:
                 value.encode("latin-1")
             except UnicodeEncodeError:
                 return f"header {name!r} has the value {value!r}, which is not latin-1 text"
-            if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in name + value):
+            if _CONTROL_CHARACTER.search(name) or _CONTROL_CHARACTER.search(value):
                 return f"header {name!r} has the value {value!r}, which holds a control character"
         return None
 
@@ -115,6 +116,10 @@ class Response:
             return self
         log.error("Refusing to send an answer: %s", problem)
         return Response.error(InternalError(f"The answer cannot be sent: {problem}"), self.codec)
+
+
+_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+"""What no header may hold: a control character (CR and LF would split it), tab excepted."""
 
 
 def _lower_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
