@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ModelManagement",
     "ServeConfig",
+    "apply_process_limits",
     "check_backend",
     "configure_logging",
     "find_entry_point",
@@ -309,6 +310,15 @@ class ServeConfig:
     """The environment it was read from (the backend reads its batching variables there)."""
 
 
+def apply_process_limits(settings: Settings) -> None:
+    """Apply the limits of ``settings`` that hold for the whole process, not per request: the
+    budget of filled tensors (``TFIO_HANDLERS_MAX_FILL_BYTES``, :data:`tfio_handlers.tensors.FILL_BUDGET`).
+    :func:`load_config` applies them, and so does ``grpc-serve``."""
+    from .tensors import FILL_BUDGET
+
+    FILL_BUDGET.limit_bytes = settings.limits.max_fill_bytes
+
+
 def load_config(env: Mapping[str, str] | None = None) -> ServeConfig:
     """Read and check the configuration (see the module docstring); import the user's code.
 
@@ -323,6 +333,7 @@ def load_config(env: Mapping[str, str] | None = None) -> ServeConfig:
 
     env = os.environ if env is None else env
     settings = Settings.from_env(env)
+    apply_process_limits(settings)
     management = ModelManagement.from_env(env)
     kind = env.get("TFIO_HANDLERS_BACKEND", "embedded")
     if management.model_config_file and kind == "embedded":

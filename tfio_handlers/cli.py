@@ -575,15 +575,17 @@ def _grpc_serve(args: argparse.Namespace) -> int:
 
     from .adapters.grpc import serve
     from .backends.grpc import MODEL_SERVICE, PREDICTION_SERVICE
-    from .bootstrap import ModelManagement, make_backend, models_from_env
+    from .bootstrap import ModelManagement, apply_process_limits, make_backend, models_from_env
     from .config import Settings
     from .errors import HTTPError
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
+        settings = Settings.from_env()
+        apply_process_limits(settings)
         management = ModelManagement.from_env(_model_management_env(args))
         models = None if management.model_config_file else models_from_env(_model_env(args))
-        backend = make_backend(args.backend, models, Settings.from_env(), management=management)
+        backend = make_backend(args.backend, models, settings, management=management)
     except HTTPError as exc:
         print(f"tfio-handlers grpc-serve: cannot start: {exc.message}", file=sys.stderr)
         return 2

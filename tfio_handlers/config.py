@@ -26,6 +26,11 @@ SageMaker's newer TF Serving container answers (``{"predictions": ...}``).
 
 MIB = 1024 * 1024
 
+DEFAULT_FILL_BYTES = 2 * 1024 * MIB
+"""The default of :attr:`Limits.max_fill_bytes`: 2 GiB, room for the largest fill one request may
+make under the default element limit (2**27 complex128 values) or for four 512 MiB float32 fills
+at once."""
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -48,6 +53,13 @@ class Limits:
     """How many ``tf.Example`` records one classify or regress request may build (131,072): each
     costs a message and a parse in the model, whatever its size, so a body of empty rows (an npy
     of shape ``[10**6, 0]``, a million ``[]`` lines) is refused before its examples are made."""
+
+    max_fill_bytes: int = DEFAULT_FILL_BYTES
+    """``TFIO_HANDLERS_MAX_FILL_BYTES``: the bytes that tensors filled by TensorFlow's broadcast (a
+    ``TensorProto`` with fewer values than its shape holds) may take at once in the whole process,
+    over every request in progress; unlike the other limits, per process, not per request
+    (:mod:`tfio_handlers.tensors.fill_budget`). A server applies it when it starts
+    (:func:`tfio_handlers.bootstrap.apply_process_limits`)."""
 
     def check_body(self, size: int) -> None:
         if size > self.max_body_bytes:
@@ -164,8 +176,9 @@ class Settings:
     """``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``: the response type for a missing or ``*/*`` Accept."""
     limits: Limits = field(default_factory=Limits)
     """``SAGEMAKER_MAX_PAYLOAD_IN_MB`` sets ``limits.max_body_bytes``; ``TFIO_HANDLERS_MAX_ELEMENTS``,
-    ``TFIO_HANDLERS_MAX_DEPTH``, ``TFIO_HANDLERS_MAX_STRING_BYTES`` and
-    ``TFIO_HANDLERS_MAX_RESPONSE_BYTES`` the others."""
+    ``TFIO_HANDLERS_MAX_DEPTH``, ``TFIO_HANDLERS_MAX_STRING_BYTES``,
+    ``TFIO_HANDLERS_MAX_RESPONSE_BYTES``, ``TFIO_HANDLERS_MAX_EXAMPLES`` and
+    ``TFIO_HANDLERS_MAX_FILL_BYTES`` the others."""
     json_response_style: JsonResponseStyle = "legacy"
     """``TFIO_HANDLERS_JSON_RESPONSE``: ``legacy`` or ``tfs``, see :data:`JsonResponseStyle`."""
     strict_json: bool = False
@@ -234,6 +247,8 @@ class Settings:
             or limits.max_response_bytes,
             max_examples=env_int(env, "TFIO_HANDLERS_MAX_EXAMPLES", limits.max_examples)
             or limits.max_examples,
+            max_fill_bytes=env_int(env, "TFIO_HANDLERS_MAX_FILL_BYTES", limits.max_fill_bytes)
+            or limits.max_fill_bytes,
         )
         style = env.get("TFIO_HANDLERS_JSON_RESPONSE", "legacy").strip().lower() or "legacy"
         if style not in ("legacy", "tfs"):

@@ -115,9 +115,10 @@ class BackendUnavailable(HTTPError):
 
 
 class ServerBusy(BackendUnavailable):
-    """503 with ``Retry-After``: every slot for user code and model work is taken; try again soon.
+    """503 with ``Retry-After``: the worker is saturated, every slot for user code and model work
+    taken or its budget for filled tensors held by other requests; try again soon.
 
-    Answered at once, before any of the request's work starts, so a saturated worker sheds load
+    Answered at once, before the work it would wait for starts, so a saturated worker sheds load
     instead of queueing it behind requests that may never finish.
     """
 

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import Message
 
-from ..errors import BadRequest, HTTPError
+from ..errors import BadRequest, HTTPError, PayloadTooLarge, ServerBusy
 from ..protos import ModelSpec, PredictRequest, PredictResponse, coerce
 from ..tensors import data_type_of, to_ndarray, to_tensor_proto
 
@@ -55,13 +55,16 @@ class PredictArrays:
         """A ``PredictRequest`` (ours or TF Serving's) as arrays: zero-copy for ``tensor_content``.
 
         A tensor that cannot be read is TF Serving's ``tensor parsing error: <alias>`` (400), its
-        reason chained.
+        reason chained; one this server will not read now (over a limit, 413, or over the
+        process's budget of filled tensors while others hold it, 503) keeps its own status.
         """
         message = coerce(request, PredictRequest)
         inputs: dict[str, Array] = {}
         for alias, proto in message.inputs.items():
             try:
                 inputs[alias] = to_ndarray(proto)
+            except (PayloadTooLarge, ServerBusy):
+                raise
             except HTTPError as exc:
                 raise BadRequest(f"tensor parsing error: {alias}") from exc
         return cls(inputs, message.model_spec, list(message.output_filter))

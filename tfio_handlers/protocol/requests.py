@@ -16,7 +16,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from ..context import Context, Method
-from ..errors import BadRequest, HTTPError
+from ..errors import BadRequest, HTTPError, PayloadTooLarge, ServerBusy
 from ..protos import (
     ClassificationRequest,
     Example,
@@ -200,6 +200,8 @@ def typed_array(value: Any, dtype: int | None, name: str = "inputs") -> Array:
     if isinstance(value, Message):
         try:
             return to_ndarray(coerce(value, TensorProto))
+        except (PayloadTooLarge, ServerBusy):
+            raise  # a limit of this server's, not a malformed tensor
         except HTTPError as exc:
             raise BadRequest(f"tensor parsing error: {name}") from exc
     if dtype is None or dtype == 0:

@@ -16,7 +16,9 @@ overflowing dimensions, unknown dtypes and content of the wrong length raise
 :class:`~tfio_handlers.errors.BadRequest`; a dtype numpy cannot hold (quantized, resource,
 variant, float8, int4, references, or bfloat16 without ``ml_dtypes``) raises
 :class:`~tfio_handlers.errors.Unimplemented`; a shape of more elements than ``max_elements``
-(default :data:`DEFAULT_MAX_ELEMENTS`) raises :class:`~tfio_handlers.errors.PayloadTooLarge`.
+(default :data:`DEFAULT_MAX_ELEMENTS`) raises :class:`~tfio_handlers.errors.PayloadTooLarge`; and
+a broadcast of 1 MiB or more is charged to the process's :data:`FILL_BUDGET` before it is made
+(413 over the whole budget, 503 while other requests' fills hold it).
 
 One module per concept, their public names re-exported here:
 
@@ -28,7 +30,8 @@ One module per concept, their public names re-exported here:
   :func:`shape_of`, :data:`MAX_RANK`);
 * :mod:`.writer`: numpy and Python values → ``TensorProto`` (:func:`to_tensor_proto`,
   :func:`encode_varint`);
-* :mod:`.reader`: ``TensorProto`` → numpy (:func:`to_ndarray`).
+* :mod:`.reader`: ``TensorProto`` → numpy (:func:`to_ndarray`);
+* :mod:`.fill_budget`: the process's bound on broadcasts (:class:`FillBudget`).
 """
 
 from __future__ import annotations
@@ -43,17 +46,21 @@ from .dtypes import (
     numpy_dtype,
     typed_field,
 )
+from .fill_budget import DEFAULT_FILL_BYTES, FillBudget
 from .reader import to_ndarray
 from .shapes import MAX_RANK, make_shape, shape_of
 from .writer import RAW_PACKED_DTYPES, encode_varint, to_tensor_proto
 
 __all__ = [
+    "DEFAULT_FILL_BYTES",
     "DEFAULT_MAX_ELEMENTS",
+    "FILL_BUDGET",
     "MAX_RANK",
     "RAW_PACKED_DTYPES",
     "SUPPORTED_DTYPES",
     "TYPED_FIELDS",
     "TYPED_FIELD_NUMBERS",
+    "FillBudget",
     "as_data_type",
     "data_type_of",
     "dtype_name",
@@ -72,3 +79,10 @@ of float32). Reassign it (here, on the package: :func:`to_ndarray` reads it at e
 change the default for the whole process; pass ``max_elements`` to change it for one call. It
 bounds every read, so a hostile shape with one value cannot make the broadcast allocate more, and
 downstream code never meets a bigger array from the network."""
+
+
+FILL_BUDGET: FillBudget = FillBudget(DEFAULT_FILL_BYTES)
+"""The bytes that tensors filled by TensorFlow's broadcast (fewer values than their shape holds)
+may hold at once in this process, shared by every request (:mod:`.fill_budget`). Servers set its
+``limit_bytes`` from ``TFIO_HANDLERS_MAX_FILL_BYTES`` when they start
+(:attr:`tfio_handlers.config.Limits.max_fill_bytes`); set it here to change it for the process."""

@@ -2,9 +2,10 @@
 
 :func:`to_ndarray` reads every layout TensorFlow reads: ``tensor_content`` (a zero-copy view), each
 typed ``*_val`` field, the broadcast of fewer values than the shape holds (the last value repeated,
-zeros when there are none) and the varint-prefixed string ``tensor_content`` TensorFlow's C++
-runtime writes. Messages from the network are untrusted: the shape, the dtype, the length of the
-content and the range of every narrow value are checked, and a shape beyond the element limit
+zeros when there are none; charged to the process's fill budget, :mod:`.fill_budget`) and the
+varint-prefixed string ``tensor_content`` TensorFlow's C++ runtime writes. Messages from the
+network are untrusted: the shape, the dtype, the length of the content and the range of every
+narrow value are checked, and a shape beyond the element limit
 (:data:`tfio_handlers.tensors.DEFAULT_MAX_ELEMENTS`) is refused before any allocation.
 """
 
@@ -16,9 +17,9 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import Message
 
-# The package itself, for its DEFAULT_MAX_ELEMENTS, read at each call so that reassigning
-# ``tfio_handlers.tensors.DEFAULT_MAX_ELEMENTS`` changes the default (a circular import, safe
-# because nothing is read from it while the package is being imported).
+# The package itself, for its DEFAULT_MAX_ELEMENTS and FILL_BUDGET, read at each call so that
+# reassigning ``tfio_handlers.tensors.DEFAULT_MAX_ELEMENTS`` changes the default (a circular
+# import, safe because nothing is read from it while the package is being imported).
 import tfio_handlers.tensors as package
 from tfio_handlers.errors import BadRequest
 from tfio_handlers.protos import DT_BOOL, DT_STRING, TensorProto
@@ -105,15 +106,11 @@ def _from_fields(
     if dt == DT_STRING:
         if k > n:
             raise _too_many(k, dims, n)
-        out = np.empty(n, object)
         if k == n:
+            out = np.empty(n, object)
             out[:] = list(field)
-        elif k:
-            out[:k] = list(field)
-            out[k:] = field[k - 1]
-        else:
-            out[:] = b""
-        return out.reshape(dims)
+            return out.reshape(dims)
+        return _filled(dims, n, np.dtype(object), list(field), field[k - 1] if k else b"")
     if dt in COMPLEX_PARTS:
         if k % 2:
             raise BadRequest(
@@ -123,7 +120,7 @@ def _from_fields(
     if k > n:
         raise _too_many(k, dims, n)
     if k == 0:
-        return np.zeros(dims, np_dtype)
+        return _filled(dims, n, np_dtype, [], 0)
     if dt in NARROW_INTS or dt in HALF_BITS:
         wide = np.array(field, np.int64)
         low, high = (0, 65535) if dt in HALF_BITS else _int_range(np_dtype)
@@ -137,10 +134,27 @@ def _from_fields(
         values = np.array(field, np_dtype)
     if k == n:
         return values.reshape(dims)
-    out = np.empty(n, np_dtype)
-    out[:k] = values
-    out[k:] = values[-1]
-    return out.reshape(dims)
+    return _filled(dims, n, np_dtype, values, values[-1])
+
+
+def _filled(
+    dims: tuple[int, ...], n: int, np_dtype: np.dtype[Any], head: Any, last: Any
+) -> npt.NDArray[Any]:
+    """TensorFlow's broadcast: ``head``'s values, then ``last`` repeated up to ``n``, shaped
+    ``dims``. Charged to the process's :data:`~tfio_handlers.tensors.FILL_BUDGET` before it is
+    allocated (see :mod:`.fill_budget`)."""
+    budget = package.FILL_BUDGET
+    charged = budget.charge(n * np_dtype.itemsize, f"A tensor of shape {list(dims)}")
+    try:
+        out = np.empty(n, np_dtype)
+        k = len(head)
+        if k:
+            out[:k] = head
+        out[k:] = last
+    except BaseException:
+        budget.refund(charged)
+        raise
+    return budget.hold(out, charged).reshape(dims)
 
 
 def _int_range(np_dtype: np.dtype[Any]) -> tuple[int, int]:
