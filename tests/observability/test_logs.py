@@ -1,0 +1,134 @@
+"""The access line's record and the formatters' time text (tfio_handlers.observability.logs)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tfio_handlers.observability import logs
+from tfio_handlers.observability.logs import AccessLine, JsonFormatter, TextFormatter, log_access
+
+LINE = AccessLine(
+    "POST", "/invocations", 200, "application/json", "iris", "1", 43, 68, 1.5, "rid-1", "1.2.3.4", 7
+)
+
+
+def _record_at(created: float) -> logging.LogRecord:
+    """A record made at ``created`` (seconds since the epoch), its milliseconds as logging has them."""
+    record = logging.makeLogRecord({"msg": "x"})
+    record.created = created
+    record.msecs = int((created - int(created)) * 1000) + 0.0
+    return record
+
+
+@pytest.mark.property
+@given(st.lists(st.floats(min_value=0, max_value=4e9, allow_nan=False), min_size=1, max_size=20))
+def test_time_text_is_loggings_own(times: list[float]) -> None:
+    """The once-a-second text is what ``logging.Formatter.formatTime`` writes, whatever the order
+    of the records' times (a cached second must never leak into another second's record)."""
+    reference = logging.Formatter()
+    text, json_formatter = TextFormatter(), JsonFormatter()
+    for created in times:
+        record = _record_at(created)
+        expected = reference.formatTime(record)
+        assert text.formatTime(record) == expected
+        assert json_formatter.formatTime(record) == expected
+
+
+def test_time_text_with_a_date_format_is_loggings_own() -> None:
+    record = _record_at(1_700_000_000.25)
+    assert TextFormatter().formatTime(record, "%H:%M") == logging.Formatter().formatTime(
+        record, "%H:%M"
+    )
+
+
+@pytest.fixture
+def captured() -> Iterator[list[logging.LogRecord]]:
+    """The records the access logger hands its handlers."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logger = logs.access_logger
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def test_the_access_record_names_its_source_its_line_and_its_request(
+    captured: list[logging.LogRecord],
+) -> None:
+    before = time.time()
+    log_access(LINE)
+    (record,) = captured
+    assert record.name == "tfio_handlers.access"
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == str(LINE)
+    assert record.access is LINE  # type: ignore[attr-defined]
+    assert record.request_id == "rid-1"  # type: ignore[attr-defined]
+    assert (record.pathname, record.funcName) == (logs.__file__, "log_access")
+    assert record.lineno == log_access.__code__.co_firstlineno
+    assert before <= record.created <= time.time()
+
+
+def test_the_access_line_honours_the_loggers_filters_and_switches(
+    captured: list[logging.LogRecord],
+) -> None:
+    logger = logs.access_logger
+    refuse = logging.Filter("elsewhere")
+    logger.addFilter(refuse)
+    try:
+        log_access(LINE)
+    finally:
+        logger.removeFilter(refuse)
+    logger.disabled = True
+    try:
+        log_access(LINE)
+    finally:
+        logger.disabled = False
+    logger.setLevel(logging.WARNING)
+    log_access(LINE)
+    assert captured == []
+
+
+def test_an_access_line_as_text_and_as_json() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logs.access_logger
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        handler.setFormatter(TextFormatter())
+        log_access(LINE)
+        handler.setFormatter(JsonFormatter())
+        log_access(LINE)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+    text, as_json = stream.getvalue().splitlines()
+    assert text.endswith(f"INFO tfio_handlers.access {LINE}")
+    assert "rid=rid-1" in text and text.count("rid=") == 1
+    entry = json.loads(as_json)
+    assert entry["request_id"] == "rid-1"
+    assert entry["message"] == str(LINE)
+    assert {k: entry[k] for k in LINE.as_dict()} == LINE.as_dict()
