@@ -77,7 +77,7 @@ def test_merge_predict_concatenates_rows() -> None:
         request.output_filter.append("y")
         request.inputs["x"].CopyFrom(to_tensor_proto(np.arange(start, start + 4).reshape(2, 2)))
         requests.append(request)
-    merged = merge_predict(requests)
+    merged = merge_predict(requests, [PredictArrays.from_message(r).inputs for r in requests])
     assert merged.model_spec.name == "m" and list(merged.output_filter) == ["y"]
     assert to_ndarray(merged.inputs["x"]).tolist() == [[0, 1], [2, 3], [10, 11], [12, 13]]
     assert merged.inputs["x"].dtype == requests[0].inputs["x"].dtype

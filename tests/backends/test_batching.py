@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+import tfio_handlers.tensors as tensors
 from tfio_handlers.backends.base import Backend
 from tfio_handlers.backends.batching import BatchingBackend, BatchStats, from_env
-from tfio_handlers.errors import BackendUnavailable, BadRequest
+from tfio_handlers.errors import BackendUnavailable, BadRequest, PayloadTooLarge
 from tfio_handlers.protos import (
     ClassificationRequest,
     ClassificationResponse,
@@ -316,6 +317,33 @@ def test_a_batch_error_goes_to_every_caller(spy: Spy, batching: BatchingBackend)
     assert all("Expects arg" in str(result) for result in results)
     assert batching.stats().batches >= 1
     assert len(spy.rows) < 8  # they were merged
+
+
+def test_a_tensor_that_cannot_be_read_fails_its_own_request_not_its_batch(
+    embedded_backend: Any, spy: Spy, batching: BatchingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each caller reads its own tensors before it joins a batch: one request whose fill is over
+    the process's budget (or whose tensor is malformed) is refused alone, and the iris requests
+    batched beside it are answered."""
+    monkeypatch.setattr(tensors, "FILL_BUDGET", tensors.FillBudget(8))  # bytes
+    requests = [iris_request(700 + i, 1) for i in range(6)]
+    expected = [embedded_backend.predict(request) for request in requests]
+    hostile = iris_request(800, 1)
+    filled = hostile.inputs["inputs"]
+    filled.ClearField("tensor_content")
+    filled.float_val.append(1.0)  # 1x4 from one value: a fill of 16 bytes, over the budget
+    malformed = iris_request(801, 1)
+    malformed.inputs["inputs"].tensor_content = b"\0" * 3  # not 16 bytes
+    callers = [*requests, hostile, malformed]
+    results = run_threads(len(callers), lambda i: batching.predict(callers[i]))
+    assert isinstance(results[-2], PayloadTooLarge), results[-2]
+    assert isinstance(results[-1], BadRequest), results[-1]
+    assert "tensor parsing error: inputs" in str(results[-1])
+    for got, want in zip(results[:-2], expected, strict=True):
+        assert isinstance(got, PredictResponse), got
+        assert_same_response(got, want)
+    assert batching.stats().batches >= 1
+    assert tensors.FILL_BUDGET.in_use == 0
 
 
 def test_the_queue_bound_refuses_with_503(spy: Spy) -> None:

@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 
 from ..errors import BadRequest, HTTPError, PayloadTooLarge, ServerBusy
 from ..protos import ModelSpec, PredictRequest, PredictResponse, coerce
-from ..tensors import data_type_of, to_ndarray, to_tensor_proto
+from ..tensors import data_type_of, fills_of_one_request, to_ndarray, to_tensor_proto
 
 __all__ = ["PredictArrays", "Prediction", "as_response_message"]
 
@@ -60,13 +60,18 @@ class PredictArrays:
         """
         message = coerce(request, PredictRequest)
         inputs: dict[str, Array] = {}
-        for alias, proto in message.inputs.items():
+        with fills_of_one_request():
             try:
-                inputs[alias] = to_ndarray(proto)
-            except (PayloadTooLarge, ServerBusy):
+                for alias, proto in message.inputs.items():
+                    try:
+                        inputs[alias] = to_ndarray(proto)
+                    except (PayloadTooLarge, ServerBusy):
+                        raise
+                    except HTTPError as exc:
+                        raise BadRequest(f"tensor parsing error: {alias}") from exc
+            except BaseException:
+                inputs.clear()  # the traceback keeps this frame: free what was read (and filled)
                 raise
-            except HTTPError as exc:
-                raise BadRequest(f"tensor parsing error: {alias}") from exc
         return cls(inputs, message.model_spec, list(message.output_filter))
 
     def to_message(self, *, typed_fields: bool = False) -> PredictRequest:

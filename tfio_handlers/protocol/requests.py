@@ -27,7 +27,7 @@ from ..protos import (
     TensorProto,
     coerce,
 )
-from ..tensors import numpy_dtype, to_ndarray, to_tensor_proto
+from ..tensors import fills_of_one_request, numpy_dtype, to_ndarray, to_tensor_proto
 from ..tensors.casting import dtype_label, leaves_of, typed_numbers
 from .arrays import Array, PredictArrays
 from .examples import example_from_values
@@ -172,15 +172,20 @@ def _input_arrays(value: Any, signature: SignatureDef | None) -> dict[str, Array
     if isinstance(value, Mapping):
         if not value:
             raise BadRequest("No inputs: the request holds an empty object")
-        arrays = {}
-        for key, item in value.items():
-            name = input_name(key)
-            dtype = (
-                signature.inputs[name].dtype
-                if signature is not None and name in signature.inputs
-                else None
-            )
-            arrays[name] = typed_array(item, dtype, name)
+        arrays: dict[str, Array] = {}
+        with fills_of_one_request():
+            try:
+                for key, item in value.items():
+                    name = input_name(key)
+                    dtype = (
+                        signature.inputs[name].dtype
+                        if signature is not None and name in signature.inputs
+                        else None
+                    )
+                    arrays[name] = typed_array(item, dtype, name)
+            except BaseException:
+                arrays.clear()  # the traceback keeps this frame: free what was read (and filled)
+                raise
         return arrays
     name = _single_input_name(signature)
     dtype = signature.inputs[name].dtype if signature is not None and signature.inputs else None

@@ -123,12 +123,13 @@ def _environment(env: Mapping[str, str]) -> dict[str, str]:
 def _front_pipeline(env: Mapping[str, str], model: DeploymentHandle[Any]) -> Pipeline:
     """The ingress's pipeline in split mode: the user's code and codecs here, the model behind
     ``model``. The model files are not read here (the model replicas hold them)."""
-    from ..bootstrap import find_entry_point, models_from_env
+    from ..bootstrap import apply_process_limits, find_entry_point, models_from_env
     from ..config import Settings
     from ..registry import Registry
     from ..usercode import load_user_code
 
     settings = Settings.from_env(env)
+    apply_process_limits(settings)  # the ingress reads the request bodies into tensors
     registry = Registry.from_settings(settings)
     registry.check()
     entry_point = find_entry_point(env, models_from_env(env))
@@ -264,7 +265,13 @@ class ModelDeployment:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         from ..backends.batching import from_env as with_batching
-        from ..bootstrap import configure_logging, labels_from_env, make_backend, models_from_env
+        from ..bootstrap import (
+            apply_process_limits,
+            configure_logging,
+            labels_from_env,
+            make_backend,
+            models_from_env,
+        )
         from ..config import Settings
 
         environment = _environment(env)
@@ -273,6 +280,7 @@ class ModelDeployment:
         if kind != "embedded":
             raise BadRequest(f"Split mode serves the embedded backend only, not {kind!r}")
         settings = Settings.from_env(environment)
+        apply_process_limits(settings)
         inner = make_backend(
             "embedded",
             models_from_env(environment),

@@ -17,8 +17,8 @@ overflowing dimensions, unknown dtypes and content of the wrong length raise
 variant, float8, int4, references, or bfloat16 without ``ml_dtypes``) raises
 :class:`~tfio_handlers.errors.Unimplemented`; a shape of more elements than ``max_elements``
 (default :data:`DEFAULT_MAX_ELEMENTS`) raises :class:`~tfio_handlers.errors.PayloadTooLarge`; and
-a broadcast of 1 MiB or more is charged to the process's :data:`FILL_BUDGET` before it is made
-(413 over the whole budget, 503 while other requests' fills hold it).
+every broadcast is charged to the process's :data:`FILL_BUDGET` before it is made (413 over the
+whole budget, alone or with its request's other fills; 503 while other requests' fills hold it).
 
 One module per concept, their public names re-exported here:
 
@@ -46,7 +46,7 @@ from .dtypes import (
     numpy_dtype,
     typed_field,
 )
-from .fill_budget import DEFAULT_FILL_BYTES, FillBudget
+from .fill_budget import DEFAULT_FILL_BYTES, FillBudget, fills_of_one_request
 from .reader import to_ndarray
 from .shapes import MAX_RANK, make_shape, shape_of
 from .writer import RAW_PACKED_DTYPES, encode_varint, to_tensor_proto
@@ -65,6 +65,7 @@ __all__ = [
     "data_type_of",
     "dtype_name",
     "encode_varint",
+    "fills_of_one_request",
     "make_shape",
     "numpy_dtype",
     "shape_of",

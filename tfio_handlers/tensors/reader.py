@@ -144,7 +144,10 @@ def _filled(
     ``dims``. Charged to the process's :data:`~tfio_handlers.tensors.FILL_BUDGET` before it is
     allocated (see :mod:`.fill_budget`)."""
     budget = package.FILL_BUDGET
-    charged = budget.charge(n * np_dtype.itemsize, f"A tensor of shape {list(dims)}")
+    nbytes = n * np_dtype.itemsize
+    if np_dtype.kind == "O":  # references to one bytes: TensorFlow's tensor holds every copy
+        nbytes += (n - len(head)) * len(last)
+    charged = budget.charge(nbytes, f"A tensor of shape {list(dims)}")
     try:
         out = np.empty(n, np_dtype)
         k = len(head)

@@ -17,14 +17,14 @@ alone (one rule for every form, :func:`_row_aligned`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from google.protobuf.message import Message
 
-from ...protocol.arrays import PredictArrays, Prediction
+from ...protocol.arrays import Array, PredictArrays, Prediction
 from ...protos import (
     ClassificationResponse,
     ModelSpec,
@@ -98,15 +98,19 @@ def split_prediction(prediction: Prediction, rows: Sequence[int]) -> list[Predic
     return answers
 
 
-def merge_predict(requests: Sequence[PredictRequest]) -> PredictRequest:
+def merge_predict(
+    requests: Sequence[PredictRequest], inputs: Sequence[Mapping[str, Array]]
+) -> PredictRequest:
     """One predict request of ``requests``: each input concatenated along dimension 0, the model
-    spec and output filter of the first."""
+    spec and output filter of the first. ``inputs`` are each request's tensors as its caller read
+    them (:meth:`PredictArrays.from_message`), so that a request that cannot be read fails alone
+    and not its whole batch."""
     first = requests[0]
     merged = PredictRequest()
     merged.model_spec.CopyFrom(first.model_spec)
     merged.output_filter.extend(first.output_filter)
     for name in first.inputs:
-        parts = [to_ndarray(request.inputs[name]) for request in requests]
+        parts = [arrays[name] for arrays in inputs]
         dtype = int(first.inputs[name].dtype)
         merged.inputs[name].CopyFrom(to_tensor_proto(np.concatenate(parts), dtype=dtype))
     return merged

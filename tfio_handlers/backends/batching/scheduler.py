@@ -24,7 +24,7 @@ from typing import Any, Final
 from ...config import env_int
 from ...errors import BackendUnavailable, HTTPError, InternalError
 from ...observability.metrics import active as observed_metrics
-from ...protocol.arrays import PredictArrays, Prediction
+from ...protocol.arrays import Array, PredictArrays, Prediction
 from ...protos import (
     DEFAULT_SIGNATURE,
     ClassificationRequest,
@@ -115,6 +115,9 @@ class _Task:
     key: tuple[Any, ...] | None
     """Requests of equal keys may be merged; ``None``: this one runs alone, in the caller."""
     future: Future[Any] = field(default_factory=Future)
+    inputs: Mapping[str, Array] | None = None
+    """A ``predict`` task's tensors, read by its caller before it joins a batch (a tensor that
+    cannot be read, or is refused by a limit, fails its own request and not its batch)."""
 
 
 @dataclass(slots=True)
@@ -455,9 +458,12 @@ class BatchingBackend(Backend):
             )
             for name, tensor in request.inputs.items()
         ]
-        return self._predict_like_task(
+        task = self._predict_like_task(
             "predict", request, request.model_spec, tuple(request.output_filter), inputs, may_block
         )
+        if task.key is not None:
+            task.inputs = PredictArrays.from_message(request).inputs
+        return task
 
     def _predict_like_task(
         self,
@@ -725,7 +731,9 @@ class BatchingBackend(Backend):
         return split_prediction(prediction, [task.rows for task in tasks])
 
     def _run_predict(self, tasks: Sequence[_Task]) -> list[PredictResponse] | None:
-        merged = merge_predict([task.request for task in tasks])
+        merged = merge_predict(
+            [task.request for task in tasks], [task.inputs or {} for task in tasks]
+        )
         response = self.inner.predict(merged)
         return split_predict(response, [task.rows for task in tasks])
 
