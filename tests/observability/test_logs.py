@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given
@@ -49,6 +50,22 @@ def test_time_text_with_a_date_format_is_loggings_own() -> None:
     )
 
 
+@contextmanager
+def access_logger_to(handler: logging.Handler) -> Iterator[None]:
+    """The access logger writing at INFO to ``handler`` only, for the block."""
+    logger = logs.access_logger
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
 @pytest.fixture
 def captured() -> Iterator[list[logging.LogRecord]]:
     """The records the access logger hands its handlers."""
@@ -58,18 +75,8 @@ def captured() -> Iterator[list[logging.LogRecord]]:
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record)
 
-    handler = Keep()
-    logger = logs.access_logger
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
+    with access_logger_to(Keep()):
         yield records
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
 
 
 def test_the_access_record_names_its_source_its_line_and_its_request(
@@ -111,20 +118,11 @@ def test_the_access_line_honours_the_loggers_filters_and_switches(
 def test_an_access_line_as_text_and_as_json() -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    logger = logs.access_logger
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
+    with access_logger_to(handler):
         handler.setFormatter(TextFormatter())
         log_access(LINE)
         handler.setFormatter(JsonFormatter())
         log_access(LINE)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
     text, as_json = stream.getvalue().splitlines()
     assert text.endswith(f"INFO tfio_handlers.access {LINE}")
     assert "rid=rid-1" in text and text.count("rid=") == 1
