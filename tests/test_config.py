@@ -58,8 +58,30 @@ def test_sagemaker_and_own_variables() -> None:
 def test_bad_values_are_refused_with_the_name() -> None:
     with pytest.raises(BadRequest, match="SAGEMAKER_MAX_PAYLOAD_IN_MB"):
         Settings.from_env({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "lots"})
+    with pytest.raises(BadRequest, match="SAGEMAKER_MAX_PAYLOAD_IN_MB"):
+        Settings.from_env({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "-1"})
     with pytest.raises(BadRequest, match="TFIO_HANDLERS_JSON_RESPONSE"):
         Settings.from_env({"TFIO_HANDLERS_JSON_RESPONSE": "xml"})
+
+
+LIMIT_VARIABLES = {
+    "TFIO_HANDLERS_MAX_ELEMENTS": "max_elements",
+    "TFIO_HANDLERS_MAX_DEPTH": "max_depth",
+    "TFIO_HANDLERS_MAX_STRING_BYTES": "max_string_bytes",
+    "TFIO_HANDLERS_MAX_RESPONSE_BYTES": "max_response_bytes",
+    "TFIO_HANDLERS_MAX_EXAMPLES": "max_examples",
+    "TFIO_HANDLERS_MAX_FILL_BYTES": "max_fill_bytes",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIMIT_VARIABLES))
+def test_a_limit_variable_is_read_zero_keeps_the_default_and_negative_stops(name: str) -> None:
+    field = LIMIT_VARIABLES[name]
+    default = getattr(Limits(), field)
+    assert getattr(Settings.from_env({name: "7"}, load_plugins=False).limits, field) == 7
+    assert getattr(Settings.from_env({name: "0"}, load_plugins=False).limits, field) == default
+    with pytest.raises(BadRequest, match=name):
+        Settings.from_env({name: "-1"}, load_plugins=False)
 
 
 def test_limits() -> None:

@@ -162,6 +162,20 @@ def env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return seconds
 
 
+def _limit(env: Mapping[str, str], name: str, default: int) -> int:
+    """A limit from the variable ``name``: unset, blank or 0 keeps ``default``; a negative value
+    stops start-up (it would refuse every request)."""
+    value = env_int(env, name, default)
+    if value is None or value == 0:
+        return default
+    if value < 0:
+        raise BadRequest(
+            f"Environment variable {name}={value} is negative: give a positive limit "
+            f"(0 or unset: the default, {default})"
+        )
+    return value
+
+
 def _positive(value: int, name: str) -> int:
     if value < 1:
         raise BadRequest(f"Environment variable {name}={value!r} must be at least 1")
@@ -233,22 +247,21 @@ class Settings:
         base = cls()  # the defaults, named once: in the fields above
         limits = base.limits
         payload_mb = env_int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", None)
+        if payload_mb is not None and payload_mb < 0:
+            raise BadRequest(
+                f"Environment variable SAGEMAKER_MAX_PAYLOAD_IN_MB={payload_mb} is negative"
+            )
         limits = replace(
             limits,
             max_body_bytes=payload_mb * MIB if payload_mb is not None else limits.max_body_bytes,
-            max_elements=env_int(env, "TFIO_HANDLERS_MAX_ELEMENTS", limits.max_elements)
-            or limits.max_elements,
-            max_depth=env_int(env, "TFIO_HANDLERS_MAX_DEPTH", limits.max_depth) or limits.max_depth,
-            max_string_bytes=env_int(env, "TFIO_HANDLERS_MAX_STRING_BYTES", limits.max_string_bytes)
-            or limits.max_string_bytes,
-            max_response_bytes=env_int(
+            max_elements=_limit(env, "TFIO_HANDLERS_MAX_ELEMENTS", limits.max_elements),
+            max_depth=_limit(env, "TFIO_HANDLERS_MAX_DEPTH", limits.max_depth),
+            max_string_bytes=_limit(env, "TFIO_HANDLERS_MAX_STRING_BYTES", limits.max_string_bytes),
+            max_response_bytes=_limit(
                 env, "TFIO_HANDLERS_MAX_RESPONSE_BYTES", limits.max_response_bytes
-            )
-            or limits.max_response_bytes,
-            max_examples=env_int(env, "TFIO_HANDLERS_MAX_EXAMPLES", limits.max_examples)
-            or limits.max_examples,
-            max_fill_bytes=env_int(env, "TFIO_HANDLERS_MAX_FILL_BYTES", limits.max_fill_bytes)
-            or limits.max_fill_bytes,
+            ),
+            max_examples=_limit(env, "TFIO_HANDLERS_MAX_EXAMPLES", limits.max_examples),
+            max_fill_bytes=_limit(env, "TFIO_HANDLERS_MAX_FILL_BYTES", limits.max_fill_bytes),
         )
         style = env.get("TFIO_HANDLERS_JSON_RESPONSE", "legacy").strip().lower() or "legacy"
         if style not in ("legacy", "tfs"):
