@@ -244,6 +244,13 @@ def _add_transform_parser(commands: Any) -> None:
         "--concurrency", type=int, default=1, help="bodies in flight (MaxConcurrentTransforms)"
     )
     transform.add_argument(
+        "--invocations-max-retries",
+        type=int,
+        default=3,
+        help="times a body answered 503 (busy, unavailable) is sent again after its Retry-After "
+        "(InvocationsMaxRetries; default 3)",
+    )
+    transform.add_argument(
         "--custom-attributes",
         help="X-Amzn-SageMaker-Custom-Attributes of every body (e.g. tfs-signature=predict)",
     )
@@ -456,6 +463,7 @@ def _transform(args: argparse.Namespace) -> int:
         output_filter=args.output_filter,
         max_errors=args.max_errors,
         concurrency=args.concurrency,
+        invocations_max_retries=args.invocations_max_retries,
         custom_attributes=args.custom_attributes,
     )
     inputs = [Path(p) for p in args.inputs]

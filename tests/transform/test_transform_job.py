@@ -416,3 +416,72 @@ def test_multirecord_bodies_refused_by_user_code_fall_back_to_single_records(
         assert len(multi) <= 3 * 3  # three fruitless bisections of 4 records, then singles
     finally:
         backend.close()
+
+
+def test_a_body_answered_503_is_sent_again_after_its_retry_after(
+    model_root: Path, tmp_path: Path
+) -> None:
+    """User code that is busy every other call (a feature store warming up, say) answers 503 with
+    ``Retry-After: 1``: each body is sent again once (``invocations_max_retries``), and with no
+    retries the busy ones fail."""
+    from tfio_handlers.backends.embedded import EmbeddedBackend
+    from tfio_handlers.pipeline import Pipeline
+    from tfio_handlers.usercode import load_user_code
+
+    code = tmp_path / "inference.py"
+    code.write_text(
+        "import json\n"
+        "from tfio_handlers.errors import ServerBusy\n"
+        "calls = 0\n"
+        "def input_fn(data, content_type):\n"
+        "    global calls\n"
+        "    calls += 1\n"
+        "    if calls % 2:\n"
+        "        raise ServerBusy('warming up')\n"
+        "    return json.dumps({'signature_name': 'predict', 'instances': [json.loads(data)]})\n"
+    )
+    backend = EmbeddedBackend(model_root / "iris")
+    try:
+        busy = Pipeline(backend, user_code=load_user_code(code))
+        lines = [json.dumps(IRIS[i]).encode() for i in range(2)]
+        inputs = [write_lines(tmp_path / "in.json", lines)]
+        options = {"batch_strategy": "SingleRecord", "accept": "application/jsonlines"}
+        result = run(busy, inputs, tmp_path / "retried", invocations_max_retries=1, **options)
+        assert result.errors == 0
+        answered = out_lines(tmp_path / "retried", "in.json")
+        assert all(b"probabilities" in line for line in answered), answered
+        result = run(
+            busy, inputs, tmp_path / "once", invocations_max_retries=0, max_errors=-1, **options
+        )
+        assert result.errors == 1  # the first of each pair of calls is refused
+        assert b"warming up" in (tmp_path / "once" / "in.json.out").read_bytes()
+        # MultiRecord (the next call is busy: the calls so far were even): a body still refused
+        # 503 is not bisected
+        counting = Counting(busy)
+        result = run(
+            counting,
+            inputs,
+            tmp_path / "multi",
+            invocations_max_retries=0,
+            max_errors=-1,
+            accept="application/jsonlines",
+        )
+        assert result.errors == 2
+        assert len(counting.bodies) == 1
+    finally:
+        backend.close()
+
+
+def test_retry_delay_reads_retry_after_within_bounds() -> None:
+    from tfio_handlers.pipeline import Response
+    from tfio_handlers.transform.answering import MAX_RETRY_DELAY, retry_delay
+
+    def after(value: str | None) -> float:
+        headers = [("Retry-After", value)] if value is not None else []
+        return retry_delay(Response(503, b"{}", headers))
+
+    assert after("2") == 2.0
+    assert after("0.5") == 0.5
+    assert after("-3") == 0.0
+    assert after("86400") == after("inf") == MAX_RETRY_DELAY
+    assert after(None) == after("nan") == after("Wed, 21 Oct 2026 07:28:00 GMT") == 1.0

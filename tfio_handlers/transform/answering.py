@@ -8,10 +8,13 @@ writes the same bytes wherever a batch was answered.
 
 - **MultiRecord** bodies hold a batch's records; the answer is split back into one output per record
   (:mod:`.answers`). A body that fails is **bisected**: each half is sent again, down to single records,
-  so the records at fault are found and every other record is answered. An answer that cannot be split
-  per record sends that body's records one at a time, and the answerer does the same from then on
-  (with a warning saying why). When MultiRecord bodies keep failing while each of their records
-  succeeds alone (user code that reads only single records, say), it switches to single records too.
+  so the records at fault are found and every other record is answered. A body answered 503 (busy,
+  unavailable) is sent again after its ``Retry-After`` (``invocations_max_retries`` times); still
+  refused, its records fail with that answer, unbisected: a 503 is no record's fault. An answer that
+  cannot be split per record sends that body's records one at a time, and the answerer does the same
+  from then on (with a warning saying why). When MultiRecord bodies keep failing while each of their
+  records succeeds alone (user code that reads only single records, say), it switches to single
+  records too.
   Either switch changes which bodies are sent, never what a record's output is.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -32,7 +36,16 @@ from .records import Batch, BodyFormat, Unreadable
 if TYPE_CHECKING:
     from ..pipeline import Pipeline, Response
 
-__all__ = ["FRUITLESS_LIMIT", "BatchAnswerer", "Failure", "FileSetup", "Outcome", "Results"]
+__all__ = [
+    "FRUITLESS_LIMIT",
+    "MAX_RETRY_DELAY",
+    "BatchAnswerer",
+    "Failure",
+    "FileSetup",
+    "Outcome",
+    "Results",
+    "retry_delay",
+]
 
 log = logging.getLogger("tfio_handlers.transform")
 
@@ -127,6 +140,9 @@ class BatchAnswerer:
                 ]
             self._unsplittable(answer_type, len(items))
             return [pair for item in items for pair in self._send([item], setup)]
+        if response.status == 503:  # busy or unavailable after the retries: no record's fault
+            refused = _failure_of(response)
+            return [(position, refused) for position, _, _ in items]
         middle = len(items) // 2
         results = self._send(items[:middle], setup) + self._send(items[middle:], setup)
         if not any(isinstance(outcome, Failure) for _, outcome in results):
@@ -134,10 +150,19 @@ class BatchAnswerer:
         return results
 
     def _invoke(self, body: bytes, content_type: str, setup: FileSetup) -> Response:
+        """One body's answer; a 503 (the server busy, or its backend unavailable: it says it may
+        answer later) is sent again after its ``Retry-After``, up to ``invocations_max_retries``
+        times, as SageMaker's batch transform retries its invocations."""
         headers = {"content-type": content_type, "accept": setup.accept}
         if setup.custom_attributes:
             headers["x-amzn-sagemaker-custom-attributes"] = setup.custom_attributes
-        return self.pipeline.invoke(body, headers)
+        response = self.pipeline.invoke(body, headers)
+        for _ in range(self.options.invocations_max_retries):
+            if response.status != 503:
+                break
+            time.sleep(retry_delay(response))
+            response = self.pipeline.invoke(body, headers)
+        return response
 
     def _finish(self, record: bytes, output: bytes, answer_type: str, setup: FileSetup) -> Outcome:
         """A record's output as written: one line (joined and filtered) with ``Line``, else as is."""
@@ -183,6 +208,25 @@ class BatchAnswerer:
             response.status,
             _message_of(response.body)[:200],
         )
+
+
+MAX_RETRY_DELAY = 10.0
+"""The longest wait before a retry, whatever ``Retry-After`` asks."""
+
+
+def retry_delay(response: Response) -> float:
+    """Seconds to wait before sending again what ``response`` refused: its ``Retry-After`` in
+    seconds (at most :data:`MAX_RETRY_DELAY`), else 1."""
+    for name, value in response.headers:
+        if name.lower() == "retry-after":
+            try:
+                seconds = float(value)
+            except ValueError:  # an HTTP date: not worth parsing for a local retry
+                break
+            if seconds == seconds:  # not NaN
+                return min(max(seconds, 0.0), MAX_RETRY_DELAY)
+            break
+    return 1.0
 
 
 def failure(status: int, message: str) -> Failure:

@@ -16,6 +16,9 @@ option                      SageMaker                               default here
 ``output_filter``           ``DataProcessing.OutputFilter``         ``$``
 ``max_errors``              (none: a failed request fails the job)  0; -1: no limit
 ``concurrency``             ``MaxConcurrentTransforms``             1 (1)
+``invocations_max_retries`` ``ModelClientConfig.                    3 (3): a body answered 503 (busy or
+                            InvocationsMaxRetries``                 unavailable) is sent again after its
+                                                                    ``Retry-After``, at most this often
 ==========================  ======================================  =========================================
 """
 
@@ -74,6 +77,7 @@ class TransformOptions:
     output_filter: str | None = None
     max_errors: int = 0
     concurrency: int = 1
+    invocations_max_retries: int = 3
     custom_attributes: str | None = None
     """``X-Amzn-SageMaker-Custom-Attributes`` for every body (``tfs-signature=predict``...)."""
 
@@ -95,6 +99,8 @@ class TransformOptions:
             )
         if self.max_errors < -1:
             raise InternalError("--max-errors must be -1 (no limit) or more")
+        if self.invocations_max_retries < 0:
+            raise InternalError("--invocations-max-retries must be 0 or more")
         if self.content_type and "header=present" in self.content_type.replace(" ", "").lower():
             raise InternalError(
                 "--content-type with header=present is not supported: records are sent in bodies "
