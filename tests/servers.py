@@ -109,3 +109,39 @@ def pid_app() -> Any:
         await send({"type": "http.response.body", "body": pid})
 
     return app
+
+
+def slow_app() -> Any:
+    """An ASGI app factory for worker tests (``servers:slow_app``): every request is answered
+    with the serving process's id after two seconds."""
+    import asyncio
+
+    inner = pid_app()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(2)
+        await inner(scope, receive, send)
+
+    return app
+
+
+def gauge_app() -> Any:
+    """``servers:pid_app`` that first sets a ``livesum`` gauge, so that the worker has a file of
+    its own in prometheus-client's multi-process folder (``PROMETHEUS_MULTIPROC_DIR``)."""
+    from prometheus_client import Gauge
+
+    Gauge("test_worker_alive", "1 in each live worker", multiprocess_mode="livesum").set(1)
+    return pid_app()
+
+
+def dying_app() -> Any:
+    """An app factory whose worker dies at once, as a native crash at start-up would."""
+    import os
+
+    os._exit(7)
+
+
+def raising_app() -> Any:
+    """An app factory that fails with an error of its own."""
+    raise RuntimeError("the model store is unreachable")

@@ -527,3 +527,43 @@ def test_remote_model_server_not_up_yet_is_waited_for_with_ping_503(
         if model_server is not None:
             model_server.terminate()
             model_server.wait(30)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--port", "70000"], {}, "--port 70000 is out of range: 0 to 65535"),
+        (["--port", "-5"], {}, "--port -5 is out of range"),
+        (["--workers", "0"], {}, "--workers 0 is out of range: 1 to 1024"),
+        (["--workers", "-1"], {}, "--workers -1 is out of range"),
+        ([], {"SAGEMAKER_MODEL_SERVER_WORKERS": "abc"}, "SAGEMAKER_MODEL_SERVER_WORKERS='abc'"),
+        ([], {"SAGEMAKER_BIND_TO_PORT": "99999"}, "SAGEMAKER_BIND_TO_PORT 99999 is out of range"),
+    ],
+)
+def test_serve_refuses_a_port_or_worker_count_it_cannot_use(
+    tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    argv = [PYTHON, "-m", "tfio_handlers", "serve", "--host", "127.0.0.1", *args]
+    result = subprocess.run(
+        argv, env=clean_env(env), cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert_refused(result, expected)
+
+
+def test_a_port_and_worker_count_from_the_flag_the_variable_or_the_default() -> None:
+    from tfio_handlers.cli import _count_of
+
+    variable = {"SAGEMAKER_BIND_TO_PORT": "9000"}
+    assert _count_of("--port", 0, variable, "SAGEMAKER_BIND_TO_PORT", 8080, 0, 65535) == 0
+    assert _count_of("--port", None, variable, "SAGEMAKER_BIND_TO_PORT", 8080, 0, 65535) == 9000
+    assert _count_of("--port", None, {}, "SAGEMAKER_BIND_TO_PORT", 8080, 0, 65535) == 8080
+
+
+def test_serve_refuses_a_metrics_folder_that_does_not_exist(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn")  # without it, serve refuses for that first
+    result = serve_fails(
+        tmp_path,
+        ["--model-dir", str(fake_saved_model(tmp_path)), "--workers", "2"],
+        {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "nowhere")},
+    )
+    assert_refused(result, "PROMETHEUS_MULTIPROC_DIR=", "is not a folder")

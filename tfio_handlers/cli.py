@@ -16,8 +16,9 @@ import argparse
 import functools
 import importlib.util
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -339,8 +340,13 @@ def _serve(args: argparse.Namespace) -> int:
         env["TFIO_HANDLERS_ENTRY_POINT"] = os.path.abspath(args.entry_point)
     if args.backend:
         env["TFIO_HANDLERS_BACKEND"] = args.backend
-    port = args.port or int(env.get("SAGEMAKER_BIND_TO_PORT") or 8080)
-    workers = args.workers or int(env.get("SAGEMAKER_MODEL_SERVER_WORKERS") or 1)
+    try:
+        port = _count_of("--port", args.port, env, "SAGEMAKER_BIND_TO_PORT", 8080, 0, 65535)
+        workers = _count_of(
+            "--workers", args.workers, env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1, 1024
+        )
+    except ValueError as exc:
+        return _cannot_start(str(exc))
     timeout = int(float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or 60))
     models = env.get("TFIO_HANDLERS_MODELS") or env.get("TFIO_HANDLERS_MODEL_DIR")
     # Workers are new processes: they read the level from the environment.
@@ -363,11 +369,16 @@ def _serve(args: argparse.Namespace) -> int:
         return _cannot_start(exc.message)
     from .observability.metrics import MULTIPROC_ENV
 
+    metrics_folder: str | None = None  # made for this run, removed at its end
     if config.settings.metrics and (args.server == "gunicorn" or workers > 1):
         # Every worker counts: prometheus-client's multi-process mode, in a folder of this run's.
-        import tempfile
+        given = env.get(MULTIPROC_ENV)
+        if given is None:
+            import tempfile
 
-        env.setdefault(MULTIPROC_ENV, tempfile.mkdtemp(prefix="tfio-handlers-metrics-"))
+            metrics_folder = env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="tfio-handlers-metrics-")
+        elif not os.path.isdir(given):
+            return _cannot_start(f"{MULTIPROC_ENV}={given!r} is not a folder")
     if args.server == "gunicorn":
         argv = [
             sys.executable,
@@ -412,6 +423,9 @@ def _serve(args: argparse.Namespace) -> int:
         from .observability.apps import observe_asgi
 
         app = ASGIApp(functools.partial(pipeline_from_config, config), registry=config.registry)
+        # SIGHUP (a terminal hanging up) stops gracefully, as SIGTERM: uvicorn handles only SIGINT
+        # and SIGTERM, and SIGHUP's default would drop the requests in flight.
+        signal.signal(signal.SIGHUP, lambda *_: signal.raise_signal(signal.SIGTERM))
         uvicorn.run(observe_asgi(app, config.settings), **options)
         return 0
     from .adapters.uvicorn_workers import BALANCES_CONNECTIONS, WorkerSupervisor
@@ -425,6 +439,11 @@ def _serve(args: argparse.Namespace) -> int:
         return WorkerSupervisor(app_factory, workers, options).run()
     except OSError as exc:
         return _cannot_start(f"cannot listen on {args.host}:{port}: {exc}")
+    finally:
+        if metrics_folder is not None:
+            import shutil
+
+            shutil.rmtree(metrics_folder, ignore_errors=True)
 
 
 def _transform(args: argparse.Namespace) -> int:
@@ -535,6 +554,33 @@ def _check_server_installed(server: str) -> None:
         )
 
 
+def _count_of(
+    flag: str,
+    given: int | None,
+    env: Mapping[str, str],
+    variable: str,
+    default: int,
+    low: int,
+    high: int,
+) -> int:
+    """``given`` (the flag's value), else the variable's, else ``default``; ``ValueError`` naming
+    the flag or variable when it is not a whole number from ``low`` to ``high``."""
+    if given is not None:
+        value, source = given, flag
+    else:
+        text = (env.get(variable) or "").strip()
+        if not text:
+            return default
+        source = variable
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{variable}={text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ValueError(f"{source} {value} is out of range: {low} to {high}")
+    return value
+
+
 def _cannot_start(message: str, command: str = "serve") -> int:
     """Say on stderr, in one paragraph, why the command cannot start; the exit status (2)."""
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
@@ -578,7 +624,6 @@ def _print_table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> None:
 def _grpc_serve(args: argparse.Namespace) -> int:
     """Build the backend, serve TF Serving's gRPC API until SIGTERM or SIGINT, then stop gracefully."""
     import logging
-    import signal
     import threading
 
     from .adapters.grpc import serve

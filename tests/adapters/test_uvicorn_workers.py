@@ -3,12 +3,14 @@ supervisor and worker processes on 127.0.0.1, serving a tiny app that answers it
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from servers import free_port
 
 from tfio_handlers.adapters.uvicorn_workers import (
     BALANCES_CONNECTIONS,
+    EARLY_DEATHS_ALLOWED,
     WorkerSupervisor,
     reuse_port_socket,
 )
@@ -43,9 +46,11 @@ def supervisor_command(app: str, workers: int, port: int) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def start_supervisor(app: str, workers: int, port: int) -> subprocess.Popen[str]:
+def start_supervisor(app: str, workers: int, port: int, **extra_env: str) -> subprocess.Popen[str]:
     env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        **extra_env,
     )
     return subprocess.Popen(
         supervisor_command(app, workers, port),
@@ -158,3 +163,99 @@ def test_a_port_taken_by_another_server_is_refused_before_any_worker_starts() ->
             )
             with pytest.raises(OSError):
                 supervisor.run()
+
+
+def test_an_app_that_fails_to_start_stops_the_supervisor() -> None:
+    """Whatever the app factory raises (uvicorn itself turns only a TypeError into its start-up
+    failure status), a worker that could not start stops the server instead of restarting."""
+    process = start_supervisor("servers:raising_app", 2, free_port())
+    assert process.wait(60) == 1
+    output = process.stdout.read() if process.stdout else ""
+    assert "the model store is unreachable" in output, output
+    assert "could not start; stopping" in output, output
+
+
+def test_workers_that_keep_dying_young_are_given_up_on() -> None:
+    """A worker that dies at once (a native crash at start-up, say) is restarted after a growing
+    pause, and after EARLY_DEATHS_ALLOWED such deaths in a row the supervisor stops: no loop of
+    restarts burning the CPU for ever."""
+    process = start_supervisor("servers:dying_app", 2, free_port())
+    assert process.wait(90) == 1
+    output = process.stdout.read() if process.stdout else ""
+    assert f"{EARLY_DEATHS_ALLOWED} in a row" in output, output
+    assert output.count("starting another in") == EARLY_DEATHS_ALLOWED - 1, output
+
+
+def test_workers_stop_when_the_supervisor_is_killed() -> None:
+    """kill -9 of the supervisor cannot stop its workers: they notice and stop by themselves,
+    freeing the port."""
+    port = free_port()
+    process = start_supervisor("servers:pid_app", 2, port)
+    try:
+        pids = wait_for_pids(port, 2)
+        assert len(pids) == 2
+        process.kill()
+        process.wait(10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+            time.sleep(0.2)
+        assert not any(alive(pid) for pid in pids)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_hang_up_of_the_process_group_lets_requests_in_flight_finish() -> None:
+    """SIGHUP to the whole group (a terminal closing): the supervisor stops the workers gracefully;
+    the workers themselves do not die of it (its default action) mid-request."""
+    port = free_port()
+    process = start_supervisor("servers:slow_app", 2, port)
+    try:
+        assert len(wait_for_pids(port, 2)) == 2
+        answers: list[int] = []
+
+        def ask() -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            response.read()
+            answers.append(response.status)
+
+        asking = [threading.Thread(target=ask) for _ in range(4)]
+        for thread in asking:
+            thread.start()
+        time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGHUP)
+        for thread in asking:
+            thread.join(30)
+        assert answers == [200] * 4
+        assert process.wait(30) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_killed_workers_gauges_leave_the_metrics_folder(tmp_path: Path) -> None:
+    pytest.importorskip("prometheus_client")
+    port = free_port()
+    process = start_supervisor("servers:gauge_app", 2, port, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    try:
+        pids = wait_for_pids(port, 2)
+        victim = min(pids)
+        assert (tmp_path / f"gauge_livesum_{victim}.db").exists()
+        os.kill(victim, signal.SIGKILL)
+        assert len(wait_for_pids(port, 2) - {victim}) == 2  # replaced
+        assert not (tmp_path / f"gauge_livesum_{victim}.db").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

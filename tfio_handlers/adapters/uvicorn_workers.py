@@ -35,7 +35,15 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE  # a worker that could not start: a restart fails alike
 
-__all__ = ["BALANCES_CONNECTIONS", "WorkerSupervisor", "reuse_port_socket"]
+from ..observability.metrics import mark_process_dead
+
+__all__ = [
+    "BALANCES_CONNECTIONS",
+    "EARLY_DEATHS_ALLOWED",
+    "EARLY_DEATH_SECONDS",
+    "WorkerSupervisor",
+    "reuse_port_socket",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,13 @@ BALANCES_CONNECTIONS = sys.platform.startswith("linux") and hasattr(socket, "SO_
 
 
 _spawn = multiprocessing.get_context("spawn")  # a fork of a process with threads is unsafe
+
+EARLY_DEATH_SECONDS = 10.0
+"""A worker that dies sooner than this after its start died young: the next start waits longer
+(0.1 s, doubling up to 5 s), so a worker that cannot live does not burn the CPU in restarts."""
+EARLY_DEATHS_ALLOWED = 6
+"""Workers dying young in a row before the supervisor gives up and stops (exit status 1): a crash
+at start-up (native code, the OOM killer) that restarting cannot fix."""
 
 
 def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -81,16 +96,44 @@ def _free_port(host: str, port: int) -> int:
 
 
 def _run_worker(app: str, options: Mapping[str, Any]) -> None:
-    """A worker process: uvicorn serving the app factory ``app`` on a socket of its own."""
+    """A worker process: uvicorn serving the app factory ``app`` on a socket of its own.
+
+    It leaves SIGHUP to the supervisor (which stops every worker gracefully on it; the default
+    would kill this one mid-request when a terminal hangs up its process group), stops gracefully
+    when the supervisor is gone (killed, it cannot stop this process, which would hold the port
+    for ever), and exits :data:`STARTUP_FAILURE` when the app cannot start, whatever it raised.
+    """
+    errors = logging.getLogger("uvicorn.error")
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    threading.Thread(
+        target=_stop_when_orphaned, args=(os.getppid(),), name="tfio-orphan-watch", daemon=True
+    ).start()
     config = uvicorn.Config(app, factory=True, **options)
     try:
         sock = reuse_port_socket(config.host, config.port)
     except OSError as exc:
-        logging.getLogger("uvicorn.error").error(
-            "cannot listen on %s:%d: %s", config.host, config.port, exc
-        )
+        errors.error("cannot listen on %s:%d: %s", config.host, config.port, exc)
         raise SystemExit(STARTUP_FAILURE) from None
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except Exception:
+        if server.started:
+            raise
+        errors.exception("The app could not start")
+        raise SystemExit(STARTUP_FAILURE) from None
+
+
+ORPHAN_CHECK_SECONDS = 1.0
+"""How often a worker checks that its supervisor is alive."""
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """SIGTERM to this process (uvicorn's graceful stop) once ``parent`` is no longer its parent."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    logging.getLogger("uvicorn.error").warning("The supervisor [%d] is gone; stopping", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class WorkerSupervisor:
@@ -107,6 +150,8 @@ class WorkerSupervisor:
         self.options = dict(options)
         self._stop = threading.Event()
         self._processes: list[SpawnProcess] = []
+        self._started: dict[int | None, float] = {}
+        """When each worker (by pid) was started, to tell a worker that dies young."""
 
     def run(self) -> int:
         """Serve until a signal to stop; 0 after a clean stop, 1 when a worker could not start.
@@ -128,32 +173,55 @@ class WorkerSupervisor:
                 host,
                 self.options["port"],
             )
-            self._processes = [self._start() for _ in range(self.workers)]
-            code = self._watch()
-            self._stop_all()
+            try:
+                self._processes = [self._start() for _ in range(self.workers)]
+                code = self._watch()
+            except OSError as exc:  # no process could be made (fork limits, memory)
+                log.error("Could not start a worker: %s; stopping", exc)
+                code = 1
+            finally:
+                self._stop_all()
         return code
 
     def _start(self) -> SpawnProcess:
         process = _spawn.Process(target=_run_worker, args=(self.app, self.options), daemon=False)
         process.start()
+        self._started[process.pid] = time.monotonic()
         return process
 
     def _watch(self) -> int:
-        """Wait for a signal, replacing each worker that dies; 1 when one could not start."""
+        """Wait for a signal, replacing each worker that dies; 1 when one could not start, or
+        when workers keep dying young (:data:`EARLY_DEATHS_ALLOWED` in a row)."""
+        early_deaths = 0
         while not self._stop.is_set():
             wait([process.sentinel for process in self._processes], timeout=0.5)
             for index, process in enumerate(self._processes):
                 if process.is_alive() or self._stop.is_set():
                     continue
+                mark_process_dead(process.pid)  # its gauges (requests in flight) leave with it
                 if process.exitcode == STARTUP_FAILURE:
                     log.error("Worker [%s] could not start; stopping", process.pid)
                     return 1
+                lived = time.monotonic() - self._started.pop(process.pid, 0.0)
+                early_deaths = early_deaths + 1 if lived < EARLY_DEATH_SECONDS else 0
+                if early_deaths >= EARLY_DEATHS_ALLOWED:
+                    log.error(
+                        "Workers keep dying within %g s of starting (%d in a row, the last with "
+                        "exit code %s); stopping",
+                        EARLY_DEATH_SECONDS,
+                        early_deaths,
+                        process.exitcode,
+                    )
+                    return 1
+                pause = min(0.1 * 2 ** max(early_deaths - 1, 0), 5.0) if early_deaths else 0.1
                 log.warning(
-                    "Worker [%s] exited with code %s; starting another",
+                    "Worker [%s] exited with code %s; starting another in %g s",
                     process.pid,
                     process.exitcode,
+                    pause,
                 )
-                time.sleep(0.1)  # no busy loop of restarts if it dies at once
+                if self._stop.wait(pause):
+                    break
                 self._processes[index] = self._start()
         return 0
 
@@ -170,4 +238,5 @@ class WorkerSupervisor:
                 log.warning("Worker [%s] did not stop in time; killed", process.pid)
                 process.kill()
                 process.join()
+            mark_process_dead(process.pid)  # a no-op for a worker that stopped cleanly
         log.info("Stopped supervisor [%d]", os.getpid())
