@@ -393,20 +393,26 @@ def pipeline_from_env(env: Mapping[str, str] | None = None) -> Pipeline:
 
 
 def configure_logging(env: Mapping[str, str] | None = None) -> None:
-    """Show the library's log (the access line per request, errors with tracebacks) on stderr.
+    """Show the library's log (the access line per request, errors with tracebacks) on stderr,
+    in batches (:class:`~tfio_handlers.observability.logs.BatchedStreamHandler`).
 
     Only when nothing has configured logging yet: neither the root logger nor ``tfio_handlers`` has
     a handler (``uvicorn``/``gunicorn`` run as commands set up only their own loggers). A server that
     configures logging itself keeps full control.
     """
-    from .observability.logs import LOG_FORMAT_ENV, RequestIdFilter, formatter_for
+    from .observability.logs import (
+        LOG_FORMAT_ENV,
+        BatchedStreamHandler,
+        RequestIdFilter,
+        formatter_for,
+    )
 
     env = os.environ if env is None else env
     formatter = formatter_for(env.get(LOG_FORMAT_ENV) or "text")  # a bad value stops start-up
     package = logging.getLogger("tfio_handlers")
     if logging.getLogger().handlers or package.handlers:
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BatchedStreamHandler(sys.stderr)  # lines below WARNING within 0.2 s, in batches
     handler.setFormatter(formatter)
     handler.addFilter(RequestIdFilter())  # every line of a request names its id
     package.addHandler(handler)

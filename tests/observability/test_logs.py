@@ -14,7 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tfio_handlers.observability import logs
-from tfio_handlers.observability.logs import AccessLine, JsonFormatter, TextFormatter, log_access
+from tfio_handlers.observability.logs import (
+    BATCH_BYTES,
+    AccessLine,
+    BatchedStreamHandler,
+    JsonFormatter,
+    TextFormatter,
+    log_access,
+)
 
 LINE = AccessLine(
     "POST", "/invocations", 200, "application/json", "iris", "1", 43, 68, 1.5, "rid-1", "1.2.3.4", 7
@@ -130,3 +137,78 @@ def test_an_access_line_as_text_and_as_json() -> None:
     assert entry["request_id"] == "rid-1"
     assert entry["message"] == str(LINE)
     assert {k: entry[k] for k in LINE.as_dict()} == LINE.as_dict()
+
+
+class Recording:
+    """A stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def batched(interval: float = 60.0) -> tuple[logging.Logger, BatchedStreamHandler, Recording]:
+    """A logger of its own writing through a batched handler to a recording stream."""
+    stream = Recording()
+    handler = BatchedStreamHandler(stream, interval=interval)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(f"tfio_handlers.test.batched.{id(handler)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return logger, handler, stream
+
+
+def test_lines_wait_for_a_batch_and_a_warning_writes_them_at_once_in_order() -> None:
+    logger, handler, stream = batched()
+    for i in range(3):
+        logger.info("line %d", i)
+    assert stream.writes == []
+    logger.warning("trouble")
+    assert stream.writes == ["INFO line 0\nINFO line 1\nINFO line 2\nWARNING trouble\n"]
+    logger.info("after")
+    handler.close()  # and logging.shutdown flushes at exit
+    assert stream.writes[-1] == "INFO after\n"
+
+
+def test_waiting_lines_are_written_within_the_interval() -> None:
+    logger, handler, stream = batched(interval=0.05)
+    logger.info("soon")
+    deadline = time.monotonic() + 5
+    while not stream.writes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.writes == ["INFO soon\n"]
+    handler._writer_pid = -1  # as in a process forked since: it starts a writer of its own
+    logger.info("in the child")
+    deadline = time.monotonic() + 5
+    while len(stream.writes) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.writes[1:] == ["INFO in the child\n"]
+    handler.close()
+
+
+@pytest.mark.property
+@given(st.lists(st.text(min_size=0, max_size=900), min_size=1, max_size=60))
+def test_a_batch_holds_whole_lines_within_the_pipe_limit(messages: list[str]) -> None:
+    logger, handler, stream = batched()
+    try:
+        for message in messages:
+            logger.info("%s", message)
+        handler.flush()
+    finally:
+        handler.close()
+    records = [f"INFO {m}\n" for m in messages]
+    assert "".join(stream.writes) == "".join(records)
+    for text in stream.writes:  # each write: whole records, over the limit only when just one
+        taken = held = 0
+        while taken < len(text):
+            assert text.startswith(records[0], taken)
+            taken += len(records.pop(0))
+            held += 1
+        assert len(text.encode("utf-8", "surrogateescape")) <= BATCH_BYTES or held == 1

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -30,9 +31,11 @@ from ..errors import InternalError
 from .requests import current
 
 __all__ = [
+    "BATCH_BYTES",
     "LOG_FORMATS",
     "LOG_FORMAT_ENV",
     "AccessLine",
+    "BatchedStreamHandler",
     "JsonFormatter",
     "RequestIdFilter",
     "TextFormatter",
@@ -179,6 +182,76 @@ class JsonFormatter(_TimeOncePerSecond):
         elif record.exc_text:
             entry["exception"] = record.exc_text
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A ``StreamHandler`` that writes its lines in batches: one system call for many access lines.
+
+    Writing each access line at once cost a ``write`` a request, the largest item outside
+    TensorFlow in a profile of a served process (6.8% of its samples at concurrency 16). Lines
+    below WARNING wait at most :attr:`interval` seconds (a daemon thread writes them); a WARNING
+    or worse is written at once, after the lines before it, and so is everything at
+    :meth:`flush` (``logging.shutdown`` at exit) and :meth:`close`. A batch holds whole lines and
+    at most :data:`BATCH_BYTES` bytes, unless one line is longer, so that workers writing to one
+    pipe never interleave inside a line. A process forked after the first line starts a thread
+    of its own.
+    """
+
+    def __init__(self, stream: Any = None, interval: float = 0.2) -> None:
+        super().__init__(stream)
+        self.interval = interval
+        self._pending: list[str] = []
+        self._size = 0
+        self._writer_pid = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Called with the handler's lock held (``Handler.handle``).
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        size = len(line) if line.isascii() else len(line.encode("utf-8", "surrogateescape"))
+        if self._size + size > BATCH_BYTES:
+            self._write_pending()
+        self._pending.append(line)
+        self._size += size
+        if record.levelno >= logging.WARNING:
+            self._write_pending()
+        elif self._writer_pid != os.getpid():
+            self._writer_pid = os.getpid()
+            threading.Thread(target=self._write_every_interval, daemon=True).start()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_pending()
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
+
+    def _write_every_interval(self) -> None:
+        pid = os.getpid()
+        while self._writer_pid == pid:
+            time.sleep(self.interval)
+            self.flush()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._size = 0
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed or broken stream: logging never raises for it
+            pass
+
+
+BATCH_BYTES: Final = 4096
+"""The most bytes (UTF-8) one write of :class:`BatchedStreamHandler` holds (``PIPE_BUF`` on Linux:
+a write of at most that many bytes to a pipe is never split by another process's)."""
 
 
 def formatter_for(name: str | None) -> logging.Formatter:
