@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import logging
 import os
 import signal
 import sys
@@ -400,6 +401,7 @@ def _serve(args: argparse.Namespace) -> int:
             "--log-level",
             args.log_level,
         ]
+        logging.shutdown()  # the log is written in batches: the lines still waiting go out first
         os.execv(sys.executable, argv)
     import uvicorn
 
@@ -623,7 +625,6 @@ def _print_table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> None:
 
 def _grpc_serve(args: argparse.Namespace) -> int:
     """Build the backend, serve TF Serving's gRPC API until SIGTERM or SIGINT, then stop gracefully."""
-    import logging
     import threading
 
     from .adapters.grpc import serve
