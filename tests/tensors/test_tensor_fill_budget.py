@@ -134,7 +134,8 @@ def test_the_fills_of_one_request_count_together(budget: FillBudget) -> None:
 
 def test_only_other_requests_fills_make_a_fill_wait(budget: FillBudget) -> None:
     held = to_ndarray(fill(DT_FLOAT, MIB, 1.0))  # another request's 4 MiB
-    with fills_of_one_request():
+    read: dict[str, object] = {}
+    with fills_of_one_request(read):
         mine = to_ndarray(fill(DT_FLOAT, MIB // 2, 1.0))  # 2 MiB: fits beside it
         with pytest.raises(ServerBusy):
             to_ndarray(fill(DT_FLOAT, MIB // 2 + 1, 1.0))  # would fit alone: wait for the other

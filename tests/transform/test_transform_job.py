@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,22 @@ def per_record(
     if attributes:
         headers["x-amzn-sagemaker-custom-attributes"] = attributes
     return [pipeline.invoke(line, headers).body.rstrip(b"\n") for line in lines]
+
+
+@contextmanager
+def user_code_pipeline(model_root: Path, tmp_path: Path, source: str) -> Iterator[Any]:
+    """A pipeline on the iris model with ``source`` as its ``inference.py``."""
+    from tfio_handlers.backends.embedded import EmbeddedBackend
+    from tfio_handlers.pipeline import Pipeline
+    from tfio_handlers.usercode import load_user_code
+
+    code = tmp_path / "inference.py"
+    code.write_text(source)
+    backend = EmbeddedBackend(model_root / "iris")
+    try:
+        yield Pipeline(backend, user_code=load_user_code(code))
+    finally:
+        backend.close()
 
 
 def write_lines(path: Path, lines: list[bytes]) -> Path:
@@ -382,21 +399,14 @@ def test_multirecord_bodies_refused_by_user_code_fall_back_to_single_records(
     model_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An input_fn written for one JSON value per body (the peer pain: huggingface/notebooks#227)."""
-    from tfio_handlers.backends.embedded import EmbeddedBackend
-    from tfio_handlers.pipeline import Pipeline
-    from tfio_handlers.usercode import load_user_code
-
-    code = tmp_path / "inference.py"
-    code.write_text(
+    source = (
         "import json\n"
         "def input_fn(data, content_type):\n"
         "    if content_type != 'application/json':\n"
         "        raise ValueError('only application/json, got ' + content_type)\n"
         "    return json.dumps({'signature_name': 'predict', 'instances': [json.loads(data)]})\n"
     )
-    backend = EmbeddedBackend(model_root / "iris")
-    try:
-        user_pipeline = Pipeline(backend, user_code=load_user_code(code))
+    with user_code_pipeline(model_root, tmp_path, source) as user_pipeline:
         lines = [json.dumps(IRIS[i % 7]).encode() for i in range(40)]
         counting = Counting(user_pipeline)
         with caplog.at_level(logging.WARNING, "tfio_handlers.transform"):
@@ -414,8 +424,6 @@ def test_multirecord_bodies_refused_by_user_code_fall_back_to_single_records(
         )
         multi = [n for n, _ in counting.bodies if n > 1]
         assert len(multi) <= 3 * 3  # three fruitless bisections of 4 records, then singles
-    finally:
-        backend.close()
 
 
 def test_a_body_answered_503_is_sent_again_after_its_retry_after(
@@ -424,12 +432,7 @@ def test_a_body_answered_503_is_sent_again_after_its_retry_after(
     """User code that is busy every other call (a feature store warming up, say) answers 503 with
     ``Retry-After: 1``: each body is sent again once (``invocations_max_retries``), and with no
     retries the busy ones fail."""
-    from tfio_handlers.backends.embedded import EmbeddedBackend
-    from tfio_handlers.pipeline import Pipeline
-    from tfio_handlers.usercode import load_user_code
-
-    code = tmp_path / "inference.py"
-    code.write_text(
+    source = (
         "import json\n"
         "from tfio_handlers.errors import ServerBusy\n"
         "calls = 0\n"
@@ -440,9 +443,7 @@ def test_a_body_answered_503_is_sent_again_after_its_retry_after(
         "        raise ServerBusy('warming up')\n"
         "    return json.dumps({'signature_name': 'predict', 'instances': [json.loads(data)]})\n"
     )
-    backend = EmbeddedBackend(model_root / "iris")
-    try:
-        busy = Pipeline(backend, user_code=load_user_code(code))
+    with user_code_pipeline(model_root, tmp_path, source) as busy:
         lines = [json.dumps(IRIS[i]).encode() for i in range(2)]
         inputs = [write_lines(tmp_path / "in.json", lines)]
         options = {"batch_strategy": "SingleRecord", "accept": "application/jsonlines"}
@@ -468,8 +469,6 @@ def test_a_body_answered_503_is_sent_again_after_its_retry_after(
         )
         assert result.errors == 2
         assert len(counting.bodies) == 1
-    finally:
-        backend.close()
 
 
 def test_retry_delay_reads_retry_after_within_bounds() -> None:

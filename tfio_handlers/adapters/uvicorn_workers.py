@@ -213,7 +213,7 @@ class WorkerSupervisor:
                         process.exitcode,
                     )
                     return 1
-                pause = min(0.1 * 2 ** max(early_deaths - 1, 0), 5.0) if early_deaths else 0.1
+                pause = min(0.1 * 2 ** max(early_deaths - 1, 0), 5.0)
                 log.warning(
                     "Worker [%s] exited with code %s; starting another in %g s",
                     process.pid,

@@ -60,18 +60,14 @@ class PredictArrays:
         """
         message = coerce(request, PredictRequest)
         inputs: dict[str, Array] = {}
-        with fills_of_one_request():
-            try:
-                for alias, proto in message.inputs.items():
-                    try:
-                        inputs[alias] = to_ndarray(proto)
-                    except (PayloadTooLarge, ServerBusy):
-                        raise
-                    except HTTPError as exc:
-                        raise BadRequest(f"tensor parsing error: {alias}") from exc
-            except BaseException:
-                inputs.clear()  # the traceback keeps this frame: free what was read (and filled)
-                raise
+        with fills_of_one_request(inputs):
+            for alias, proto in message.inputs.items():
+                try:
+                    inputs[alias] = to_ndarray(proto)
+                except (PayloadTooLarge, ServerBusy):
+                    raise
+                except HTTPError as exc:
+                    raise BadRequest(f"tensor parsing error: {alias}") from exc
         return cls(inputs, message.model_spec, list(message.output_filter))
 
     def to_message(self, *, typed_fields: bool = False) -> PredictRequest:

@@ -173,19 +173,15 @@ def _input_arrays(value: Any, signature: SignatureDef | None) -> dict[str, Array
         if not value:
             raise BadRequest("No inputs: the request holds an empty object")
         arrays: dict[str, Array] = {}
-        with fills_of_one_request():
-            try:
-                for key, item in value.items():
-                    name = input_name(key)
-                    dtype = (
-                        signature.inputs[name].dtype
-                        if signature is not None and name in signature.inputs
-                        else None
-                    )
-                    arrays[name] = typed_array(item, dtype, name)
-            except BaseException:
-                arrays.clear()  # the traceback keeps this frame: free what was read (and filled)
-                raise
+        with fills_of_one_request(arrays):
+            for key, item in value.items():
+                name = input_name(key)
+                dtype = (
+                    signature.inputs[name].dtype
+                    if signature is not None and name in signature.inputs
+                    else None
+                )
+                arrays[name] = typed_array(item, dtype, name)
         return arrays
     name = _single_input_name(signature)
     dtype = signature.inputs[name].dtype if signature is not None and signature.inputs else None

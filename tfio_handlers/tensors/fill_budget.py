@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tfio_handlers.config import DEFAULT_FILL_BYTES
 from tfio_handlers.errors import PayloadTooLarge, ServerBusy
@@ -40,12 +40,20 @@ adds to it without a new token), or ``None`` outside :func:`fills_of_one_request
 
 
 @contextmanager
-def fills_of_one_request() -> Iterator[None]:
+def fills_of_one_request(read: dict[str, Any]) -> Iterator[None]:
     """The fills made inside (in this thread or task) count as one request's: when together they
-    exceed the whole budget the request is refused 413, as it could never be answered, not 503."""
+    exceed the whole budget the request is refused 413, as it could never be answered, not 503.
+
+    ``read`` is the dict the request's arrays are read into: emptied when an error leaves the
+    block, since its traceback keeps the caller's frame (and so the arrays, and their charge)
+    alive until the collector finds it.
+    """
     token = _REQUEST.set([0])
     try:
         yield
+    except BaseException:
+        read.clear()
+        raise
     finally:
         _REQUEST.reset(token)
 
