@@ -12,6 +12,9 @@ call waits on a gate until the test has seen the other requests arrive.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -386,6 +389,21 @@ def test_timeout_zero_from_the_environment_is_the_no_wait_mode(embedded_backend:
     assert isinstance(threads, BatchingBackend) and threads.num_batch_threads == 3
     defaults = from_env(embedded_backend, {"SAGEMAKER_TFS_ENABLE_BATCHING": "true"})
     assert isinstance(defaults, BatchingBackend) and not defaults.no_wait
+    assert defaults.num_batch_threads == len(os.sched_getaffinity(0))
+
+
+def test_the_default_batch_threads_are_the_cpus_the_process_may_run_on() -> None:
+    """TF Serving's default (its schedulable CPUs): a child process pinned to one CPU of the
+    machine's gets one batch thread, whatever the machine's count."""
+    child = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from tfio_handlers.backends.batching import BatchingBackend; "
+        "print(BatchingBackend(None, close_inner=False).num_batch_threads)"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert ran.stdout.strip() == "1", ran.stderr
 
 
 # -- cancellation, errors, reruns -------------------------------------------------------------------

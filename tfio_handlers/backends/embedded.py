@@ -82,7 +82,7 @@ from ..protos import (
 from ..tensors import data_type_of
 from .base import Backend
 from .manager import ModelManager
-from .model_calls import INLINE_BELOW_SECONDS, ModelCalls
+from .model_calls import INLINE_BELOW_SECONDS, ModelCalls, usable_cpus
 from .model_config import serving_config
 from .model_repository import PathLike
 from .savedmodel import (
@@ -134,8 +134,9 @@ class EmbeddedBackend(Backend):
     first served: TensorFlow spreads one call over the cores itself, and more threads than cores
     only make calls wait for each other and for the GIL in a random order (the tail latency). A
     call runs on the event loop instead, with no thread hop, when the pipeline says its request is
-    the only one in progress, no other call is in flight, and calls of its kind took less than
-    ``inline_below_seconds`` on average (0: never; :mod:`.model_calls`).
+    the only one in progress (or the process may run on one CPU only), no other call is in
+    flight, and calls of its kind took less than ``inline_below_seconds`` on average (0: never;
+    :mod:`.model_calls`).
     ``method_name_check`` is TF Serving's ``--enable_signature_method_name_check``.
     ``output_layout`` chooses typed fields (TF Serving's default) or ``tensor_content`` for predict
     outputs. A version that fails to load at construction, like a missing path, raises
@@ -162,7 +163,7 @@ class EmbeddedBackend(Backend):
         env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
-        threads = _usable_cpus() if model_threads is None else model_threads
+        threads = usable_cpus() if model_threads is None else model_threads
         self._model_calls = ModelCalls(threads, inline_below_seconds)
         self.model_threads = self._model_calls.threads
         environ = os.environ if env is None else env
@@ -543,14 +544,6 @@ class EmbeddedBackend(Backend):
             return "EmbeddedBackend(closed)"
         models = ", ".join(f"{name}:{self.versions(name)}" for name in self.model_names)
         return f"EmbeddedBackend({models})"
-
-
-def _usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity, where the platform tells)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _enum_name(dtype: int) -> str:

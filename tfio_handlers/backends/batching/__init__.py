@@ -9,7 +9,7 @@
 ``batch_timeout_micros`` (default 1000)
     How long a batch waits for more requests after its first one arrived, before it runs anyway.
     ``0`` selects the **no-wait mode** (below).
-``num_batch_threads`` (default: the CPU count; 1 in the no-wait mode)
+``num_batch_threads`` (default: the CPUs the process may run on, as TF Serving's; 1 in the no-wait mode)
     How many batches run at the same time (each in a thread of its own, calling ``inner``).
 ``max_enqueued_batches`` (default: unbounded)
     How many batches may wait for a thread; beyond it a request fails at once with

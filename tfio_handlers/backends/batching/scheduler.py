@@ -42,6 +42,7 @@ from ...protos import (
     coerce,
 )
 from ..base import Backend, ResolvedModel
+from ..model_calls import usable_cpus
 from .merge import (
     merge_arrays,
     merge_examples,
@@ -174,7 +175,7 @@ class BatchingBackend(Backend):
         # The no-wait mode defaults to one batch at a time: TensorFlow spreads a call over the
         # cores itself, and the batches gathered while one runs are the largest (measured: see
         # the package docstring).
-        threads = num_batch_threads or (1 if batch_timeout_micros == 0 else os.cpu_count() or 1)
+        threads = num_batch_threads or (1 if batch_timeout_micros == 0 else usable_cpus())
         if threads < 1:
             raise ValueError(f"num_batch_threads must be at least 1, not {threads}")
         if max_enqueued_batches is not None and max_enqueued_batches < 1:
