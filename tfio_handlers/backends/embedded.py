@@ -134,9 +134,8 @@ class EmbeddedBackend(Backend):
     first served: TensorFlow spreads one call over the cores itself, and more threads than cores
     only make calls wait for each other and for the GIL in a random order (the tail latency). A
     call runs on the event loop instead, with no thread hop, when the pipeline says its request is
-    the only one in progress (or the process may run on one CPU only), no other call is in
-    flight, and calls of its kind took less than ``inline_below_seconds`` on average (0: never;
-    :mod:`.model_calls`).
+    the only one in progress, no other call is in flight, and calls of its kind took less than
+    ``inline_below_seconds`` on average (0: never; :mod:`.model_calls`).
     ``method_name_check`` is TF Serving's ``--enable_signature_method_name_check``.
     ``output_layout`` chooses typed fields (TF Serving's default) or ``tensor_content`` for predict
     outputs. A version that fails to load at construction, like a missing path, raises

@@ -7,11 +7,10 @@ runs **inline**, on the caller's thread (the event loop), when all of these hold
 
 * the caller said its request is the only one in progress in the process (:data:`sole_request`;
   the pipeline counts the requests holding its work pool's slots, after one turn of the loop so
-  that requests which arrived together with this one have started), **or** the process may run on
-  one CPU only (:func:`usable_cpus`). Under concurrency the loop has other requests to read and
-  answer: with a second CPU, it does so while the model thread runs TensorFlow, which releases the
-  GIL. With one CPU nothing can run beside the call, so the hop buys nothing and costs its
-  request two thread switches and a wake-up of the loop;
+  that requests which arrived together with this one have started): under concurrency the loop has
+  other requests to read and answer, and a call inline would make them all wait for it, one call
+  after another, and would leave a batching backend nothing to batch (its lone requests in the
+  no-wait mode call this backend's async twins, and only a free loop lets others gather);
 * no other call of this backend is in flight (inline or on a thread);
 * the recent calls of the same kind (method, model, signature) took less than ``inline_below``
   seconds each on average: a slow model never blocks the loop, and a kind's first two calls go to
@@ -22,13 +21,11 @@ medians of 5 runs): 791 req/s with every call on a thread, 920 with this rule, t
 server (model always on the loop) 931; at 16 and 64 connections, with batching too, no worse than
 every call on a thread (the runs' noise was larger than any difference).
 
-With one CPU (2026-12-03, iris on ``/v1``, batching off, ``serve`` pinned to one core by
-``taskset``): short calls inline under concurrency too against the rule before, medians of 5
-alternated runs of 4 s, 1.04x the req/s at 16 connections and 1.06x at 64 (the runs' spread was
-±15%); in one process, 16 and 64 concurrent in-memory requests alternated 6 times, 2-4% less CPU
-per request.
-
-A batching backend calls the model on its own threads (:mod:`.batching`): this rule does not apply.
+Short calls inline under concurrency too, in a process of one CPU (where the hop cannot buy
+parallelism), were tried on 2026-12-03 and dropped: without batching, 1.04x the req/s at 16
+connections and 1.06x at 64 (iris on ``/v1``, one core, medians of 5 alternated runs with a spread
+of ±15%), but with batching in the no-wait mode each lone call then ran on the loop, no other
+request could join a batch, and iris at 64 connections fell from 1.50x to 1.03x the naive server.
 """
 
 from __future__ import annotations
@@ -78,22 +75,17 @@ def usable_cpus() -> int:
 class ModelCalls:
     """Runs model calls for async callers: inline or on ``threads`` model threads, first come first
     served (see the module's docstring); ``inline_below=0`` sends every call to a thread, and so
-    does a caller that did not set :data:`sole_request` in a process with more than one CPU.
-    ``cpus``: the CPUs the process may run on (default: :func:`usable_cpus`).
+    does a caller that did not set :data:`sole_request`.
 
     The thread pool is made per process, on first use: a pool inherited through ``fork`` has no
     threads.
     """
 
-    def __init__(
-        self, threads: int, inline_below: float = INLINE_BELOW_SECONDS, *, cpus: int | None = None
-    ) -> None:
+    def __init__(self, threads: int, inline_below: float = INLINE_BELOW_SECONDS) -> None:
         if threads < 1:
             raise ValueError(f"model_threads must be at least 1, not {threads}")
         self.threads = threads
         self.inline_below = inline_below
-        self.cpus = usable_cpus() if cpus is None else cpus
-        self._one_cpu = self.cpus == 1
         self._seconds: dict[Hashable, float] = {}
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -106,7 +98,7 @@ class ModelCalls:
         is dropped if it has not started."""
         with self._lock:
             inline = (
-                (self._one_cpu or sole_request.get())
+                sole_request.get()
                 and self._in_flight == 0
                 and self._seconds.get(kind, _WARMING_UP) < self.inline_below
             )
