@@ -126,6 +126,15 @@ def slow_app() -> Any:
     return app
 
 
+def slow_start_app() -> Any:
+    """An ASGI app factory for worker tests (``servers:slow_start_app``): :func:`pid_app` after
+    four seconds of start-up, as a model import might take."""
+    import time
+
+    time.sleep(4)
+    return pid_app()
+
+
 def gauge_app() -> Any:
     """``servers:pid_app`` that first sets a ``livesum`` gauge, so that the worker has a file of
     its own in prometheus-client's multi-process folder (``PROMETHEUS_MULTIPROC_DIR``)."""

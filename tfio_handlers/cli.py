@@ -349,6 +349,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _cannot_start(str(exc))
     timeout = int(float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or 60))
+    # A worker silent for longer is hung: killed and replaced. A margin over the request timeout,
+    # so that the app's 504 answers before a worker busy with a request is killed (gunicorn's sync
+    # workers are silent during a request; uvicorn's event loops never should be).
+    silent_seconds = timeout + 5
     models = env.get("TFIO_HANDLERS_MODELS") or env.get("TFIO_HANDLERS_MODEL_DIR")
     # Workers are new processes: they read the level from the environment.
     env["TFIO_HANDLERS_LOG_LEVEL"] = args.log_level.upper()
@@ -390,17 +394,23 @@ def _serve(args: argparse.Namespace) -> int:
             f"{args.host}:{port}",
             "--workers",
             str(workers),
-            # A margin over the request timeout, so the app's 504 answers before gunicorn kills.
             "--timeout",
-            str(timeout + 5),
+            str(silent_seconds),
             "--graceful-timeout",
             str(timeout),
             # Header and body deadlines (TFIO_HANDLERS_HEADER_TIMEOUT, _BODY_TIMEOUT).
             "--worker-class",
             "tfio_handlers.adapters.gunicorn_worker.DeadlineWorker",
+            # Its on_exit hook removes the metrics folder made for this run.
+            "--config",
+            "python:tfio_handlers.adapters.gunicorn_config",
             "--log-level",
             args.log_level,
         ]
+        if metrics_folder is not None:
+            from .adapters.gunicorn_config import REMOVE_AT_EXIT_ENV
+
+            env[REMOVE_AT_EXIT_ENV] = metrics_folder
         logging.shutdown()  # the log is written in batches: the lines still waiting go out first
         os.execv(sys.executable, argv)
     import uvicorn
@@ -433,12 +443,12 @@ def _serve(args: argparse.Namespace) -> int:
     from .adapters.uvicorn_workers import BALANCES_CONNECTIONS, WorkerSupervisor
 
     app_factory = "tfio_handlers.observability.apps:asgi_app_from_env"
-    if not BALANCES_CONNECTIONS:
-        uvicorn.run(app_factory, factory=True, workers=workers, **options)
-        return 0
-    # A listening socket per worker (SO_REUSEPORT), so the kernel spreads connections over them.
     try:
-        return WorkerSupervisor(app_factory, workers, options).run()
+        if not BALANCES_CONNECTIONS:
+            uvicorn.run(app_factory, factory=True, workers=workers, **options)
+            return 0
+        # A listening socket per worker (SO_REUSEPORT), so the kernel spreads connections over them.
+        return WorkerSupervisor(app_factory, workers, options, silent_seconds=silent_seconds).run()
     except OSError as exc:
         return _cannot_start(f"cannot listen on {args.host}:{port}: {exc}")
     finally:

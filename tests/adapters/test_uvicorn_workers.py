@@ -36,24 +36,30 @@ pytestmark = pytest.mark.skipif(
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def supervisor_command(app: str, workers: int, port: int) -> list[str]:
+def supervisor_command(
+    app: str, workers: int, port: int, silent_seconds: float | None = None
+) -> list[str]:
+    silent = "" if silent_seconds is None else f", silent_seconds={silent_seconds}"
     code = (
         "import logging, sys; from tfio_handlers.adapters.uvicorn_workers import WorkerSupervisor; "
         "logging.basicConfig(level=logging.INFO); "
         f"sys.exit(WorkerSupervisor({app!r}, {workers}, "
-        f"dict(host='127.0.0.1', port={port}, log_level='info', timeout_graceful_shutdown=5)).run())"
+        f"dict(host='127.0.0.1', port={port}, log_level='info', timeout_graceful_shutdown=5)"
+        f"{silent}).run())"
     )
     return [sys.executable, "-c", code]
 
 
-def start_supervisor(app: str, workers: int, port: int, **extra_env: str) -> subprocess.Popen[str]:
+def start_supervisor(
+    app: str, workers: int, port: int, silent_seconds: float | None = None, **extra_env: str
+) -> subprocess.Popen[str]:
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
         **extra_env,
     )
     return subprocess.Popen(
-        supervisor_command(app, workers, port),
+        supervisor_command(app, workers, port, silent_seconds),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -121,6 +127,73 @@ def test_a_worker_that_dies_is_replaced(two_workers: tuple[subprocess.Popen[str]
     seen = wait_for_pids(port, 2)
     assert victim not in seen, seen
     assert len(seen) == 2
+
+
+def test_a_hung_worker_is_killed_and_replaced() -> None:
+    """A worker stopped with SIGSTOP holds its socket and its connections but runs nothing: its
+    event loop's beats stop, and after ``silent_seconds`` the supervisor kills and replaces it."""
+    port = free_port()
+    process = start_supervisor("servers:pid_app", 2, port, silent_seconds=2)
+    try:
+        first = wait_for_pids(port, 2)
+        assert len(first) == 2
+        victim = min(first)
+        os.kill(victim, signal.SIGSTOP)
+        deadline = time.monotonic() + 30
+        while alive(victim) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive(victim)
+        seen = wait_for_pids(port, 2)
+        assert len(seen) == 2 and victim not in seen, seen
+        os.killpg(process.pid, signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        assert f"Worker [{victim}] has not run its event loop" in output, output
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def test_workers_stopped_with_their_supervisor_are_not_taken_for_hung() -> None:
+    """``Ctrl-Z`` stops the whole process group; after ``fg`` the supervisor may look before the
+    workers beat again: it gives them ``silent_seconds`` from its own resumption."""
+    port = free_port()
+    process = start_supervisor("servers:pid_app", 2, port, silent_seconds=2)
+    try:
+        first = wait_for_pids(port, 2)
+        assert len(first) == 2
+        os.killpg(process.pid, signal.SIGSTOP)
+        time.sleep(4)
+        os.killpg(process.pid, signal.SIGCONT)
+        time.sleep(3)
+        assert wait_for_pids(port, 2) == first
+        os.killpg(process.pid, signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        assert "has not run its event loop" not in output, output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def test_a_worker_is_not_watched_before_its_loop_runs() -> None:
+    """Start-up (imports, the app factory) may outlast ``silent_seconds``: a worker is watched from
+    its first beat on, so a slow start is not taken for a hang."""
+    port = free_port()
+    process = start_supervisor("servers:slow_start_app", 2, port, silent_seconds=3)
+    try:
+        first = wait_for_pids(port, 2)
+        assert len(first) == 2
+        time.sleep(4)  # beating now: still the same two workers
+        assert wait_for_pids(port, 2) == first
+        os.killpg(process.pid, signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        assert "has not run its event loop" not in output, output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])

@@ -178,3 +178,32 @@ def test_sagemaker_request_id_honoured_and_bad_ids_replaced(
     hostile = server.get("/ping", headers={"X-Request-ID": "a" * 500})
     assert hostile.status == 200
     assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["x-request-id"])
+
+
+@pytest.mark.parametrize(
+    "server_args",
+    [["--server", "gunicorn", "--workers", "2"], ["--workers", "2"]],
+    ids=["gunicorn", "uvicorn-workers"],
+)
+def test_the_metrics_folder_made_for_a_run_is_removed_when_it_stops(
+    half_plus_two_model: Path, tmp_path: Path, server_args: list[str]
+) -> None:
+    """``serve`` makes the multi-process folder (in ``TMPDIR``) and removes it when the server
+    stops: under gunicorn, which replaced ``serve``'s process, its ``on_exit`` hook does."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    server = serve_cli(
+        "metrics-folder",
+        tmp_path,
+        ["--model-dir", str(half_plus_two_model.parent), *server_args],
+        {"TMPDIR": str(temp)},
+    )
+    start_all([server])
+    try:
+        made = list(temp.glob("tfio-handlers-metrics-*"))
+        assert len(made) == 1 and made[0].is_dir(), made
+        assert server.request("POST", "/invocations", PREDICT).status == 200
+    finally:
+        code = server.stop()
+    assert code == 0, server.log()[-3000:]
+    assert list(temp.iterdir()) == [], server.log()[-3000:]

@@ -13,6 +13,13 @@ on the port, bound but never listening: it turns port 0 into the port the worker
 the port for a worker that is restarted. Only listening sockets receive connections, so this one
 never takes a connection from a worker.
 
+Each worker's event loop beats once a second (uvicorn's ``callback_notify``, called from the
+loop): a worker whose loop has been silent for ``silent_seconds`` is hung (stopped with SIGSTOP,
+stuck in native code holding the GIL, a loop blocked by a bug) and is killed and replaced, as
+gunicorn's ``--timeout`` does. A thread answering pings, as uvicorn's supervisor has, would miss a
+blocked loop. A worker is watched from its first beat on: before it, it is importing and starting
+its app, which may take long.
+
 Where the kernel does not balance ``SO_REUSEPORT`` sockets (:data:`BALANCES_CONNECTIONS` is
 false: not Linux), ``serve`` keeps uvicorn's supervisor.
 """
@@ -41,6 +48,7 @@ __all__ = [
     "BALANCES_CONNECTIONS",
     "EARLY_DEATHS_ALLOWED",
     "EARLY_DEATH_SECONDS",
+    "SILENT_SECONDS",
     "WorkerSupervisor",
     "reuse_port_socket",
 ]
@@ -59,6 +67,17 @@ EARLY_DEATH_SECONDS = 10.0
 EARLY_DEATHS_ALLOWED = 6
 """Workers dying young in a row before the supervisor gives up and stops (exit status 1): a crash
 at start-up (native code, the OOM killer) that restarting cannot fix."""
+
+
+SILENT_SECONDS = 65.0
+"""The default ``silent_seconds``: a worker whose event loop has not beaten for this long is killed
+and replaced (``serve`` passes ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` + 5, as it passes gunicorn's
+``--timeout``)."""
+
+
+_SUPERVISOR_STALLED_SECONDS = 5.0
+"""A gap this long between two of the supervisor's half-second checks (or half of
+``silent_seconds``, if shorter) means it was stopped itself."""
 
 
 def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -95,8 +114,10 @@ def _free_port(host: str, port: int) -> int:
         return int(probe.getsockname()[1])
 
 
-def _run_worker(app: str, options: Mapping[str, Any]) -> None:
-    """A worker process: uvicorn serving the app factory ``app`` on a socket of its own.
+def _run_worker(app: str, options: Mapping[str, Any], heartbeat: Any) -> None:
+    """A worker process: uvicorn serving the app factory ``app`` on a socket of its own, its event
+    loop writing the time (``time.monotonic``, the same clock in every process) into the shared
+    ``heartbeat`` once a second.
 
     It leaves SIGHUP to the supervisor (which stops every worker gracefully on it; the default
     would kill this one mid-request when a terminal hangs up its process group), stops gracefully
@@ -108,7 +129,12 @@ def _run_worker(app: str, options: Mapping[str, Any]) -> None:
     threading.Thread(
         target=_stop_when_orphaned, args=(os.getppid(),), name="tfio-orphan-watch", daemon=True
     ).start()
-    config = uvicorn.Config(app, factory=True, **options)
+
+    async def beat() -> None:
+        heartbeat.value = time.monotonic()
+
+    # timeout_notify=0: beat on every one of uvicorn's once-a-second housekeeping ticks
+    config = uvicorn.Config(app, factory=True, callback_notify=beat, timeout_notify=0, **options)
     try:
         sock = reuse_port_socket(config.host, config.port)
     except OSError as exc:
@@ -142,12 +168,27 @@ class WorkerSupervisor:
     SIGTERM or SIGHUP, each finishing its requests in flight (uvicorn's graceful shutdown).
 
     ``options`` are ``uvicorn.Config``'s keyword arguments; they travel to the workers pickled.
+    A worker whose event loop has been silent for ``silent_seconds`` is killed and replaced.
     """
 
-    def __init__(self, app: str, workers: int, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        app: str,
+        workers: int,
+        options: Mapping[str, Any],
+        *,
+        silent_seconds: float = SILENT_SECONDS,
+    ) -> None:
         self.app = app
         self.workers = workers
         self.options = dict(options)
+        self.silent_seconds = silent_seconds
+        self._heartbeats: dict[int | None, Any] = {}
+        """Each worker's (by pid) last beat, ``time.monotonic()`` in shared memory; 0 until its
+        loop runs."""
+        self._resumed = 0.0
+        """When this supervisor last found itself resumed after a stop (``Ctrl-Z``, then ``fg``):
+        the workers, stopped with it, get ``silent_seconds`` from then to beat again."""
         self._stop = threading.Event()
         self._processes: list[SpawnProcess] = []
         self._started: dict[int | None, float] = {}
@@ -184,21 +225,48 @@ class WorkerSupervisor:
         return code
 
     def _start(self) -> SpawnProcess:
-        process = _spawn.Process(target=_run_worker, args=(self.app, self.options), daemon=False)
+        heartbeat = _spawn.RawValue("d", 0.0)
+        process = _spawn.Process(
+            target=_run_worker, args=(self.app, self.options, heartbeat), daemon=False
+        )
         process.start()
         self._started[process.pid] = time.monotonic()
+        self._heartbeats[process.pid] = heartbeat
         return process
+
+    def _kill_if_silent(self, process: SpawnProcess) -> bool:
+        """Kill ``process`` if its event loop has beaten before but not for ``silent_seconds``;
+        whether it did."""
+        heartbeat = self._heartbeats.get(process.pid)
+        beat = 0.0 if heartbeat is None else heartbeat.value
+        silent = time.monotonic() - max(beat, self._resumed)
+        if not beat or silent < self.silent_seconds:
+            return False
+        log.error(
+            "Worker [%s] has not run its event loop for %.0f s (hung); killed", process.pid, silent
+        )
+        process.kill()
+        process.join()
+        return True
 
     def _watch(self) -> int:
         """Wait for a signal, replacing each worker that dies; 1 when one could not start, or
         when workers keep dying young (:data:`EARLY_DEATHS_ALLOWED` in a row)."""
         early_deaths = 0
+        checked = time.monotonic()
         while not self._stop.is_set():
             wait([process.sentinel for process in self._processes], timeout=0.5)
+            now = time.monotonic()
+            if now - checked > min(_SUPERVISOR_STALLED_SECONDS, self.silent_seconds / 2):
+                self._resumed = now
+            checked = now
             for index, process in enumerate(self._processes):
-                if process.is_alive() or self._stop.is_set():
+                if self._stop.is_set() or (
+                    process.is_alive() and not self._kill_if_silent(process)
+                ):
                     continue
                 mark_process_dead(process.pid)  # its gauges (requests in flight) leave with it
+                self._heartbeats.pop(process.pid, None)
                 if process.exitcode == STARTUP_FAILURE:
                     log.error("Worker [%s] could not start; stopping", process.pid)
                     return 1
