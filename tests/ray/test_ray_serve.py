@@ -37,6 +37,9 @@ JSON = {"content-type": "application/json"}
 
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
+FILL_ENV = "TFIO_HANDLERS_MAX_FILL_BYTES"
+FILL_BYTES = 1024 * 1024
+
 # (method, path, body, headers): the same bytes from the plain app, the Ray app and the split mode.
 REQUESTS: list[tuple[str, str, bytes, dict[str, str]]] = [
     ("GET", "/ping", b"", {}),
@@ -117,7 +120,8 @@ def deployed(ray_serve: None, models: dict[str, str]) -> dict[str, Any]:
     handles = {}
     for name, application in (
         ("plain", tray.app(models=models, num_replicas=2, ray_actor_options={"num_cpus": 0.25})),
-        ("split", tray.app(models=models, split=True)),
+        # The split mode with a small budget of filled tensors (its ingress reads the bodies).
+        ("split", tray.app(models=models, split=True, env={FILL_ENV: str(FILL_BYTES)})),
     ):
         handles[name] = serve.run(application, name=name, route_prefix=f"/{name}")
     return handles
@@ -182,6 +186,32 @@ def test_ray_backend_raises_the_model_deployments_errors(deployed: dict[str, Any
     assert "nope" in not_found.value.message
     with pytest.raises(BadRequest):
         backend.predict_arrays(PredictArrays({"x": np.ones(1, np.float32)}, ModelSpec(name="iris")))
+
+
+def test_the_split_modes_ingress_applies_the_fill_budget(deployed: dict[str, Any]) -> None:
+    """A protobuf request whose one value fills 4.8 MB (TensorFlow's broadcast) is refused with
+    413 by the ingress, whose process has the budget the environment gives, before any fill."""
+    from tfio_handlers.protos import DT_FLOAT, PredictRequest
+
+    request = PredictRequest()
+    request.model_spec.name = "iris"
+    request.model_spec.signature_name = "predict"
+    tensor = request.inputs["inputs"]
+    tensor.dtype = DT_FLOAT  # type: ignore[assignment]
+    tensor.tensor_shape.dim.add().size = 300_000
+    tensor.tensor_shape.dim.add().size = 4
+    tensor.float_val.append(1.0)
+    body = request.SerializeToString()
+    headers = {"content-type": "application/x-protobuf; proto=tensorflow.serving.PredictRequest"}
+    status, _, answer = through(deployed["split"], "POST", "/invocations", body, headers)
+    assert status == 413, answer
+    assert FILL_ENV in json.loads(answer)["error"]
+    small = request.inputs["inputs"].tensor_shape.dim[0]
+    small.size = 2
+    assert (
+        through(deployed["split"], "POST", "/invocations", request.SerializeToString(), headers)[0]
+        == 200
+    )
 
 
 def test_a_killed_replica_and_the_app_keeps_answering(deployed: dict[str, Any]) -> None:
