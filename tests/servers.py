@@ -126,6 +126,22 @@ def slow_app() -> Any:
     return app
 
 
+def loop_blocking_app() -> Any:
+    """An ASGI app factory for worker tests (``servers:loop_blocking_app``): every request holds
+    the event loop for 0.3 s (``time.sleep`` on it) before :func:`pid_app` answers; a request to
+    ``/wedge`` holds it for an hour."""
+    import time
+
+    inner = pid_app()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            time.sleep(3600 if scope["path"] == "/wedge" else 0.3)
+        await inner(scope, receive, send)
+
+    return app
+
+
 def slow_start_app() -> Any:
     """An ASGI app factory for worker tests (``servers:slow_start_app``): :func:`pid_app` after
     four seconds of start-up, as a model import might take."""

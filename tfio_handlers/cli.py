@@ -17,6 +17,7 @@ import functools
 import importlib.util
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -379,9 +380,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Every worker counts: prometheus-client's multi-process mode, in a folder of this run's.
         given = env.get(MULTIPROC_ENV)
         if given is None:
-            import tempfile
-
-            metrics_folder = env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="tfio-handlers-metrics-")
+            metrics_folder = env[MULTIPROC_ENV] = _metrics_folder_for_this_run()
         elif not os.path.isdir(given):
             return _cannot_start(f"{MULTIPROC_ENV}={given!r} is not a folder")
     if args.server == "gunicorn":
@@ -401,16 +400,9 @@ def _serve(args: argparse.Namespace) -> int:
             # Header and body deadlines (TFIO_HANDLERS_HEADER_TIMEOUT, _BODY_TIMEOUT).
             "--worker-class",
             "tfio_handlers.adapters.gunicorn_worker.DeadlineWorker",
-            # Its on_exit hook removes the metrics folder made for this run.
-            "--config",
-            "python:tfio_handlers.adapters.gunicorn_config",
             "--log-level",
             args.log_level,
         ]
-        if metrics_folder is not None:
-            from .adapters.gunicorn_config import REMOVE_AT_EXIT_ENV
-
-            env[REMOVE_AT_EXIT_ENV] = metrics_folder
         logging.shutdown()  # the log is written in batches: the lines still waiting go out first
         os.execv(sys.executable, argv)
     import uvicorn
@@ -456,6 +448,37 @@ def _serve(args: argparse.Namespace) -> int:
             import shutil
 
             shutil.rmtree(metrics_folder, ignore_errors=True)
+
+
+_RUN_FOLDER_PREFIX = "tfio-handlers-metrics-"
+_RUN_FOLDER = re.compile(re.escape(_RUN_FOLDER_PREFIX) + r"(\d+)-")
+
+
+def _metrics_folder_for_this_run() -> str:
+    """A new temporary folder for the metrics of this run's workers, named with this process's id,
+    after removing the folders of earlier runs whose process is gone.
+
+    The uvicorn paths remove their folder when they stop; ``--server gunicorn`` cannot (this
+    process becomes gunicorn's arbiter by ``os.execv``, and gunicorn has no hook that runs on every
+    way out), and a run killed with SIGKILL cannot either: the next run cleans up after them. The
+    arbiter keeps this process's id, so a folder whose process is alive is never touched.
+    """
+    import shutil
+    import tempfile
+
+    temp = tempfile.gettempdir()
+    for name in os.listdir(temp):
+        match = _RUN_FOLDER.match(name)
+        path = os.path.join(temp, name)
+        if match is None or not os.path.isdir(path) or os.stat(path).st_uid != os.geteuid():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (PermissionError, OverflowError):
+            pass  # alive, another user's; or not a process id
+    return tempfile.mkdtemp(prefix=f"{_RUN_FOLDER_PREFIX}{os.getpid()}-")
 
 
 def _transform(args: argparse.Namespace) -> int:

@@ -155,6 +155,64 @@ def test_a_hung_worker_is_killed_and_replaced() -> None:
         process.wait(10)
 
 
+def test_a_busy_loop_that_still_turns_is_not_taken_for_hung() -> None:
+    """Four clients on requests that each hold the loop 0.3 s: the loop turns about once a second
+    and beats at each turn, well within ``silent_seconds`` (beating every tenth turn, as uvicorn's
+    once-a-second notification does, looked like 13 s of silence and killed it)."""
+    port = free_port()
+    process = start_supervisor("servers:loop_blocking_app", 1, port, silent_seconds=3)
+    try:
+        (first,) = wait_for_pids(port, 1)
+        stop = time.monotonic() + 8
+        seen: set[int] = set()
+
+        def client() -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            while time.monotonic() < stop:
+                seen.add(pid_of(connection))
+
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(60)
+        assert seen == {first}
+        os.killpg(process.pid, signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        assert "has not run its event loop" not in output, output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def test_kills_for_hangs_do_not_count_as_deaths_at_start_up() -> None:
+    """A client that keeps sending a request that wedges the loop: each worker hangs within
+    seconds of its start and is killed, more times than the deaths at start-up allowed; the
+    supervisor goes on replacing them (a hang is not a crash that restarting cannot fix)."""
+    port = free_port()
+    process = start_supervisor("servers:loop_blocking_app", 1, port, silent_seconds=1)
+    try:
+        wedged: set[int] = set()
+        for _ in range(EARLY_DEATHS_ALLOWED + 1):
+            (worker,) = wait_for_pids(port, 1, timeout=30) - wedged
+            wedged.add(worker)
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                connection.request("GET", "/wedge")
+                connection.getresponse()  # the worker is killed while it holds this request
+        assert len(wait_for_pids(port, 1, timeout=30) - wedged) == 1
+        assert process.poll() is None
+        os.killpg(process.pid, signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        assert output.count("has not run its event loop") == EARLY_DEATHS_ALLOWED + 1, output
+        assert "keep dying" not in output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
 def test_workers_stopped_with_their_supervisor_are_not_taken_for_hung() -> None:
     """``Ctrl-Z`` stops the whole process group; after ``fg`` the supervisor may look before the
     workers beat again: it gives them ``silent_seconds`` from its own resumption."""

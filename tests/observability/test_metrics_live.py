@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_server import LiveServer, serve_cli, start_all
+from live_server import LiveServer, clean_env, serve_cli, start_all
 
 pytest.importorskip("prometheus_client")
 
@@ -185,25 +188,40 @@ def test_sagemaker_request_id_honoured_and_bad_ids_replaced(
     [["--server", "gunicorn", "--workers", "2"], ["--workers", "2"]],
     ids=["gunicorn", "uvicorn-workers"],
 )
-def test_the_metrics_folder_made_for_a_run_is_removed_when_it_stops(
+def test_no_metrics_folder_is_left_behind(
     half_plus_two_model: Path, tmp_path: Path, server_args: list[str]
 ) -> None:
-    """``serve`` makes the multi-process folder (in ``TMPDIR``) and removes it when the server
-    stops: under gunicorn, which replaced ``serve``'s process, its ``on_exit`` hook does."""
+    """``serve`` makes the multi-process folder in ``TMPDIR``, named with its process id. The uvicorn
+    supervisor removes it when it stops; gunicorn's arbiter (``serve`` replaced by ``os.execv``)
+    cannot, and the next run that makes one removes it: here a run refused at once for its port."""
     temp = tmp_path / "tmp"
     temp.mkdir()
-    server = serve_cli(
-        "metrics-folder",
-        tmp_path,
-        ["--model-dir", str(half_plus_two_model.parent), *server_args],
-        {"TMPDIR": str(temp)},
-    )
+    model = ["--model-dir", str(half_plus_two_model.parent)]
+    server = serve_cli("metrics-folder", tmp_path, [*model, *server_args], {"TMPDIR": str(temp)})
     start_all([server])
     try:
         made = list(temp.glob("tfio-handlers-metrics-*"))
         assert len(made) == 1 and made[0].is_dir(), made
+        assert server.process is not None
+        assert made[0].name.startswith(f"tfio-handlers-metrics-{server.process.pid}-")
+        server.wait_log("Model loaded; ready", timeout=120, count=2)  # both workers
         assert server.request("POST", "/invocations", PREDICT).status == 200
     finally:
         code = server.stop()
     assert code == 0, server.log()[-3000:]
-    assert list(temp.iterdir()) == [], server.log()[-3000:]
+    left = list(temp.iterdir())
+    assert left == ([] if "gunicorn" not in server_args else made), left
+    with socket.socket() as taken:  # the next run: refused at once, its port held
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        argv = [sys.executable, "-m", "tfio_handlers", "serve", *model, "--workers", "2"]
+        again = subprocess.run(
+            [*argv, "--host", "127.0.0.1", "--port", port],
+            env=clean_env({"TMPDIR": str(temp)}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert again.returncode != 0, again.stderr[-2000:]
+    assert list(temp.iterdir()) == [], again.stderr[-2000:]

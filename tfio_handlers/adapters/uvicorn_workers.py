@@ -13,12 +13,15 @@ on the port, bound but never listening: it turns port 0 into the port the worker
 the port for a worker that is restarted. Only listening sockets receive connections, so this one
 never takes a connection from a worker.
 
-Each worker's event loop beats once a second (uvicorn's ``callback_notify``, called from the
-loop): a worker whose loop has been silent for ``silent_seconds`` is hung (stopped with SIGSTOP,
-stuck in native code holding the GIL, a loop blocked by a bug) and is killed and replaced, as
-gunicorn's ``--timeout`` does. A thread answering pings, as uvicorn's supervisor has, would miss a
-blocked loop. A worker is watched from its first beat on: before it, it is importing and starting
-its app, which may take long.
+Each worker's event loop beats on every one of uvicorn's housekeeping ticks (every 0.1 s of a
+free loop; a loop slowed by other threads holding the GIL still beats within its slowest turn): a
+worker whose loop has been silent for ``silent_seconds`` is hung (stopped with SIGSTOP, stuck in
+native code holding the GIL, a loop blocked by a bug) and is killed and replaced, as gunicorn's
+``--timeout`` does. A thread answering pings, as uvicorn's supervisor has, would miss a blocked
+loop. A worker is watched from its first beat on: before it, it is importing and starting its app,
+which may take long (a worker that hangs before its first beat is not replaced). A kill for a hang
+does not count as a death at start-up, and a worker that cannot die at once (in the kernel's
+uninterruptible sleep) is replaced without waiting for it.
 
 Where the kernel does not balance ``SO_REUSEPORT`` sockets (:data:`BALANCES_CONNECTIONS` is
 false: not Linux), ``serve`` keeps uvicorn's supervisor.
@@ -77,7 +80,7 @@ and replaced (``serve`` passes ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` + 5, as it pas
 
 _SUPERVISOR_STALLED_SECONDS = 5.0
 """A gap this long between two of the supervisor's half-second checks (or half of
-``silent_seconds``, if shorter) means it was stopped itself."""
+``silent_seconds``, if shorter, but at least a second) means it was stopped itself."""
 
 
 def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -130,17 +133,13 @@ def _run_worker(app: str, options: Mapping[str, Any], heartbeat: Any) -> None:
         target=_stop_when_orphaned, args=(os.getppid(),), name="tfio-orphan-watch", daemon=True
     ).start()
 
-    async def beat() -> None:
-        heartbeat.value = time.monotonic()
-
-    # timeout_notify=0: beat on every one of uvicorn's once-a-second housekeeping ticks
-    config = uvicorn.Config(app, factory=True, callback_notify=beat, timeout_notify=0, **options)
+    config = uvicorn.Config(app, factory=True, **options)
     try:
         sock = reuse_port_socket(config.host, config.port)
     except OSError as exc:
         errors.error("cannot listen on %s:%d: %s", config.host, config.port, exc)
         raise SystemExit(STARTUP_FAILURE) from None
-    server = uvicorn.Server(config)
+    server = _BeatingServer(config, heartbeat)
     try:
         server.run(sockets=[sock])
     except Exception:
@@ -148,6 +147,20 @@ def _run_worker(app: str, options: Mapping[str, Any], heartbeat: Any) -> None:
             raise
         errors.exception("The app could not start")
         raise SystemExit(STARTUP_FAILURE) from None
+
+
+class _BeatingServer(uvicorn.Server):
+    """uvicorn's server, its event loop writing ``time.monotonic()`` (the same clock in every
+    process, and one that never steps back) into the shared ``heartbeat`` on each housekeeping
+    tick."""
+
+    def __init__(self, config: uvicorn.Config, heartbeat: Any) -> None:
+        super().__init__(config)
+        self.heartbeat = heartbeat
+
+    async def on_tick(self, counter: int) -> bool:
+        self.heartbeat.value = time.monotonic()
+        return await super().on_tick(counter)
 
 
 ORPHAN_CHECK_SECONDS = 1.0
@@ -186,6 +199,8 @@ class WorkerSupervisor:
         self._heartbeats: dict[int | None, Any] = {}
         """Each worker's (by pid) last beat, ``time.monotonic()`` in shared memory; 0 until its
         loop runs."""
+        self._dying: list[SpawnProcess] = []
+        """Workers killed for a hang that had not died yet: reaped as they do."""
         self._resumed = 0.0
         """When this supervisor last found itself resumed after a stop (``Ctrl-Z``, then ``fg``):
         the workers, stopped with it, get ``silent_seconds`` from then to beat again."""
@@ -246,7 +261,11 @@ class WorkerSupervisor:
             "Worker [%s] has not run its event loop for %.0f s (hung); killed", process.pid, silent
         )
         process.kill()
-        process.join()
+        process.join(1.0)  # a process in uninterruptible sleep dies later: reaped by _watch
+        if process.is_alive():
+            self._dying.append(process)
+        else:
+            mark_process_dead(process.pid)
         return True
 
     def _watch(self) -> int:
@@ -257,21 +276,26 @@ class WorkerSupervisor:
         while not self._stop.is_set():
             wait([process.sentinel for process in self._processes], timeout=0.5)
             now = time.monotonic()
-            if now - checked > min(_SUPERVISOR_STALLED_SECONDS, self.silent_seconds / 2):
+            if now - checked > max(1.0, min(_SUPERVISOR_STALLED_SECONDS, self.silent_seconds / 2)):
                 self._resumed = now
             checked = now
+            self._reap_dying()
             for index, process in enumerate(self._processes):
-                if self._stop.is_set() or (
-                    process.is_alive() and not self._kill_if_silent(process)
-                ):
+                if self._stop.is_set():
+                    break
+                alive = process.is_alive()
+                if alive and not self._kill_if_silent(process):
                     continue
-                mark_process_dead(process.pid)  # its gauges (requests in flight) leave with it
+                hung = alive  # and now killed
+                if not hung:
+                    mark_process_dead(process.pid)  # its gauges (requests in flight) leave with it
                 self._heartbeats.pop(process.pid, None)
                 if process.exitcode == STARTUP_FAILURE:
                     log.error("Worker [%s] could not start; stopping", process.pid)
                     return 1
                 lived = time.monotonic() - self._started.pop(process.pid, 0.0)
-                early_deaths = early_deaths + 1 if lived < EARLY_DEATH_SECONDS else 0
+                if not hung:  # a hang is not a crash at start-up: it does not count
+                    early_deaths = early_deaths + 1 if lived < EARLY_DEATH_SECONDS else 0
                 if early_deaths >= EARLY_DEATHS_ALLOWED:
                     log.error(
                         "Workers keep dying within %g s of starting (%d in a row, the last with "
@@ -293,6 +317,12 @@ class WorkerSupervisor:
                 self._processes[index] = self._start()
         return 0
 
+    def _reap_dying(self) -> None:
+        """Forget the killed workers that have died since, and their gauges."""
+        for process in [p for p in self._dying if not p.is_alive()]:
+            self._dying.remove(process)
+            mark_process_dead(process.pid)
+
     def _stop_all(self) -> None:
         """SIGTERM to every worker, then wait: each drains within uvicorn's graceful timeout."""
         for process in self._processes:
@@ -305,6 +335,7 @@ class WorkerSupervisor:
             if process.is_alive():
                 log.warning("Worker [%s] did not stop in time; killed", process.pid)
                 process.kill()
-                process.join()
+                process.join(5.0)  # not for ever: one in uninterruptible sleep dies later
             mark_process_dead(process.pid)  # a no-op for a worker that stopped cleanly
+        self._reap_dying()
         log.info("Stopped supervisor [%d]", os.getpid())
