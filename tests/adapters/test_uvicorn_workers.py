@@ -68,6 +68,28 @@ def start_supervisor(
     )
 
 
+@contextlib.contextmanager
+def supervising(
+    app: str, workers: int, port: int, silent_seconds: float | None = None, **extra_env: str
+) -> Iterator[subprocess.Popen[str]]:
+    """:func:`start_supervisor`; on the way out its whole process group is killed (workers a
+    killed supervisor left behind included) and the supervisor reaped."""
+    process = start_supervisor(app, workers, port, silent_seconds, **extra_env)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def stopped_output(process: subprocess.Popen[str]) -> str:
+    """SIGTERM to the supervisor's process group; everything the supervisor and workers wrote."""
+    os.killpg(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
 def pid_of(connection: http.client.HTTPConnection) -> int:
     connection.request("GET", "/")
     return int(connection.getresponse().read())
@@ -90,14 +112,9 @@ def wait_for_pids(port: int, count: int, timeout: float = 60.0) -> set[int]:
 @pytest.fixture
 def two_workers() -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
-    process = start_supervisor("servers:pid_app", 2, port)
-    try:
+    with supervising("servers:pid_app", 2, port) as process:
         assert len(wait_for_pids(port, 2)) == 2
         yield process, port
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 def test_a_burst_of_keep_alive_connections_spreads_over_the_workers(
@@ -133,8 +150,7 @@ def test_a_hung_worker_is_killed_and_replaced() -> None:
     """A worker stopped with SIGSTOP holds its socket and its connections but runs nothing: its
     event loop's beats stop, and after ``silent_seconds`` the supervisor kills and replaces it."""
     port = free_port()
-    process = start_supervisor("servers:pid_app", 2, port, silent_seconds=2)
-    try:
+    with supervising("servers:pid_app", 2, port, silent_seconds=2) as process:
         first = wait_for_pids(port, 2)
         assert len(first) == 2
         victim = min(first)
@@ -145,14 +161,9 @@ def test_a_hung_worker_is_killed_and_replaced() -> None:
         assert not alive(victim)
         seen = wait_for_pids(port, 2)
         assert len(seen) == 2 and victim not in seen, seen
-        os.killpg(process.pid, signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        output = stopped_output(process)
         assert f"Worker [{victim}] has not run its event loop" in output, output
         assert process.returncode == 0
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 def test_a_busy_loop_that_still_turns_is_not_taken_for_hung() -> None:
@@ -160,8 +171,7 @@ def test_a_busy_loop_that_still_turns_is_not_taken_for_hung() -> None:
     and beats at each turn, well within ``silent_seconds`` (beating every tenth turn, as uvicorn's
     once-a-second notification does, looked like 13 s of silence and killed it)."""
     port = free_port()
-    process = start_supervisor("servers:loop_blocking_app", 1, port, silent_seconds=3)
-    try:
+    with supervising("servers:loop_blocking_app", 1, port, silent_seconds=3) as process:
         (first,) = wait_for_pids(port, 1)
         stop = time.monotonic() + 8
         seen: set[int] = set()
@@ -177,13 +187,8 @@ def test_a_busy_loop_that_still_turns_is_not_taken_for_hung() -> None:
         for thread in clients:
             thread.join(60)
         assert seen == {first}
-        os.killpg(process.pid, signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        output = stopped_output(process)
         assert "has not run its event loop" not in output, output
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 def test_kills_for_hangs_do_not_count_as_deaths_at_start_up() -> None:
@@ -191,8 +196,7 @@ def test_kills_for_hangs_do_not_count_as_deaths_at_start_up() -> None:
     seconds of its start and is killed, more times than the deaths at start-up allowed; the
     supervisor goes on replacing them (a hang is not a crash that restarting cannot fix)."""
     port = free_port()
-    process = start_supervisor("servers:loop_blocking_app", 1, port, silent_seconds=1)
-    try:
+    with supervising("servers:loop_blocking_app", 1, port, silent_seconds=1) as process:
         wedged: set[int] = set()
         for _ in range(EARLY_DEATHS_ALLOWED + 1):
             (worker,) = wait_for_pids(port, 1, timeout=30) - wedged
@@ -203,22 +207,16 @@ def test_kills_for_hangs_do_not_count_as_deaths_at_start_up() -> None:
                 connection.getresponse()  # the worker is killed while it holds this request
         assert len(wait_for_pids(port, 1, timeout=30) - wedged) == 1
         assert process.poll() is None
-        os.killpg(process.pid, signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        output = stopped_output(process)
         assert output.count("has not run its event loop") == EARLY_DEATHS_ALLOWED + 1, output
         assert "keep dying" not in output
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 def test_workers_stopped_with_their_supervisor_are_not_taken_for_hung() -> None:
     """``Ctrl-Z`` stops the whole process group; after ``fg`` the supervisor may look before the
     workers beat again: it gives them ``silent_seconds`` from its own resumption."""
     port = free_port()
-    process = start_supervisor("servers:pid_app", 2, port, silent_seconds=2)
-    try:
+    with supervising("servers:pid_app", 2, port, silent_seconds=2) as process:
         first = wait_for_pids(port, 2)
         assert len(first) == 2
         os.killpg(process.pid, signal.SIGSTOP)
@@ -226,32 +224,21 @@ def test_workers_stopped_with_their_supervisor_are_not_taken_for_hung() -> None:
         os.killpg(process.pid, signal.SIGCONT)
         time.sleep(3)
         assert wait_for_pids(port, 2) == first
-        os.killpg(process.pid, signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        output = stopped_output(process)
         assert "has not run its event loop" not in output, output
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 def test_a_worker_is_not_watched_before_its_loop_runs() -> None:
     """Start-up (imports, the app factory) may outlast ``silent_seconds``: a worker is watched from
     its first beat on, so a slow start is not taken for a hang."""
     port = free_port()
-    process = start_supervisor("servers:slow_start_app", 2, port, silent_seconds=3)
-    try:
+    with supervising("servers:slow_start_app", 2, port, silent_seconds=3) as process:
         first = wait_for_pids(port, 2)
         assert len(first) == 2
         time.sleep(4)  # beating now: still the same two workers
         assert wait_for_pids(port, 2) == first
-        os.killpg(process.pid, signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        output = stopped_output(process)
         assert "has not run its event loop" not in output, output
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
@@ -321,8 +308,7 @@ def test_workers_stop_when_the_supervisor_is_killed() -> None:
     """kill -9 of the supervisor cannot stop its workers: they notice and stop by themselves,
     freeing the port."""
     port = free_port()
-    process = start_supervisor("servers:pid_app", 2, port)
-    try:
+    with supervising("servers:pid_app", 2, port) as process:
         pids = wait_for_pids(port, 2)
         assert len(pids) == 2
         process.kill()
@@ -333,17 +319,13 @@ def test_workers_stop_when_the_supervisor_is_killed() -> None:
         assert not any(alive(pid) for pid in pids)
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_a_hang_up_of_the_process_group_lets_requests_in_flight_finish() -> None:
     """SIGHUP to the whole group (a terminal closing): the supervisor stops the workers gracefully;
     the workers themselves do not die of it (its default action) mid-request."""
     port = free_port()
-    process = start_supervisor("servers:slow_app", 2, port)
-    try:
+    with supervising("servers:slow_app", 2, port) as process:
         assert len(wait_for_pids(port, 2)) == 2
         answers: list[int] = []
 
@@ -363,25 +345,18 @@ def test_a_hang_up_of_the_process_group_lets_requests_in_flight_finish() -> None
             thread.join(30)
         assert answers == [200] * 4
         assert process.wait(30) == 0
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_a_killed_workers_gauges_leave_the_metrics_folder(tmp_path: Path) -> None:
     pytest.importorskip("prometheus_client")
     port = free_port()
-    process = start_supervisor("servers:gauge_app", 2, port, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
-    try:
+    with supervising("servers:gauge_app", 2, port, PROMETHEUS_MULTIPROC_DIR=str(tmp_path)):
         pids = wait_for_pids(port, 2)
         victim = min(pids)
         assert (tmp_path / f"gauge_livesum_{victim}.db").exists()
         os.kill(victim, signal.SIGKILL)
         assert len(wait_for_pids(port, 2) - {victim}) == 2  # replaced
         assert not (tmp_path / f"gauge_livesum_{victim}.db").exists()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def alive(pid: int) -> bool:

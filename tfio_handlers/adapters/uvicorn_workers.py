@@ -283,11 +283,12 @@ class WorkerSupervisor:
             for index, process in enumerate(self._processes):
                 if self._stop.is_set():
                     break
-                alive = process.is_alive()
-                if alive and not self._kill_if_silent(process):
-                    continue
-                hung = alive  # and now killed
-                if not hung:
+                if process.is_alive():
+                    if not self._kill_if_silent(process):
+                        continue
+                    hung = True  # killed: its gauges leave when it is reaped
+                else:
+                    hung = False
                     mark_process_dead(process.pid)  # its gauges (requests in flight) leave with it
                 self._heartbeats.pop(process.pid, None)
                 if process.exitcode == STARTUP_FAILURE:
